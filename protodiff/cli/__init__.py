@@ -1,0 +1,47 @@
+"""The ``protodiff`` command line: one group, one module per command family.
+
+Every user error (:class:`~protodiff.errors.ProtodiffError`) is printed as one line and exits
+with status 2; ``--debug`` (or ``PROTODIFF_DEBUG=1``) shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from protodiff.errors import ProtodiffError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ProtodiffError as exc:
+            if ctx.params.get("debug") or os.environ.get("PROTODIFF_DEBUG") == "1":
+                raise
+            click.echo(f"protodiff: error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("protodiff: interrupted", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.version_option(package_name="protodiff")
+def main(debug: bool) -> None:
+    """protodiff: interpretable diffusion conditioners (Patronus and friends)."""
+
+
+def _register_commands() -> None:
+    from protodiff.cli import plugins, sample, train
+
+    main.add_command(plugins.plugins)
+    main.add_command(train.train)
+    main.add_command(train.config_command)
+    main.add_command(sample.sample)
+
+
+_register_commands()

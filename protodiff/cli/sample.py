@@ -1,0 +1,76 @@
+"""``protodiff sample``: generate a grid of images from a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import torch
+
+from protodiff.cli.options import device_option, seed_option
+from protodiff.config import ComponentSpec, to_dict
+from protodiff.errors import ProtodiffError
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path())
+@click.option("--n", "num_images", type=click.IntRange(min=1), default=None, help="Number of images (default: the config's).")
+@click.option("--sampler", default=None, help="Sampler name (default: the config's), e.g. ddim or ddpm.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Number of sampling steps.")
+@click.option("--eta", type=float, default=None, help="DDIM eta (0 = deterministic).")
+@click.option(
+    "--condition-on",
+    type=click.Choice(["train", "test"]),
+    default=None,
+    help="Condition on the first N images of this split (needed for conditional models without a prior).",
+)
+@click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True, help="Output PNG grid.")
+@click.option("--no-ema", is_flag=True, help="Use the raw weights even if EMA weights were saved.")
+@seed_option
+@device_option
+def sample(
+    checkpoint: str,
+    num_images: int | None,
+    sampler: str | None,
+    steps: int | None,
+    eta: float | None,
+    condition_on: str | None,
+    out: str,
+    no_ema: bool,
+    seed: int | None,
+    device: str,
+) -> None:
+    """Sample images from CHECKPOINT (a checkpoint or a run directory) into a PNG grid."""
+    from protodiff.checkpoint import load_model
+    from protodiff.explain.render import save_grid, stack_rows
+    from protodiff.train import resolve_device
+
+    model, config = load_model(checkpoint, device=resolve_device(device), use_ema=not no_ema)
+    seed = config.seed if seed is None else seed
+    n = num_images or config.sample.num_images
+    options = {k: v for k, v in {"steps": steps, "eta": eta}.items() if v is not None}
+    chosen = _sampler_spec(config.sample.sampler, sampler, options).build(schedule=model.schedule)
+    generator = torch.Generator().manual_seed(seed)
+
+    if condition_on is None and model.is_conditional:
+        raise ProtodiffError(
+            f"{checkpoint}: the model is conditional; pass --condition-on test to condition on real images"
+        )
+    if condition_on is not None:
+        data = config.data.build().open(condition_on)
+        originals = torch.stack([data[i][0] for i in range(min(n, len(data)))])
+        images = model.sample(condition=model.encode(originals), sampler=chosen, generator=generator, progress=True)
+        grid = stack_rows([originals, images.cpu()])
+        save_grid(grid, out, nrow=2 * max(1, int(round(len(originals) ** 0.5))))
+    else:
+        save_grid(model.sample(n, sampler=chosen, generator=generator, progress=True), out)
+    click.echo(f"wrote {Path(out)}")
+
+
+def _sampler_spec(configured: ComponentSpec, name: str | None, options: dict) -> ComponentSpec:
+    """The configured sampler with command-line options on top; another sampler starts from its defaults."""
+    if name is not None and name != configured.name:
+        return ComponentSpec("sampler", name, raw=options)
+    base = to_dict(configured)
+    base.pop("name")
+    return ComponentSpec("sampler", configured.name, raw={**base, **options})

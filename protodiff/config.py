@@ -1,0 +1,287 @@
+"""Typed experiment configuration: YAML in, dataclasses out, and back.
+
+The schema *is* the dataclasses below plus each component's own ``Config`` dataclass; YAML files,
+``--set key=value`` overrides and the resolved ``config.yaml`` written beside every checkpoint all
+go through :func:`parse` and :func:`to_dict`. Unknown keys and wrong types are errors naming the
+key path and the file, so a typo never silently falls back to a default.
+
+A *component* (denoiser, conditioner, sampler, dataset, ...) is written as a mapping with its
+registry ``name``, an optional ``preset`` (named defaults the component ships) and its options::
+
+    denoiser: {name: unet, preset: tiny, dropout: 0.0}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+import yaml
+
+from protodiff.errors import ConfigError, UnknownComponentError
+
+C = TypeVar("C")
+
+
+# ---------------------------------------------------------------------------------------------
+# Components
+# ---------------------------------------------------------------------------------------------
+class Component:
+    """Base of everything a registry holds: a typed ``Config`` and optional named presets.
+
+    Subclasses define ``Config`` as a dataclass of their options (its defaults are the documented
+    defaults) and may define ``presets``: name -> mapping of option values applied before the
+    user's own keys. They are constructed as ``cls(config, **context)`` where the context is fixed
+    by the extension point's contract (e.g. ``in_channels`` and ``image_size`` for encoders).
+    """
+
+    @dataclass
+    class Config:
+        pass
+
+    presets: typing.ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+
+
+@dataclass
+class ComponentSpec:
+    """A component chosen by name, with its resolved typed options."""
+
+    kind: str  # the registry, e.g. "denoiser"
+    name: str
+    preset: str | None = None
+    config: Any = None  # an instance of the component's Config once resolved
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)  # options before resolution
+
+    def component_class(self) -> type:
+        from protodiff.registry import registries
+
+        return getattr(registries(), self.kind).get(self.name)
+
+    def resolved(self, where: str = "", source: str = "<config>") -> ComponentSpec:
+        """This spec with ``config`` parsed against the component's ``Config`` dataclass."""
+        if self.config is not None:
+            return self
+        return _parse_component(self.kind, {"name": self.name, "preset": self.preset, **self.raw}, where, source)
+
+    def build(self, **context: Any) -> Any:
+        """Instantiate the component: ``cls(config, **context)``."""
+        spec = self.resolved()
+        return spec.component_class()(spec.config, **context)
+
+
+def component(kind: str, name: str, **options: Any) -> Any:
+    """A dataclass field holding a component of ``kind``, defaulting to ``name`` with ``options``."""
+    return field(
+        default_factory=lambda: ComponentSpec(kind, name, raw=dict(options)),
+        metadata={"kind": kind},
+    )
+
+
+def optional_component(kind: str) -> Any:
+    """A dataclass field holding an optional component of ``kind`` (default: none)."""
+    return field(default=None, metadata={"kind": kind})
+
+
+def _parse_component(kind: str, value: Any, where: str, source: str) -> ComponentSpec:
+    if isinstance(value, str):  # shorthand: `sampler: ddim`
+        value = {"name": value}
+    if isinstance(value, ComponentSpec):
+        return value.resolved(where, source)
+    if not isinstance(value, Mapping) or "name" not in value:
+        raise ConfigError(f"{source}: {where}: expected a mapping with a 'name' key naming a {kind}")
+    options = dict(value)
+    name = options.pop("name")
+    preset = options.pop("preset", None)
+    try:
+        cls = ComponentSpec(kind, name).component_class()
+    except UnknownComponentError as exc:
+        raise ConfigError(f"{source}: {where}.name: {exc}") from None
+    values: dict[str, Any] = {}
+    if preset is not None:
+        if preset not in cls.presets:
+            known = ", ".join(sorted(cls.presets)) or "none"
+            raise ConfigError(f"{source}: {where}.preset: {kind} {name!r} has no preset {preset!r} (known: {known})")
+        values.update(cls.presets[preset])
+    values.update(options)
+    config = parse(cls.Config, values, where=where, source=source)
+    return ComponentSpec(kind, name, preset, config)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing and dumping
+# ---------------------------------------------------------------------------------------------
+def parse(cls: type[C], data: Mapping[str, Any] | None, *, where: str = "", source: str = "<config>") -> C:
+    """Build dataclass ``cls`` from a mapping, checking every key and type."""
+    data = {} if data is None else data
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: {where or '<top level>'}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(fields)})"
+            raise ConfigError(f"{source}: {_join(where, key)}: unknown key{hint}")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        path = _join(where, name)
+        kind = f.metadata.get("kind")
+        if name in data:
+            value = data[name]
+        elif f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            raise ConfigError(f"{source}: {path}: required key is missing")
+        if kind is not None:
+            kwargs[name] = None if value is None else _parse_component(kind, value, path, source)
+        else:
+            kwargs[name] = _convert(value, hints[name], path, source)
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{source}: {where or '<top level>'}: {exc}") from None
+
+
+def _join(where: str, key: object) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, path: str, source: str) -> Any:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+
+    def fail(expected: str) -> ConfigError:
+        return ConfigError(f"{source}: {path}: expected {expected}, got {value!r}")
+
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, option, path, source)
+            except ConfigError:
+                continue
+        raise fail(" or ".join(_type_name(a) for a in args))
+    if origin is Literal:
+        if value in args:
+            return value
+        raise fail("one of " + ", ".join(repr(a) for a in args))
+    if dataclasses.is_dataclass(tp):
+        if dataclasses.is_dataclass(value) and isinstance(value, tp):
+            return value
+        return parse(tp, value, where=path, source=source)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise fail("true or false")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise fail("an integer")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise fail("a number")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise fail("a string")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise fail("a list")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(v, args[0], f"{path}[{i}]", source) for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise fail(f"a list of {len(args)} items")
+        return tuple(_convert(v, a, f"{path}[{i}]", source) for i, (v, a) in enumerate(zip(value, args)))
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise fail("a list")
+        return [_convert(v, args[0], f"{path}[{i}]", source) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise fail("a mapping")
+        return {str(k): _convert(v, args[1], _join(path, k), source) for k, v in value.items()}
+    raise TypeError(f"config type {tp!r} at {path} is not supported")  # a bug in a Config class
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain YAML-ready data (dicts, lists, scalars) for a config dataclass or value."""
+    if isinstance(obj, ComponentSpec):
+        spec = obj.resolved()
+        head: dict[str, Any] = {"name": spec.name}
+        if spec.preset is not None:
+            head["preset"] = spec.preset
+        return {**head, **to_dict(spec.config)}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (values read as YAML) to a raw config mapping, in place."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.steps=200")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif isinstance(child, str):  # `sampler: ddim` shorthand extended by `sampler.steps=20`
+                child = node[part] = {"name": child}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping from ``path``; a missing file or a syntax error is a one-line ConfigError."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}:{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def dump_yaml(obj: Any) -> str:
+    return yaml.safe_dump(to_dict(obj), sort_keys=False, default_flow_style=None)

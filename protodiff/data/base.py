@@ -1,0 +1,135 @@
+"""The dataset contract: a named source of labelled images read from its official on-disk format.
+
+Every source yields ``(image, attributes)`` pairs: ``image`` a float tensor (C, H, W) in [-1, 1],
+``attributes`` a float tensor of 0/1 values, one per name in ``attribute_names``. The same pair
+type serves training (which ignores the attributes), metrics (which ignore the images) and the
+editing and shortcut tools (which need both).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from protodiff.config import Component
+from protodiff.errors import DataError
+
+
+@dataclass
+class DataSourceConfig:
+    """Options every dataset source has; sources extend this with their own."""
+
+    #: Where the official files are (unused by generated sources such as ``shapes``).
+    root: str | None = None
+    image_size: int = 32
+    #: Keep a deterministic random subset of at most this many items per split.
+    limit: int | None = None
+    #: Seed of that subset.
+    subset_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.image_size < 8:
+            raise ValueError("image_size must be at least 8")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError("limit must be a positive number of items")
+
+
+class LabeledImages(Dataset[tuple[Tensor, Tensor]], ABC):
+    """A split of a dataset: indexable ``(image, attributes)`` pairs plus their metadata."""
+
+    def __init__(self, attribute_names: list[str], channels: int, image_size: int) -> None:
+        self.attribute_names = list(attribute_names)
+        self.channels = channels
+        self.image_size = image_size
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]: ...
+
+    def attributes(self) -> Tensor:
+        """All attribute rows (N, A). Sources with labels on disk override this to skip the images."""
+        return torch.stack([self[i][1] for i in range(len(self))]) if len(self) else torch.zeros(0, len(self.attribute_names))
+
+
+class SubsetImages(LabeledImages):
+    """A fixed selection of another split's items (used for ``limit``)."""
+
+    def __init__(self, base: LabeledImages, indices: list[int]) -> None:
+        super().__init__(base.attribute_names, base.channels, base.image_size)
+        self.base = base
+        self.indices = indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.base[self.indices[index]]
+
+    def attributes(self) -> Tensor:
+        return self.base.attributes()[self.indices]
+
+
+def deterministic_subset(size: int, limit: int | None, seed: int) -> list[int] | None:
+    """Sorted indices of a seeded random subset of ``limit`` out of ``size`` (None: keep all)."""
+    if limit is None or limit >= size:
+        return None
+    generator = torch.Generator().manual_seed(seed)
+    return sorted(torch.randperm(size, generator=generator)[:limit].tolist())
+
+
+class DatasetSource(Component, ABC):
+    """A dataset by name. Constructed as ``cls(config)``; ``open(split)`` gives a split."""
+
+    Config = DataSourceConfig
+    splits: ClassVar[tuple[str, ...]] = ("train", "test")
+
+    def __init__(self, config: DataSourceConfig) -> None:
+        self.config = config
+
+    @property
+    def channels(self) -> int:
+        """Image channels, known without reading any data (so a model can be built first)."""
+        return 3
+
+    def open(self, split: str) -> LabeledImages:
+        """The ``split`` of this dataset, limited to ``config.limit`` items if set."""
+        if split not in self.splits:
+            raise DataError(f"{type(self).__name__} has no split {split!r}; choose one of {', '.join(self.splits)}")
+        data = self.load(split)
+        indices = deterministic_subset(len(data), self.config.limit, self.config.subset_seed)
+        return data if indices is None else SubsetImages(data, indices)
+
+    @abstractmethod
+    def load(self, split: str) -> LabeledImages:
+        """The whole split, read from ``config.root`` (or generated)."""
+
+
+def pil_to_tensor(image: Image.Image, image_size: int, channels: int, resample: int = Image.Resampling.BICUBIC) -> Tensor:
+    """A PIL image resized straight to ``image_size`` square (no crop), as (C, H, W) in [-1, 1]."""
+    image = image.convert("L" if channels == 1 else "RGB")
+    if image.size != (image_size, image_size):
+        image = image.resize((image_size, image_size), resample=resample)
+    array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+    tensor = torch.from_numpy(array.copy())
+    return tensor[None] if channels == 1 else tensor.permute(2, 0, 1).contiguous()
+
+
+def read_image(path: str, image_size: int, channels: int) -> Tensor:
+    """Read and convert one image file; an unreadable file is a one-line DataError naming it."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return pil_to_tensor(image, image_size, channels)
+    except FileNotFoundError:
+        raise DataError(f"{path}: image file is missing") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: cannot read image ({' '.join(str(exc).split())})") from None

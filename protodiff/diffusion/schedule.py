@@ -1,0 +1,82 @@
+"""Noise schedules and the forward process q(x_t | x_0).
+
+All per-step quantities are stored in float64 and cast on use, so that samplers that walk
+arbitrary timestep sequences (DDIM with 10 steps, exponential schedules) see the exact
+cumulative products rather than float32 round-off of them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class ScheduleConfig:
+    """The forward process: ``timesteps`` steps of ``schedule`` betas.
+
+    Defaults are DDPM's (and Patronus'): 1000 linear betas from 1e-4 to 0.02.
+    ``cosine`` is Nichol & Dhariwal's schedule (``beta_start``/``beta_end`` unused).
+    """
+
+    timesteps: int = 1000
+    schedule: Literal["linear", "cosine"] = "linear"
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+
+    def __post_init__(self) -> None:
+        if self.timesteps < 1:
+            raise ValueError("timesteps must be at least 1")
+        if self.schedule == "linear" and not 0.0 < self.beta_start <= self.beta_end < 1.0:
+            raise ValueError("linear schedule needs 0 < beta_start <= beta_end < 1")
+
+
+def linear_betas(timesteps: int, beta_start: float, beta_end: float) -> Tensor:
+    return torch.linspace(beta_start, beta_end, timesteps, dtype=torch.float64)
+
+
+def cosine_betas(timesteps: int, offset: float = 0.008, max_beta: float = 0.999) -> Tensor:
+    """Betas whose alpha_bar follows cos^2 (Improved DDPM, eq. 17), clipped at ``max_beta``."""
+    steps = torch.arange(timesteps + 1, dtype=torch.float64) / timesteps
+    alpha_bar = torch.cos((steps + offset) / (1 + offset) * math.pi / 2) ** 2
+    return (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=max_beta)
+
+
+class NoiseSchedule:
+    """alpha_bar_t and the conversions between x_t, x_0 and epsilon that every sampler needs."""
+
+    def __init__(self, config: ScheduleConfig | None = None) -> None:
+        self.config = config or ScheduleConfig()
+        c = self.config
+        self.betas = (
+            linear_betas(c.timesteps, c.beta_start, c.beta_end) if c.schedule == "linear" else cosine_betas(c.timesteps)
+        )
+        self.alphas_cumprod = torch.cumprod(1.0 - self.betas, dim=0)
+
+    @property
+    def num_timesteps(self) -> int:
+        return self.config.timesteps
+
+    def alpha_bar(self, t: Tensor | int, like: Tensor) -> Tensor:
+        """alpha_bar at step(s) ``t`` shaped to broadcast against ``like``; ``t = -1`` means 1 (clean)."""
+        t = torch.as_tensor(t, device=self.alphas_cumprod.device)
+        padded = torch.cat([self.alphas_cumprod.new_ones(1), self.alphas_cumprod])
+        values = padded[(t + 1).long().cpu()].to(device=like.device, dtype=like.dtype)
+        return values.reshape(-1, *([1] * (like.dim() - 1))) if values.dim() else values
+
+    def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        """x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps."""
+        a = self.alpha_bar(t, x0)
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+    def predict_x0(self, x_t: Tensor, t: Tensor | int, eps: Tensor) -> Tensor:
+        a = self.alpha_bar(t, x_t)
+        return (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+
+    def predict_eps(self, x_t: Tensor, t: Tensor | int, x0: Tensor) -> Tensor:
+        a = self.alpha_bar(t, x_t)
+        return (x_t - a.sqrt() * x0) / (1 - a).sqrt()

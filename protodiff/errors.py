@@ -1,0 +1,40 @@
+"""User-facing errors.
+
+Every error a user can cause (a bad path, a bad config, an unknown component, a checkpoint that
+does not match) is a :class:`ProtodiffError` whose message is one line naming the problem and the
+fix. The CLI prints exactly that line and exits with status 2; anything else is a bug and keeps
+its traceback.
+"""
+
+from __future__ import annotations
+
+
+class ProtodiffError(Exception):
+    """An error caused by the user's input, reported as one line without a traceback."""
+
+
+class ConfigError(ProtodiffError):
+    """A config file or override that does not match the schema."""
+
+
+class UnknownComponentError(ProtodiffError, KeyError):
+    """A component name that no registry entry matches."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class RegistrationError(ProtodiffError):
+    """A plugin registered something invalid: a bad name, a duplicate, or the wrong type."""
+
+
+class CheckpointError(ProtodiffError):
+    """A checkpoint directory that is missing, incomplete or does not match the model."""
+
+
+class DataError(ProtodiffError):
+    """A dataset that is missing, malformed or unreadable."""
+
+
+class TrainingDiverged(ProtodiffError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""

@@ -1,0 +1,156 @@
+"""ConditionedDiffusion: a conditioner, a denoiser and a noise schedule, used as one model.
+
+This is the object research code holds: ``loss`` for training, ``encode`` to read an image's
+condition, ``sample`` / ``invert`` / ``reconstruct`` to generate, and ``eps_fn`` to hand the
+denoiser (with a condition bound in) to samplers and analysis tools.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from protodiff.conditioning import Condition, Conditioner
+from protodiff.config import ComponentSpec
+from protodiff.diffusion.objective import epsilon_loss
+from protodiff.diffusion.samplers import Callback, EpsFn, Sampler, randn
+from protodiff.diffusion.schedule import NoiseSchedule
+from protodiff.errors import ProtodiffError
+from protodiff.experiment import ExperimentConfig, ModelConfig
+from protodiff.nn.denoiser import Denoiser
+
+
+class ConditionedDiffusion(nn.Module):
+    """A diffusion model whose denoiser is conditioned on a readable vector of the clean image."""
+
+    def __init__(self, config: ModelConfig, *, in_channels: int, image_size: int) -> None:
+        super().__init__()
+        self.config = config
+        self.in_channels = in_channels
+        self.image_size = image_size
+        self.schedule = NoiseSchedule(config.diffusion)
+        self.conditioner: Conditioner = config.conditioner.build(in_channels=in_channels, image_size=image_size)
+        self.denoiser: Denoiser = config.denoiser.build(
+            in_channels=in_channels, cond_dim=self.conditioner.embed_dim, cond_mode=self.conditioner.preferred_mode
+        )
+
+    @classmethod
+    def from_experiment(cls, config: ExperimentConfig) -> ConditionedDiffusion:
+        """Build the model an experiment describes (image shape taken from its dataset)."""
+        source = config.data.build()
+        return cls(config.model, in_channels=source.channels, image_size=source.config.image_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def is_conditional(self) -> bool:
+        return self.conditioner.dim > 0
+
+    # -- training -------------------------------------------------------------------------------
+    def forward(self, x0: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """The training loss on clean images ``x0``: denoising MSE plus the conditioner's aux loss.
+
+        Returns ``(loss, parts)`` where ``parts`` holds detached components for logging. The
+        condition is read from the clean image and gradients flow into the conditioner, so it is
+        trained end to end by the denoising objective (as Patronus, DiffAE and InfoDiffusion do).
+        """
+        condition = self.conditioner.encode(x0)
+        embedding = self.conditioner.embed(condition.vector)
+        mse = epsilon_loss(lambda x_t, t: self.denoiser(x_t, t, embedding), self.schedule, x0, generator)
+        parts = {"mse": mse.detach()}
+        loss = mse
+        if condition.aux_loss is not None:
+            loss = loss + condition.aux_loss
+            parts["aux"] = condition.aux_loss.detach()
+        return loss, parts
+
+    # -- conditions -----------------------------------------------------------------------------
+    def encode(self, x0: Tensor) -> Condition:
+        """The condition of clean images in [-1, 1]."""
+        return self.conditioner.encode(x0.to(self.device))
+
+    def _as_vector(self, condition: Condition | Tensor | None, batch: int) -> Tensor | None:
+        if not self.is_conditional:
+            return None
+        if condition is None:
+            raise ProtodiffError(
+                "this model is conditional: pass a condition (encode real images) or sample one from a latent prior"
+            )
+        vector = condition.vector if isinstance(condition, Condition) else condition
+        if vector.shape != (batch, self.conditioner.dim):
+            raise ProtodiffError(f"condition has shape {tuple(vector.shape)}, expected ({batch}, {self.conditioner.dim})")
+        return vector.to(self.device)
+
+    def eps_fn(self, condition: Condition | Tensor | None, batch: int) -> EpsFn:
+        """The denoiser with ``condition`` bound in: ``eps_fn(x_t, t) -> eps_hat`` for a batch of ``batch``."""
+        vector = self._as_vector(condition, batch)
+        embedding = self.conditioner.embed(vector) if vector is not None else None
+        return lambda x_t, t: self.denoiser(x_t, t, embedding)
+
+    # -- generation -----------------------------------------------------------------------------
+    def sampler(self, spec: ComponentSpec | str = "ddim", **options: object) -> Sampler:
+        """A sampler for this model's schedule: ``model.sampler("ddim", steps=50)``."""
+        if isinstance(spec, str):
+            spec = ComponentSpec("sampler", spec, raw=options)
+        return spec.build(schedule=self.schedule)
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """x_T for ``n`` images, drawn from ``generator`` (CPU generators give device-independent draws)."""
+        like = torch.empty(0, device=self.device)
+        return randn((n, self.in_channels, self.image_size, self.image_size), generator, like)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int | None = None,
+        *,
+        condition: Condition | Tensor | None = None,
+        x_T: Tensor | None = None,
+        sampler: Sampler | None = None,
+        timesteps: Sequence[int] | None = None,
+        generator: torch.Generator | None = None,
+        callback: Callback | None = None,
+        progress: bool = False,
+    ) -> Tensor:
+        """Generate images in [-1, 1] from ``x_T`` (default: fresh noise for ``n`` images)."""
+        if x_T is None:
+            if n is None:
+                n = len(condition) if condition is not None else 1
+            x_T = self.noise(n, generator)
+        x_T = x_T.to(self.device)
+        sampler = sampler or self.sampler()
+        eps_fn = self.eps_fn(condition, x_T.shape[0])
+        return sampler.sample(eps_fn, x_T, timesteps=timesteps, callback=callback, generator=generator, progress=progress)
+
+    @torch.no_grad()
+    def invert(
+        self,
+        x0: Tensor,
+        *,
+        condition: Condition | Tensor | None = None,
+        sampler: Sampler | None = None,
+        timesteps: Sequence[int] | None = None,
+        progress: bool = False,
+    ) -> Tensor:
+        """DDIM-invert clean images to the x_T that regenerates them (under ``condition``)."""
+        x0 = x0.to(self.device)
+        sampler = sampler or self.sampler()
+        return sampler.invert(self.eps_fn(condition, x0.shape[0]), x0, timesteps=timesteps, progress=progress)
+
+    @torch.no_grad()
+    def reconstruct(
+        self, x0: Tensor, *, sampler: Sampler | None = None, invert: bool = True, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Encode ``x0``, then regenerate it from its condition.
+
+        With ``invert`` the stochastic part comes from DDIM inversion of ``x0`` (a near-exact round
+        trip); without it, from fresh noise, so the result shows only what the condition carries.
+        """
+        condition = self.encode(x0)
+        sampler = sampler or self.sampler()
+        x_T = self.invert(x0, condition=condition, sampler=sampler) if invert else self.noise(x0.shape[0], generator)
+        return self.sample(condition=condition, x_T=x_T, sampler=sampler, generator=generator)

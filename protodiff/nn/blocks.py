@@ -1,0 +1,141 @@
+"""Building blocks of the conditional UNet.
+
+Every residual block receives the *activated* time and condition embeddings (``silu(emb)``),
+computed once per forward pass in :class:`~protodiff.nn.unet.UNet` rather than once per block.
+How the condition enters a block is the block's ``cond_mode``:
+
+``add``   (Patronus)       h = conv1(...) + W_t silu(t) + W_c silu(c)         -- additive bias
+``scale`` (DiffAE)         h = GN(h)(1 + s_t) + b_t;  h = h (1 + W_c silu(c))  -- scale only
+``adagn`` (InfoDiffusion)  h = GN(h)(1 + s_t) + b_t;  h = h (1 + s_c) + b_c    -- scale and shift
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from protodiff.conditioning import CondMode
+
+
+class TimestepEmbedding(nn.Module):
+    """Sinusoidal features of the step (as in the Transformer / DDPM) followed by a 2-layer MLP."""
+
+    def __init__(self, dim: int, out_dim: int) -> None:
+        super().__init__()
+        half = dim // 2
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / max(half - 1, 1))
+        self.register_buffer("freqs", freqs, persistent=False)
+        self.mlp = nn.Sequential(nn.Linear(2 * half, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim))
+
+    def forward(self, t: Tensor) -> Tensor:
+        args = t.float()[:, None] * self.freqs[None, :]
+        return self.mlp(torch.cat([args.sin(), args.cos()], dim=1))
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-Conv twice with a residual connection, conditioned on time and condition."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        time_dim: int,
+        cond_dim: int,
+        cond_mode: CondMode,
+        groups: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.cond_mode = cond_mode
+        self.norm1 = nn.GroupNorm(groups, in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        time_width = out_channels if cond_mode == "add" else 2 * out_channels
+        self.time_proj = nn.Linear(time_dim, time_width)
+        cond_width = 2 * out_channels if cond_mode == "adagn" else out_channels
+        self.cond_proj = nn.Linear(cond_dim, cond_width) if cond_dim > 0 else None
+        self.norm2 = nn.GroupNorm(groups, out_channels)
+        self.dropout = nn.Dropout2d(dropout)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        # The residual branch starts at zero, so every block starts as the identity (as in DDPM).
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+
+    def forward(self, x: Tensor, t_act: Tensor, c_act: Tensor | None) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        if self.cond_mode == "add":
+            bias = self.time_proj(t_act)
+            if self.cond_proj is not None and c_act is not None:
+                bias = bias + self.cond_proj(c_act)
+            h = F.silu(self.norm2(h + bias[:, :, None, None]))
+        else:
+            t_scale, t_shift = self.time_proj(t_act)[:, :, None, None].chunk(2, dim=1)
+            h = torch.addcmul(t_shift, self.norm2(h), 1 + t_scale)
+            if self.cond_proj is not None and c_act is not None:
+                c = self.cond_proj(c_act)[:, :, None, None]
+                if self.cond_mode == "scale":
+                    h = h * (1 + c)
+                else:
+                    c_scale, c_shift = c.chunk(2, dim=1)
+                    h = torch.addcmul(c_shift, h, 1 + c_scale)
+            h = F.silu(h)
+        return self.skip(x) + self.conv2(self.dropout(h))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over the spatial positions of a feature map, with a residual."""
+
+    def __init__(self, channels: int, *, heads: int, groups: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(groups, channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.out = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        height, width = x.shape[-2:]
+        q, k, v = rearrange(self.qkv(self.norm(x)), "b (n h d) y x -> n b h (y x) d", n=3, h=self.heads)
+        attended = F.scaled_dot_product_attention(q, k, v)
+        return x + self.out(rearrange(attended, "b h (y x) d -> b (h d) y x", y=height, x=width))
+
+
+class ResAttnBlock(nn.Module):
+    """A residual block optionally followed by self-attention (one step of a UNet level)."""
+
+    def __init__(self, res: ResBlock, attention: SelfAttention | None) -> None:
+        super().__init__()
+        self.res = res
+        self.attention = attention
+
+    def forward(self, x: Tensor, t_act: Tensor, c_act: Tensor | None) -> Tensor:
+        h = self.res(x, t_act, c_act)
+        return self.attention(h) if self.attention is not None else h
+
+
+class Downsample(nn.Module):
+    """Strided 3x3 convolution halving the resolution."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    """Nearest-neighbour doubling followed by a 3x3 convolution."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))

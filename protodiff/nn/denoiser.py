@@ -1,0 +1,20 @@
+"""The denoiser contract: predict the noise in ``x_t`` given the step and a condition embedding."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from torch import Tensor, nn
+
+from protodiff.config import Component
+
+
+class Denoiser(nn.Module, Component, ABC):
+    """``forward(x_t, t, cond_emb) -> eps_hat`` with the shape of ``x_t``.
+
+    Constructed as ``cls(config, in_channels=C, cond_dim=E, cond_mode=mode)``; ``cond_dim`` is 0
+    for an unconditional model, in which case ``cond_emb`` is always ``None``.
+    """
+
+    @abstractmethod
+    def forward(self, x_t: Tensor, t: Tensor, cond_emb: Tensor | None) -> Tensor: ...

@@ -1,0 +1,150 @@
+"""Plugin discovery: built-ins first, then every ``protodiff`` entry point, each in isolation.
+
+Entry points are loaded one by one (rather than with pluggy's all-or-nothing
+``load_setuptools_entrypoints``) so that a plugin which fails to import, fails pluggy's signature
+validation or raises while registering is reported with its name, distribution and a one-line
+reason, and the remaining plugins still load.
+
+Environment:
+    ``PROTODIFF_DISABLE_PLUGIN_AUTOLOAD=1`` skips entry points (only the core's built-ins load).
+    ``PROTODIFF_PLUGINS=mod_a,mod_b`` loads these modules as plugins in any case.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as metadata
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from protodiff import hookspecs
+from protodiff.registry import Registries, registering_as
+
+ENTRY_POINT_GROUP = "protodiff"
+CORE_PLUGIN = "core"
+
+
+@dataclass
+class PluginInfo:
+    """One plugin as `protodiff plugins` reports it."""
+
+    name: str
+    distribution: str
+    version: str
+    source: str  # "built-in", "entry point <value>" or "PROTODIFF_PLUGINS"
+    registered: dict[str, list[str]] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or "(no message)"
+    return f"{type(exc).__name__}: {text}"
+
+
+class PluginManager:
+    """Owns the pluggy manager and the registries it fills."""
+
+    def __init__(self, autoload: bool | None = None) -> None:
+        if autoload is None:
+            autoload = os.environ.get("PROTODIFF_DISABLE_PLUGIN_AUTOLOAD", "") in ("", "0")
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self.pm.add_hookspecs(hookspecs)
+        self.registries = Registries()
+        self.plugins: list[PluginInfo] = []
+
+        from protodiff import builtins
+
+        self.load(CORE_PLUGIN, builtins, PluginInfo(CORE_PLUGIN, "protodiff", _version("protodiff"), "built-in"))
+        if autoload:
+            self._load_entry_points()
+        for module_name in filter(None, os.environ.get("PROTODIFF_PLUGINS", "").split(",")):
+            self._load_module_by_name(module_name.strip())
+
+    def _load_entry_points(self) -> None:
+        seen: set[tuple[str, str]] = set()
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist_name = ep.dist.name if ep.dist else "?"
+            if (ep.name, dist_name) in seen:  # the same distribution visible twice on sys.path
+                continue
+            seen.add((ep.name, dist_name))
+            info = PluginInfo(ep.name, dist_name, ep.dist.version if ep.dist else "?", f"entry point {ep.value}")
+            if self.pm.has_plugin(ep.name) or any(p.name == ep.name for p in self.plugins):
+                info.error = f"a plugin named {ep.name!r} is already loaded; rename the entry point"
+                self.plugins.append(info)
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # a broken third-party plugin must not take the others down
+                info.error = _one_line(exc)
+                self.plugins.append(info)
+                continue
+            self.load(ep.name, plugin, info)
+
+    def _load_module_by_name(self, module_name: str) -> None:
+        info = PluginInfo(module_name, "?", "?", "PROTODIFF_PLUGINS")
+        try:
+            plugin = importlib.import_module(module_name)
+        except Exception as exc:
+            info.error = _one_line(exc)
+            self.plugins.append(info)
+            return
+        self.load(module_name, plugin, info)
+
+    def load(self, name: str, plugin: Any, info: PluginInfo) -> PluginInfo:
+        """Register ``plugin`` and run its ``protodiff_register`` hook; failures are recorded in ``info``."""
+        self.plugins.append(info)
+        if self.pm.is_registered(plugin):
+            info.error = "already loaded under another name"
+            return info
+        try:
+            self.pm.register(plugin, name=name)
+        except Exception as exc:  # pluggy.PluginValidationError and friends
+            info.error = _one_line(exc)
+            return info
+        impls = [i for i in self.pm.hook.protodiff_register.get_hookimpls() if i.plugin is plugin]
+        try:
+            with registering_as(name):
+                for impl in impls:
+                    impl.function(registry=self.registries)
+        except Exception as exc:
+            self.registries.remove_plugin(name)
+            self.pm.unregister(plugin)
+            info.error = _one_line(exc)
+            return info
+        info.registered = self.registries.registered_by(name)
+        return info
+
+    @property
+    def broken(self) -> list[PluginInfo]:
+        return [p for p in self.plugins if not p.ok]
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+_MANAGER: PluginManager | None = None
+
+
+def plugin_manager() -> PluginManager:
+    """The process-wide plugin manager, built on first use (so `import protodiff` stays cheap)."""
+    global _MANAGER
+    if _MANAGER is None:
+        _MANAGER = PluginManager()
+    return _MANAGER
+
+
+def reset_plugin_manager() -> None:
+    """Forget the loaded plugins; the next :func:`plugin_manager` call rediscovers them (for tests)."""
+    global _MANAGER
+    _MANAGER = None

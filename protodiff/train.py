@@ -1,0 +1,383 @@
+"""The training loop: AdamW, clipping, EMA, AMP on CUDA, atomic checkpoints, exact resume, DDP.
+
+Determinism: the model is initialised from ``seed``; batch order comes from a
+:class:`~torch.utils.data.DistributedSampler` seeded with ``seed`` and the epoch; timesteps and
+noise come from a generator seeded per rank; dropout uses the global RNG. Every one of these
+states is saved with each checkpoint, so on CPU a resumed run continues bit for bit.
+
+Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in DDP over gloo (CPU)
+or nccl (CUDA); ``train.batch_size`` is the global batch, split evenly over ranks. Only rank 0
+writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Sampler
+from tqdm.auto import tqdm
+
+from protodiff import checkpoint as ckpt
+from protodiff.config import dump_yaml, to_dict
+from protodiff.data.base import LabeledImages
+from protodiff.errors import CheckpointError, DataError, ProtodiffError, TrainingDiverged
+from protodiff.experiment import ExperimentConfig, TrainConfig, experiment_from_dict
+from protodiff.explain.render import plot_training_curve, save_grid, stack_rows
+from protodiff.io import write_text
+from protodiff.model import ConditionedDiffusion
+
+LOG_FILE = "log.jsonl"
+PREVIEW_IMAGES = 16
+
+
+class TrainingInterrupted(ProtodiffError):
+    """Ctrl-C during training; a checkpoint of the current step was written."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA when present, else CPU. Asking for an absent CUDA is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ProtodiffError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+@dataclass
+class Distributed:
+    """This process's place in a (possibly single-process) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def setup(cls, device_name: str) -> Distributed:
+        """Join the process group torchrun describes in the environment, if any."""
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size <= 1:
+            return cls(0, 1, resolve_device(device_name))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        device = resolve_device(device_name)
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return cls(dist.get_rank(), world_size, device)
+
+    def gather(self, value: Any) -> list[Any]:
+        if not self.enabled:
+            return [value]
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, value)
+        return out
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+
+class _FromOffset(Sampler[int]):
+    """The indices of a DistributedSampler epoch, starting part-way through (for resuming)."""
+
+    def __init__(self, sampler: DistributedSampler, start: int) -> None:
+        self.sampler = sampler
+        self.start = start
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(self.sampler)[self.start :])
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.start)
+
+
+def total_steps(train: TrainConfig, dataset_size: int) -> int:
+    return train.steps if train.steps is not None else train.epochs * (dataset_size // train.batch_size)
+
+
+def lr_lambda(train: TrainConfig, total: int):
+    """Linear warm-up, then constant or cosine decay to zero."""
+
+    def factor(step: int) -> float:
+        if step < train.warmup_steps:
+            return (step + 1) / train.warmup_steps
+        if train.lr_schedule == "constant":
+            return 1.0
+        progress = (step - train.warmup_steps) / max(1, total - train.warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _check_resumable(saved: ExperimentConfig, current: ExperimentConfig) -> None:
+    """Refuse to resume a run whose data, model or seed changed (training settings may change)."""
+    for key in ("seed", "data", "model"):
+        old, new = to_dict(getattr(saved, key)), to_dict(getattr(current, key))
+        if old != new:
+            raise CheckpointError(
+                f"cannot resume: {key} differs from the run's config.yaml; "
+                "start a new run directory, or resume without changing it"
+            )
+
+
+class Trainer:
+    """Trains a :class:`ConditionedDiffusion` described by an :class:`ExperimentConfig` into ``run_dir``."""
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        run_dir: str | Path,
+        *,
+        device: str = "auto",
+        resume: bool = False,
+        progress: bool = True,
+    ) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.ctx = Distributed.setup(device)
+        self.progress = progress and self.ctx.is_main
+        train = config.train
+        if train.batch_size % self.ctx.world_size:
+            raise ProtodiffError(
+                f"train.batch_size={train.batch_size} does not split over {self.ctx.world_size} processes; "
+                "use a multiple of the process count"
+            )
+        self.local_batch = train.batch_size // self.ctx.world_size
+
+        resume_from = self._prepare_run_dir(resume)
+        torch.manual_seed(config.seed)  # identical initial weights on every rank
+        self.dataset = self._open_data()
+        self.total_steps = total_steps(train, len(self.dataset))
+        self.model = ConditionedDiffusion.from_experiment(config).to(self.ctx.device)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=train.lr, betas=train.betas, weight_decay=train.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(train, self.total_steps))
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(train.ema_decay), use_buffers=True)
+            if train.ema_decay is not None
+            else None
+        )
+        self.generator = torch.Generator().manual_seed(config.seed * 7919 + self.ctx.rank)
+        self.step = 0
+        if resume_from is not None:
+            self._restore(resume_from)
+        self.network: nn.Module = (
+            DistributedDataParallel(self.model, device_ids=[self.ctx.device] if self.ctx.device.type == "cuda" else None)
+            if self.ctx.enabled
+            else self.model
+        )
+        self.autocast = train.amp and self.ctx.device.type == "cuda"
+        if self.ctx.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
+    # -- setup ----------------------------------------------------------------------------------
+    def _prepare_run_dir(self, resume: bool) -> Path | None:
+        existing = ckpt.list_checkpoints(self.run_dir)
+        if resume:
+            if not existing:
+                raise CheckpointError(f"{self.run_dir}: nothing to resume (no checkpoints); drop --resume to start")
+            saved_path = self.run_dir / ckpt.CONFIG_FILE
+            if saved_path.is_file():
+                from protodiff.config import read_yaml
+
+                _check_resumable(experiment_from_dict(read_yaml(saved_path), str(saved_path)), self.config)
+            return existing[-1]
+        if existing:
+            raise CheckpointError(
+                f"{self.run_dir}: already holds checkpoints; pass --resume to continue it or choose another --out"
+            )
+        if self.ctx.is_main:
+            write_text(self.run_dir / ckpt.CONFIG_FILE, dump_yaml(self.config))
+        return None
+
+    def _open_data(self) -> LabeledImages:
+        dataset = self.config.data.build().open("train")
+        if len(dataset) < self.config.train.batch_size:
+            raise DataError(
+                f"the train split has {len(dataset)} images, fewer than train.batch_size={self.config.train.batch_size}"
+            )
+        return dataset
+
+    def _restore(self, checkpoint: Path) -> None:
+        ckpt.load_weights_into(self.model, checkpoint / ckpt.MODEL_FILE)
+        state = ckpt.load_train_state(checkpoint)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step = int(state["step"])
+        rngs = state["rng"]
+        if len(rngs) != self.ctx.world_size:
+            raise CheckpointError(
+                f"{checkpoint}: saved by {len(rngs)} processes, resumed with {self.ctx.world_size}; "
+                "resume with the same process count"
+            )
+        mine = rngs[self.ctx.rank]
+        self.generator.set_state(mine["generator"])
+        torch.set_rng_state(mine["torch"])
+        if torch.cuda.is_available() and "cuda" in mine:
+            torch.cuda.set_rng_state(mine["cuda"], self.ctx.device)
+        if self.ema is not None:
+            if not (checkpoint / ckpt.EMA_FILE).is_file():
+                raise CheckpointError(f"{checkpoint}: has no {ckpt.EMA_FILE} but train.ema_decay is set")
+            ckpt.load_weights_into(self.ema.module, checkpoint / ckpt.EMA_FILE)
+            self.ema.n_averaged.fill_(int(state["ema_n_averaged"]))
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def _rng_state(self) -> dict[str, torch.Tensor]:
+        state = {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}
+        if self.ctx.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.ctx.device)
+        return state
+
+    def save(self) -> Path:
+        """Checkpoint the current step (every rank must call it: RNG states are gathered)."""
+        rngs = self.ctx.gather({k: v.cpu() for k, v in self._rng_state().items()})
+        directory = self.run_dir / ckpt.CHECKPOINTS_DIR / ckpt.step_dir_name(self.step)
+        if self.ctx.is_main:
+            state = {
+                "step": self.step,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": rngs,
+            }
+            if self.ema is not None:
+                state["ema_n_averaged"] = int(self.ema.n_averaged.item())
+            ckpt.save_checkpoint(
+                directory,
+                model=self.model,
+                config=self.config,
+                ema=self.ema.module if self.ema is not None else None,
+                train_state=state,
+            )
+            ckpt.prune_checkpoints(self.run_dir, self.config.train.keep_checkpoints)
+        self.ctx.barrier()
+        return directory
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _batches(self) -> Iterator[torch.Tensor]:
+        """Training batches from the current step on, epoch after epoch."""
+        sampler = DistributedSampler(
+            self.dataset, num_replicas=self.ctx.world_size, rank=self.ctx.rank, shuffle=True, seed=self.config.seed, drop_last=True
+        )
+        steps_per_epoch = len(sampler) // self.local_batch
+        epoch, offset = divmod(self.step, steps_per_epoch)
+        while True:
+            sampler.set_epoch(epoch)
+            batches = BatchSampler(_FromOffset(sampler, offset * self.local_batch), self.local_batch, drop_last=True)
+            loader = DataLoader(self.dataset, batch_sampler=batches, num_workers=self.config.train.num_workers)
+            for images, _ in loader:
+                yield images
+            epoch, offset = epoch + 1, 0
+
+    def train_step(self, x0: torch.Tensor) -> dict[str, float]:
+        self.network.train()
+        with torch.autocast(self.ctx.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            loss, parts = self.network(x0.to(self.ctx.device, non_blocking=True), self.generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = self.config.train.grad_clip
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip is not None else math.inf)
+        if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):  # the norm is all-reduced: all ranks agree
+            last = ckpt.list_checkpoints(self.run_dir)
+            kept = f"last good checkpoint: {last[-1]}" if last else "no checkpoint was written yet"
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at step {self.step + 1} (gradient norm {grad_norm.item()}); {kept}; "
+                "lower train.lr or set train.grad_clip"
+            )
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        self.step += 1
+        return {"loss": loss.item(), **{k: v.item() for k, v in parts.items()}, "grad_norm": grad_norm.item()}
+
+    def fit(self) -> Path:
+        """Train to ``total_steps``; returns the final checkpoint directory."""
+        train = self.config.train
+        bar = tqdm(total=self.total_steps, initial=self.step, desc="training", disable=not self.progress, dynamic_ncols=True)
+        last_saved = self.step if self.step else None
+        window_start, window_steps = time.perf_counter(), 0
+        try:
+            for x0 in self._batches():
+                if self.step >= self.total_steps:
+                    break
+                record = self.train_step(x0)
+                window_steps += 1
+                bar.update(1)
+                if self.step % train.log_every == 0 or self.step == self.total_steps:
+                    elapsed = time.perf_counter() - window_start
+                    record.update(step=self.step, lr=self.scheduler.get_last_lr()[0],
+                                  images_per_sec=window_steps * train.batch_size / elapsed)
+                    bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{record['images_per_sec']:.1f}")
+                    self._log(record)
+                    window_start, window_steps = time.perf_counter(), 0
+                if self.step % train.checkpoint_every == 0:
+                    self.save()
+                    last_saved = self.step
+                if train.sample_every and self.step % train.sample_every == 0:
+                    self.preview()
+        except KeyboardInterrupt:
+            bar.close()
+            if self.step != last_saved:
+                self.save()
+            raise TrainingInterrupted(
+                f"interrupted at step {self.step}; checkpoint saved in {self.run_dir}; continue with --resume"
+            ) from None
+        bar.close()
+        final = self.save() if self.step != last_saved else ckpt.list_checkpoints(self.run_dir)[-1]
+        if self.ctx.is_main:
+            plot_training_curve(self.run_dir / LOG_FILE, self.run_dir / "loss.png")
+        self.preview()
+        return final
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.ctx.is_main:
+            with open(self.run_dir / LOG_FILE, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+    @torch.no_grad()
+    def preview(self) -> Path | None:
+        """A sample grid of the current (EMA) weights in ``samples/step_N.png``.
+
+        A conditional model is shown regenerating the first training images from their condition
+        and fresh noise: each grid row is an original followed by its sample.
+        """
+        if not self.ctx.is_main:
+            return None
+        model = self.ema.module if self.ema is not None else self.model
+        model.eval()
+        sampler = self.config.sample.sampler.build(schedule=model.schedule)
+        generator = torch.Generator().manual_seed(self.config.seed)
+        path = self.run_dir / "samples" / f"{ckpt.step_dir_name(self.step)}.png"
+        if model.is_conditional:
+            originals = torch.stack([self.dataset[i][0] for i in range(min(PREVIEW_IMAGES // 2, len(self.dataset)))])
+            samples = model.sample(condition=model.encode(originals), sampler=sampler, generator=generator)
+            return save_grid(stack_rows([originals, samples.cpu()]), path, nrow=2)
+        return save_grid(model.sample(PREVIEW_IMAGES, sampler=sampler, generator=generator).cpu(), path)
+
+
+def train(config: ExperimentConfig, run_dir: str | Path, *, device: str = "auto", resume: bool = False) -> Path:
+    """Train (or resume) a run; returns the final checkpoint directory."""
+    return Trainer(config, run_dir, device=device, resume=resume).fit()
