@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from protodiff.conditioning import Unconditional
-from protodiff.data.folder import Folder
-from protodiff.data.shapes import Shapes
+from protodiff.data import SOURCES
 from protodiff.diffusion.samplers import DDIMSampler, DDPMSampler
 from protodiff.hookspecs import hookimpl
+from protodiff.metrics import METRICS
 from protodiff.nn.unet import UNet
 from protodiff.registry import Registries
 
@@ -21,7 +21,9 @@ def protodiff_register(registry: Registries) -> None:
     registry.denoiser.add("unet", UNet)
     registry.sampler.add("ddpm", DDPMSampler)
     registry.sampler.add("ddim", DDIMSampler)
-    registry.dataset.add("shapes", Shapes)
-    registry.dataset.add("folder", Folder)
+    for name, source in SOURCES.items():
+        registry.dataset.add(name, source)
+    for name, metric in METRICS.items():
+        registry.metric.add(name, metric)
     for path in sorted(PRESETS_DIR.glob("*.yaml")):
         registry.preset.add(path.stem, path)
