@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+
+from protodiff.conditioning import Conditioner, Unconditional
+from protodiff.errors import RegistrationError, UnknownComponentError
+from protodiff.registry import Registries, Registry, registering_as
+
+
+class Other(Unconditional):
+    pass
+
+
+def test_add_and_get():
+    reg = Registry("conditioner", Conditioner)
+    reg.add("none", Unconditional)
+    assert reg.get("none") is Unconditional
+    assert "none" in reg and "nope" not in reg
+    assert reg.names() == ["none"]
+
+
+@pytest.mark.parametrize("bad", ["Patronus", "log_l2", "-x", "x-", "a--b", "", "9lives", "a b"])
+def test_names_are_validated(bad):
+    with pytest.raises(RegistrationError, match="lower-case words joined by hyphens"):
+        Registry("conditioner", Conditioner).add(bad, Unconditional)
+
+
+def test_duplicates_name_the_first_plugin():
+    reg = Registry("conditioner", Conditioner)
+    with registering_as("first"):
+        reg.add("dup", Unconditional)
+    with registering_as("second"), pytest.raises(RegistrationError, match="already registered by plugin 'first'"):
+        reg.add("dup", Other)
+
+
+def test_contract_is_enforced():
+    reg = Registry("conditioner", Conditioner)
+    with pytest.raises(RegistrationError, match="must be a subclass of protodiff.conditioning.Conditioner"):
+        reg.add("bad", object)
+    with pytest.raises(RegistrationError, match="must be a subclass"):
+        reg.add("function", lambda: Unconditional)
+
+
+def test_unknown_names_suggest_close_matches():
+    reg = Registry("sampler", None)
+    for name in ("ddim", "ddpm", "exponential"):
+        reg.add(name, object())
+    with pytest.raises(UnknownComponentError, match=r"unknown sampler 'ddmi'; did you mean .*'ddim'"):
+        reg.get("ddmi")
+    with pytest.raises(UnknownComponentError, match="known: ddim, ddpm, exponential"):
+        reg.get("zzzzzz")
+
+
+def test_families_resolve_by_prefix_and_check_the_contract():
+    reg = Registry("conditioner", Conditioner)
+    made = {}
+
+    def factory(suffix: str):
+        made[suffix] = type(f"C_{suffix}", (Unconditional,), {})
+        return made[suffix]
+
+    reg.add_family("fam-", factory)
+    assert reg.get("fam-resnet18") is made["resnet18"]
+    assert "fam-anything" in reg and "fam-" not in reg
+    assert reg.names() == ["fam-<name>"]
+    reg.add_family("bad-", lambda s: object)
+    with pytest.raises(RegistrationError, match="must be a subclass"):
+        reg.get("bad-x")
+
+
+def test_remove_plugin_rolls_back_its_entries():
+    regs = Registries()
+    with registering_as("p"):
+        regs.conditioner.add("a", Unconditional)
+        regs.sampler.add_family("x-", lambda s: None)
+    with registering_as("q"):
+        regs.conditioner.add("b", Other)
+    assert regs.registered_by("p") == {"conditioner": ["a"], "sampler": ["x-<name>"]}
+    regs.remove_plugin("p")
+    assert regs.conditioner.names() == ["b"] and len(regs.sampler) == 0
