@@ -141,6 +141,9 @@ def parse(cls: type[C], data: Mapping[str, Any] | None, *, where: str = "", sour
         else:
             raise ConfigError(f"{source}: {path}: required key is missing")
         if kind is not None:
+            if isinstance(value, Mapping) and "name" not in value and f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()  # `--set model.denoiser.dropout=0` keeps the default component
+                value = {"name": default.name, "preset": default.preset, **default.raw, **value}
             kwargs[name] = None if value is None else _parse_component(kind, value, path, source)
         else:
             kwargs[name] = _convert(value, hints[name], path, source)
@@ -180,8 +183,8 @@ def _convert(value: Any, tp: Any, path: str, source: str) -> Any:
             return value
         raise fail("one of " + ", ".join(repr(a) for a in args))
     if dataclasses.is_dataclass(tp):
-        if dataclasses.is_dataclass(value) and isinstance(value, tp):
-            return value
+        if isinstance(value, tp):  # a default instance: re-parse so nested components get resolved
+            value = to_dict(value)
         return parse(tp, value, where=path, source=source)
     if tp is bool:
         if isinstance(value, bool):
