@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -27,6 +28,7 @@ import yaml
 from protodiff.errors import ConfigError, UnknownComponentError
 
 C = TypeVar("C")
+_FLOAT_LITERAL = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,6 +199,8 @@ def _convert(value: Any, tp: Any, path: str, source: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _FLOAT_LITERAL.match(value.strip()):
+            return float(value)  # YAML 1.1 reads `1e-4` (no dot) as a string; it is meant as a number
         raise fail("a number")
     if tp is str:
         if isinstance(value, str):

@@ -286,7 +286,14 @@ class Trainer:
         while True:
             sampler.set_epoch(epoch)
             batches = BatchSampler(_FromOffset(sampler, offset * self.local_batch), self.local_batch, drop_last=True)
-            loader = DataLoader(self.dataset, batch_sampler=batches, num_workers=self.config.train.num_workers)
+            # A loader draws its workers' base seed from `generator` (default: the global RNG, which
+            # would make the dropout masks after a resume differ from an uninterrupted run).
+            loader = DataLoader(
+                self.dataset,
+                batch_sampler=batches,
+                num_workers=self.config.train.num_workers,
+                generator=torch.Generator().manual_seed(self.config.seed + epoch),
+            )
             for images, _ in loader:
                 yield images
             epoch, offset = epoch + 1, 0

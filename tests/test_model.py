@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from protodiff.checkpoint import load_model, save_checkpoint
+from protodiff.config import dump_yaml
+from protodiff.errors import CheckpointError, ProtodiffError
+from protodiff.model import ConditionedDiffusion
+
+
+@pytest.fixture
+def toy_model(toy_conditioner, tiny_config):
+    config = tiny_config("model.conditioner={name: channel-means, aux_weight: 0.5}")
+    return ConditionedDiffusion.from_experiment(config), config
+
+
+def test_loss_trains_the_conditioner_end_to_end_and_adds_its_aux_loss(toy_model):
+    model, _ = toy_model
+    x0 = torch.rand(4, 3, 16, 16) * 2 - 1
+    loss, parts = model(x0, torch.Generator().manual_seed(0))
+    assert set(parts) == {"mse", "aux"}
+    assert loss.item() == pytest.approx(parts["mse"].item() + parts["aux"].item(), rel=1e-5)
+    loss.backward()
+    assert model.conditioner.scale.grad is not None and model.conditioner.proj.weight.grad is not None
+
+
+def test_conditional_sampling_needs_a_condition_of_the_right_shape(toy_model):
+    model, _ = toy_model
+    with pytest.raises(ProtodiffError, match="this model is conditional"):
+        model.sample(2)
+    with pytest.raises(ProtodiffError, match=r"condition has shape \(2, 5\), expected \(2, 3\)"):
+        model.sample(condition=torch.zeros(2, 5))
+    images = model.sample(condition=model.encode(torch.zeros(2, 3, 16, 16)), sampler=model.sampler("ddim", steps=3))
+    assert images.shape == (2, 3, 16, 16) and torch.isfinite(images).all()
+
+
+def test_reconstruct_and_invert_shapes(toy_model):
+    model, _ = toy_model
+    x0 = torch.rand(2, 3, 16, 16) * 2 - 1
+    sampler = model.sampler("ddim", steps=4)
+    assert model.invert(x0, condition=model.encode(x0), sampler=sampler).shape == x0.shape
+    assert model.reconstruct(x0, sampler=sampler).shape == x0.shape
+
+
+def test_save_and_load_round_trip_keeps_weights_and_condition_names(toy_model, tmp_path):
+    model, config = toy_model
+    model.conditioner.names = ["red", "green", "blue"]
+    save_checkpoint(tmp_path / "ckpt", model=model, config=config)
+    loaded, loaded_config = load_model(tmp_path / "ckpt")
+    assert loaded.conditioner.names == ["red", "green", "blue"]
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert loaded_config.model.conditioner.name == "channel-means"
+
+
+def test_loading_weights_of_another_model_is_a_one_line_error(toy_model, tmp_path, tiny_config):
+    model, config = toy_model
+    save_checkpoint(tmp_path / "ckpt", model=model, config=config)
+    other = tiny_config("model.denoiser.base_channels=32")
+    (tmp_path / "ckpt" / "config.yaml").write_text(dump_yaml(other))
+    with pytest.raises(CheckpointError, match="weights do not match the model its config.yaml builds") as info:
+        load_model(tmp_path / "ckpt")
+    assert "\n" not in str(info.value)
+
+
+def test_train_state_is_loaded_without_executing_code(tmp_path, toy_model):
+    import pickle
+
+    from protodiff.checkpoint import load_train_state
+
+    model, config = toy_model
+    save_checkpoint(tmp_path / "ckpt", model=model, config=config, train_state={"step": 1})
+
+    class Evil:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('code ran')",))
+
+    with open(tmp_path / "ckpt" / "train_state.pt", "wb") as handle:
+        pickle.dump({"step": Evil()}, handle, protocol=2)
+    with pytest.raises(CheckpointError, match="cannot load training state safely"):
+        load_train_state(tmp_path / "ckpt")

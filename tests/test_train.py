@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from protodiff import checkpoint as ckpt
+from protodiff.errors import CheckpointError, TrainingDiverged
+from protodiff.train import Trainer, TrainingInterrupted
+
+
+def weights(path):
+    return load_file(str(path))
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_training_lowers_the_loss_and_writes_complete_checkpoints(tiny_config, tmp_path):
+    config = tiny_config("train.steps=30", "train.lr=2e-3", "train.checkpoint_every=10", "train.keep_checkpoints=2")
+    final = Trainer(config, tmp_path / "run", device="cpu", progress=False).fit()
+    assert final.name == "step_0000030"
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "run")] == ["step_0000020", "step_0000030"]
+    assert {p.name for p in final.iterdir()} == {"config.yaml", "model.safetensors", "ema.safetensors", "train_state.pt"}
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, 31))
+    first, last = sum(r["loss"] for r in log[:5]) / 5, sum(r["loss"] for r in log[-5:]) / 5
+    assert last < 0.7 * first
+    assert (tmp_path / "run" / "loss.png").is_file() and (tmp_path / "run" / "samples" / "step_0000030.png").is_file()
+    assert not any(p.name.startswith(".") for p in (tmp_path / "run" / "checkpoints").iterdir())
+
+
+def test_resume_continues_bit_for_bit(tiny_config, tmp_path):
+    overrides = ("model.denoiser.dropout=0.2", "train.checkpoint_every=3")  # dropout exercises the global RNG
+    straight = Trainer(tiny_config(*overrides, "train.steps=6"), tmp_path / "a", device="cpu", progress=False).fit()
+    Trainer(tiny_config(*overrides, "train.steps=3"), tmp_path / "b", device="cpu", progress=False).fit()
+    resumed = Trainer(tiny_config(*overrides, "train.steps=6"), tmp_path / "b", device="cpu", resume=True, progress=False).fit()
+    assert resumed.name == straight.name == "step_0000006"
+    for name in ("model.safetensors", "ema.safetensors"):
+        assert_same_weights(weights(straight / name), weights(resumed / name))
+
+
+def test_epochs_set_the_length_of_a_run(tiny_config, tmp_path):
+    trainer = Trainer(tiny_config("train.steps=null", "train.epochs=2"), tmp_path / "run", device="cpu", progress=False)
+    assert trainer.total_steps == 2 * (64 // 8)
+
+
+def test_runs_are_not_overwritten_and_resume_needs_a_matching_checkpoint(tiny_config, tmp_path):
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        Trainer(tiny_config(), tmp_path / "run", device="cpu", resume=True, progress=False)
+    Trainer(tiny_config("train.steps=3"), tmp_path / "run", device="cpu", progress=False).fit()
+    with pytest.raises(CheckpointError, match="already holds checkpoints; pass --resume"):
+        Trainer(tiny_config(), tmp_path / "run", device="cpu", progress=False)
+    with pytest.raises(CheckpointError, match="cannot resume: model differs"):
+        Trainer(tiny_config("model.denoiser.dropout=0.3"), tmp_path / "run", device="cpu", resume=True, progress=False)
+
+
+def test_divergence_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(tiny_config, tmp_path):
+    config = tiny_config("train.lr=1e30", "train.grad_clip=null", "train.checkpoint_every=1", "train.ema_decay=null")
+    with pytest.raises(TrainingDiverged, match=r"loss became (nan|inf) at step \d+ .*last good checkpoint: .*step_\d+") as info:
+        Trainer(config, tmp_path / "run", device="cpu", progress=False).fit()
+    assert "\n" not in str(info.value)
+    kept = ckpt.list_checkpoints(tmp_path / "run")
+    assert kept and all(torch.isfinite(t).all() for t in weights(kept[-1] / "model.safetensors").values())
+
+
+def test_a_failed_checkpoint_write_leaves_no_partial_directory(tiny_config, tmp_path, monkeypatch):
+    trainer = Trainer(tiny_config("train.steps=3"), tmp_path / "run", device="cpu", progress=False)
+    trainer.fit()
+    before = ckpt.list_checkpoints(tmp_path / "run")
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    trainer.step = 4
+    with pytest.raises(OSError, match="disk full"):
+        trainer.save()
+    assert ckpt.list_checkpoints(tmp_path / "run") == before
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == [p.name for p in before]
+
+
+def test_interrupting_saves_the_current_step_for_resume(tiny_config, tmp_path, monkeypatch):
+    trainer = Trainer(tiny_config("train.checkpoint_every=100"), tmp_path / "run", device="cpu", progress=False)
+    real_step = trainer.train_step
+
+    def step_then_interrupt(x0):
+        if trainer.step == 2:
+            raise KeyboardInterrupt
+        return real_step(x0)
+
+    monkeypatch.setattr(trainer, "train_step", step_then_interrupt)
+    with pytest.raises(TrainingInterrupted, match="interrupted at step 2; .*continue with --resume"):
+        trainer.fit()
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path / "run")] == ["step_0000002"]
+    resumed = Trainer(tiny_config("train.checkpoint_every=100"), tmp_path / "run", device="cpu", resume=True, progress=False)
+    assert resumed.step == 2
