@@ -174,7 +174,10 @@ def _convert(value: Any, tp: Any, path: str, source: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        for option in (a for a in args if a is not type(None)):
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # Optional[X]: X's own error is the informative one
+            return _convert(value, options[0], path, source)
+        for option in options:
             try:
                 return _convert(value, option, path, source)
             except ConfigError:

@@ -1,0 +1,78 @@
+"""The command line end to end: train, sample, config, and how errors look."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import TINY_OVERRIDES
+from protodiff.cli import main
+
+
+def sets(*overrides: str) -> list[str]:
+    return [arg for o in (*TINY_OVERRIDES, *overrides) for arg in ("--set", o)]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("cli") / "run"
+    result = CliRunner().invoke(main, ["train", "ddpm-shapes", *sets(), "--out", str(run), "--seed", "3", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "trained 6 steps" in result.output
+    return run
+
+
+def test_train_writes_the_resolved_config_with_the_seed(trained_run):
+    assert "seed: 3" in (trained_run / "config.yaml").read_text()
+
+
+def test_sample_writes_a_png_grid_and_is_seeded(trained_run, tmp_path):
+    outs = []
+    for name in ("a.png", "b.png"):
+        out = tmp_path / name
+        result = CliRunner().invoke(
+            main, ["sample", str(trained_run), "--n", "4", "--steps", "3", "--out", str(out), "--seed", "1", "--device", "cpu"]
+        )
+        assert result.exit_code == 0, result.output
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+    with Image.open(tmp_path / "a.png") as image:
+        assert image.size == (2 * 16 + 3, 2 * 16 + 3)  # 2x2 grid of 16 px images, 1 px padding
+
+
+def test_sample_with_another_sampler(trained_run, tmp_path):
+    result = CliRunner().invoke(main, ["sample", str(trained_run), "--n", "2", "--sampler", "ddpm", "--steps", "3", "--out", str(tmp_path / "s.png")])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sample", "/nonexistent/run"], "/nonexistent/run: no such checkpoint or run directory"),
+        (["train", "/nonexistent.yaml"], "/nonexistent.yaml: no such config file"),
+        (["train", "ddpm-shapes", "--set", "train.stepz=3"], "train.stepz: unknown key (did you mean 'steps'?)"),
+        (["train", "ddpm-shapes", "--device", "cuda:7"], "CUDA is not available"),
+        (["sample", "RUN", "--sampler", "nope"], "unknown sampler 'nope'"),
+    ],
+)
+def test_errors_are_one_line_with_exit_code_2(trained_run, args, message, monkeypatch, tmp_path):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    args = [str(trained_run) if a == "RUN" else a for a in args]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("protodiff: error:")]
+    assert len(lines) == 1 and "Traceback" not in result.output
+
+
+def test_debug_shows_the_traceback():
+    result = CliRunner().invoke(main, ["--debug", "sample", "/nonexistent/run"])
+    assert result.exit_code != 0 and result.exception is not None
+
+
+def test_config_command_prints_the_resolved_config():
+    result = CliRunner().invoke(main, ["config", "ddpm-shapes", "--set", "train.steps=7"])
+    assert result.exit_code == 0
+    assert "steps: 7" in result.output and "channel_mult: [1, 2, 2]" in result.output
