@@ -72,6 +72,8 @@ class UNet(Denoiser):
     presets = {
         "paper": {},
         "tiny": {"base_channels": 32, "channel_mult": (1, 2, 2), "num_res_blocks": 1, "dropout": 0.0},
+        #: The smallest UNet with every part (for conformance tests).
+        "test": {"base_channels": 16, "channel_mult": (1, 2), "num_res_blocks": 1, "dropout": 0.0},
     }
 
     def __init__(self, config: Config, *, in_channels: int, cond_dim: int, cond_mode: CondMode) -> None:
