@@ -36,12 +36,13 @@ def main(debug: bool) -> None:
 
 
 def _register_commands() -> None:
-    from protodiff.cli import plugins, sample, train
+    from protodiff.cli import data, plugins, sample, train
 
     main.add_command(plugins.plugins)
     main.add_command(train.train)
     main.add_command(train.config_command)
     main.add_command(sample.sample)
+    main.add_command(data.data)
 
 
 _register_commands()

@@ -9,6 +9,7 @@ editing and shortcut tools (which need both).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -59,6 +60,10 @@ class LabeledImages(Dataset[tuple[Tensor, Tensor]], ABC):
         """All attribute rows (N, A). Sources with labels on disk override this to skip the images."""
         return torch.stack([self[i][1] for i in range(len(self))]) if len(self) else torch.zeros(0, len(self.attribute_names))
 
+    def subset(self, indices: list[int]) -> LabeledImages:
+        """The items at ``indices``. Splits with extra metadata (class labels) override this to keep it."""
+        return SubsetImages(self, indices)
+
 
 class SubsetImages(LabeledImages):
     """A fixed selection of another split's items (used for ``limit``)."""
@@ -106,7 +111,12 @@ class DatasetSource(Component, ABC):
             raise DataError(f"{type(self).__name__} has no split {split!r}; choose one of {', '.join(self.splits)}")
         data = self.load(split)
         indices = deterministic_subset(len(data), self.config.limit, self.config.subset_seed)
-        return data if indices is None else SubsetImages(data, indices)
+        return data if indices is None else data.subset(indices)
+
+    def expected_size(self, split: str) -> int | None:
+        """How many items the official distribution has in ``split`` (None: unknown), so that
+        ``protodiff data check`` can flag an incomplete copy."""
+        return None
 
     @abstractmethod
     def load(self, split: str) -> LabeledImages:
@@ -123,12 +133,17 @@ def pil_to_tensor(image: Image.Image, image_size: int, channels: int, resample: 
     return tensor[None] if channels == 1 else tensor.permute(2, 0, 1).contiguous()
 
 
-def read_image(path: str, image_size: int, channels: int) -> Tensor:
-    """Read and convert one image file; an unreadable file is a one-line DataError naming it."""
+def read_image(
+    path: str, image_size: int, channels: int, prepare: Callable[[Image.Image], Image.Image] | None = None
+) -> Tensor:
+    """Read and convert one image file; an unreadable file is a one-line DataError naming it.
+
+    ``prepare`` (e.g. a crop) runs on the decoded image before the resize.
+    """
     try:
         with Image.open(path) as image:
             image.load()
-            return pil_to_tensor(image, image_size, channels)
+            return pil_to_tensor(image if prepare is None else prepare(image), image_size, channels)
     except FileNotFoundError:
         raise DataError(f"{path}: image file is missing") from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:

@@ -1,0 +1,83 @@
+"""``protodiff data check``: validate a local copy of a dataset before training on it."""
+
+from __future__ import annotations
+
+import math
+
+import click
+from tqdm.auto import tqdm
+
+from protodiff.cli.options import set_option
+from protodiff.config import apply_overrides, parse
+from protodiff.data.base import DatasetSource, LabeledImages
+from protodiff.errors import DataError
+
+
+@click.group()
+def data() -> None:
+    """Inspect and validate datasets."""
+
+
+@data.command()
+@click.argument("name")
+@click.option("--data-root", type=click.Path(), default=None, help="Where the dataset's official files are (data.root).")
+@click.option("--image-size", type=click.IntRange(min=8), default=None, help="Image size to convert to (default: the dataset's).")
+@click.option("--split", "splits", multiple=True, help="Check only this split (repeatable; default: all).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Check a deterministic subset of at most N items per split.")
+@set_option
+def check(name: str, data_root: str | None, image_size: int | None, splits: tuple[str, ...], limit: int | None, overrides: tuple[str, ...]) -> None:
+    """Read every item of dataset NAME, decoding every image, and report counts, image shape and
+    the share of positives of each attribute. The first problem is reported as one line naming the
+    file (and line or index) and the command exits with status 2.
+
+    Source options go through --set, e.g. `protodiff data check chexpert --data-root DIR --set uncertain=ones`.
+    """
+    from protodiff.registry import registries
+
+    cls = registries().dataset.get(name)
+    options = {k: v for k, v in {"root": data_root, "image_size": image_size, "limit": limit}.items() if v is not None}
+    source: DatasetSource = cls(parse(cls.Config, apply_overrides(options, overrides), where="data", source="command line"))
+    for split in splits:
+        if split not in cls.splits:
+            raise DataError(f"{name} has no split {split!r}; choose one of {', '.join(cls.splits)}")
+
+    rates: dict[str, list[float]] = {}
+    names: list[str] = []
+    for split in splits or cls.splits:
+        dataset = source.open(split)
+        shape = _validate(dataset, f"{name} {split}")
+        click.echo(f"{split}: {len(dataset)} images of {'x'.join(map(str, shape))}{_expected_note(source, split, len(dataset))}")
+        positives = dataset.attributes().mean(dim=0) if len(dataset) else None
+        names = dataset.attribute_names
+        rates[split] = [] if positives is None else positives.tolist()
+    if not names:
+        click.echo("attributes: none")
+        return
+    width = max(len(n) for n in [*names, "attribute"])
+    click.echo("share of positives per split:")
+    click.echo(f"  {'attribute':<{width}}" + "".join(f"  {split:>7}" for split in rates))
+    for i, attribute in enumerate(names):
+        click.echo(f"  {attribute:<{width}}" + "".join(f"  {r[i]:7.3f}" if r else f"  {'-':>7}" for r in rates.values()))
+
+
+def _validate(dataset: LabeledImages, label: str) -> tuple[int, int, int]:
+    """Read every item; check its shape, range and attributes against the split's metadata."""
+    shape = (dataset.channels, dataset.image_size, dataset.image_size)
+    attributes = dataset.attributes()
+    for index in tqdm(range(len(dataset)), desc=f"checking {label}", unit="img", dynamic_ncols=True):
+        image, row = dataset[index]
+        if tuple(image.shape) != shape:
+            raise DataError(f"{label} item {index}: image of shape {tuple(image.shape)}, expected {shape}")
+        low, high = image.min().item(), image.max().item()
+        if not (math.isfinite(low) and math.isfinite(high) and -1.0 <= low and high <= 1.0):
+            raise DataError(f"{label} item {index}: pixel values {low:.3g}..{high:.3g} outside [-1, 1]")
+        if not row.equal(attributes[index]):
+            raise DataError(f"{label} item {index}: its attributes differ from the split's attribute table")
+    return shape
+
+
+def _expected_note(source: DatasetSource, split: str, count: int) -> str:
+    expected = source.expected_size(split)
+    if expected is None or count == expected or source.config.limit is not None:
+        return ""
+    return f" (the official split has {expected}: this copy is incomplete or modified)"
