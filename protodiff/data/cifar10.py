@@ -58,12 +58,16 @@ _ALLOWED_GLOBALS = {
 }
 
 
+class _ForbiddenGlobal(pickle.UnpicklingError):
+    pass
+
+
 class _ArraysOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         try:
             return _ALLOWED_GLOBALS[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR batch never does; refusing to load it") from None
+            raise _ForbiddenGlobal(f"{module}.{name}") from None
 
 
 def read_pickle(path: Path) -> dict[str, Any]:
@@ -73,6 +77,8 @@ def read_pickle(path: Path) -> dict[str, Any]:
             content = _ArraysOnlyUnpickler(handle, encoding="bytes").load()
     except FileNotFoundError:
         raise DISTRIBUTION.missing(path) from None
+    except _ForbiddenGlobal as exc:
+        raise DataError(f"{path}: refused to unpickle: it calls {exc}, which no CIFAR-10 batch does (only numpy arrays, lists and numbers)") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OSError) as exc:
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise DataError(f"{path}: not a readable CIFAR-10 pickle ({detail}); the file may be truncated or corrupt") from None
