@@ -28,7 +28,7 @@ from torch import nn
 from protodiff.config import dump_yaml, read_yaml
 from protodiff.errors import CheckpointError, ProtodiffError
 from protodiff.experiment import ExperimentConfig, experiment_from_dict
-from protodiff.io import atomic_path
+from protodiff.io import atomic_path, write_text
 
 if TYPE_CHECKING:
     from protodiff.model import ConditionedDiffusion
@@ -37,6 +37,8 @@ CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.safetensors"
 EMA_FILE = "ema.safetensors"
 STATE_FILE = "train_state.pt"
+#: The latent prior, fitted after training on this checkpoint's frozen conditioner.
+PRIOR_FILE = "prior.safetensors"
 CHECKPOINTS_DIR = "checkpoints"
 #: model.safetensors metadata key holding the JSON list of condition-dimension names.
 CONDITION_NAMES_KEY = "condition_names"
@@ -71,7 +73,8 @@ def resolve_checkpoint(path: str | Path) -> Path:
 
 def _state_for_safetensors(module: nn.Module) -> dict[str, torch.Tensor]:
     # safetensors stores contiguous row-major tensors; channels_last weights are copied to it.
-    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    # An attached prior lives in its own file (it is fitted later, on the frozen model).
+    return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items() if not k.startswith("prior.")}
 
 
 def save_checkpoint(
@@ -165,4 +168,21 @@ def load_model(
         load_weights_into(model, checkpoint / EMA_FILE)
     if CONDITION_NAMES_KEY in metadata:
         model.conditioner.names = json.loads(metadata[CONDITION_NAMES_KEY])
+    if config.prior is not None and (checkpoint / PRIOR_FILE).is_file():
+        prior = config.prior.build(dim=model.conditioner.dim)
+        load_weights_into(prior, checkpoint / PRIOR_FILE)
+        model.prior = prior
     return model.to(device).eval(), config
+
+
+def save_prior(checkpoint: str | Path, prior: nn.Module, config: ExperimentConfig, info: dict[str, Any]) -> Path:
+    """Store a fitted prior in ``checkpoint`` and record its spec in the checkpoint's config.yaml.
+
+    ``config`` is the checkpoint's config with ``prior`` set; ``info`` (what it was fitted on, its
+    final loss) goes into the weights file's metadata.
+    """
+    checkpoint = Path(checkpoint)
+    with atomic_path(checkpoint / PRIOR_FILE) as tmp:
+        save_file(_state_for_safetensors(prior), str(tmp), metadata={"fit": json.dumps(info)})
+    write_text(checkpoint / CONFIG_FILE, dump_yaml(config))
+    return checkpoint / PRIOR_FILE

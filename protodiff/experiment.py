@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from protodiff.config import ComponentSpec, apply_overrides, component, parse, read_yaml
+from protodiff.config import ComponentSpec, apply_overrides, component, optional_component, parse, read_yaml
 from protodiff.diffusion.schedule import ScheduleConfig
 from protodiff.errors import ConfigError
 
@@ -79,6 +79,8 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
+    #: A latent prior over condition vectors, fitted after training by `protodiff fit-prior`.
+    prior: ComponentSpec | None = optional_component("latent_prior")
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:

@@ -20,6 +20,7 @@ from protodiff.diffusion.schedule import NoiseSchedule
 from protodiff.errors import ProtodiffError
 from protodiff.experiment import ExperimentConfig, ModelConfig
 from protodiff.nn.denoiser import Denoiser
+from protodiff.priors import LatentPrior
 
 
 class ConditionedDiffusion(nn.Module):
@@ -35,6 +36,8 @@ class ConditionedDiffusion(nn.Module):
         self.denoiser: Denoiser = config.denoiser.build(
             in_channels=in_channels, cond_dim=self.conditioner.embed_dim, cond_mode=self.conditioner.preferred_mode
         )
+        #: A latent prior over condition vectors (attached after training), for sampling from nothing.
+        self.prior: LatentPrior | None = None
 
     @classmethod
     def from_experiment(cls, config: ExperimentConfig) -> ConditionedDiffusion:
@@ -78,7 +81,7 @@ class ConditionedDiffusion(nn.Module):
             return None
         if condition is None:
             raise ProtodiffError(
-                "this model is conditional: pass a condition (encode real images) or sample one from a latent prior"
+                "this model is conditional: pass a condition (encode real images) or fit a latent prior (protodiff fit-prior)"
             )
         vector = condition.vector if isinstance(condition, Condition) else condition
         if vector.shape != (batch, self.conditioner.dim):
@@ -116,11 +119,16 @@ class ConditionedDiffusion(nn.Module):
         callback: Callback | None = None,
         progress: bool = False,
     ) -> Tensor:
-        """Generate images in [-1, 1] from ``x_T`` (default: fresh noise for ``n`` images)."""
+        """Generate images in [-1, 1] from ``x_T`` (default: fresh noise for ``n`` images).
+
+        A conditional model given no condition draws one from its latent prior, if it has one.
+        """
         if x_T is None:
             if n is None:
                 n = len(condition) if condition is not None else 1
             x_T = self.noise(n, generator)
+        if condition is None and self.is_conditional and self.prior is not None:
+            condition = self.prior.sample(x_T.shape[0], generator=generator)
         x_T = x_T.to(self.device)
         sampler = sampler or self.sampler()
         eps_fn = self.eps_fn(condition, x_T.shape[0])

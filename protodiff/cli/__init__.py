@@ -36,13 +36,17 @@ def main(debug: bool) -> None:
 
 
 def _register_commands() -> None:
-    from protodiff.cli import data, plugins, sample, train
+    from protodiff.cli import data, encode, plugins, prior, sample, train
+    from protodiff.cli.eval import eval_command
 
     main.add_command(plugins.plugins)
     main.add_command(train.train)
     main.add_command(train.config_command)
     main.add_command(sample.sample)
+    main.add_command(encode.encode)
+    main.add_command(prior.fit_prior)
     main.add_command(data.data)
+    main.add_command(eval_command)
 
 
 _register_commands()

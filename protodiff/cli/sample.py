@@ -24,6 +24,11 @@ from protodiff.errors import ProtodiffError
     default=None,
     help="Condition on the first N images of this split (needed for conditional models without a prior).",
 )
+@click.option(
+    "--invert", is_flag=True,
+    help="With --condition-on: start from the DDIM inversion of each image (a near-exact reconstruction) "
+         "instead of fresh noise (which shows only what the condition carries).",
+)
 @click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True, help="Output PNG grid.")
 @click.option("--no-ema", is_flag=True, help="Use the raw weights even if EMA weights were saved.")
 @seed_option
@@ -35,12 +40,17 @@ def sample(
     steps: int | None,
     eta: float | None,
     condition_on: str | None,
+    invert: bool,
     out: str,
     no_ema: bool,
     seed: int | None,
     device: str,
 ) -> None:
-    """Sample images from CHECKPOINT (a checkpoint or a run directory) into a PNG grid."""
+    """Sample images from CHECKPOINT (a checkpoint or a run directory) into a PNG grid.
+
+    A conditional model samples its conditions from its latent prior (see fit-prior), or with
+    --condition-on regenerates real images from their conditions (grid: original, sample).
+    """
     from protodiff.checkpoint import load_model
     from protodiff.explain.render import save_grid, stack_rows
     from protodiff.train import resolve_device
@@ -52,15 +62,18 @@ def sample(
     chosen = _sampler_spec(config.sample.sampler, sampler, options).build(schedule=model.schedule)
     generator = torch.Generator().manual_seed(seed)
 
-    if condition_on is None and model.is_conditional:
+    if condition_on is None and model.is_conditional and model.prior is None:
         raise ProtodiffError(
-            f"{checkpoint}: the model is conditional; pass --condition-on test to condition on real images"
+            f"{checkpoint}: the model is conditional and has no latent prior; pass --condition-on test to "
+            "condition on real images, or fit a prior first (protodiff fit-prior)"
         )
     if condition_on is not None:
         data = config.data.build().open(condition_on)
-        originals = torch.stack([data[i][0] for i in range(min(n, len(data)))])
-        images = model.sample(condition=model.encode(originals), sampler=chosen, generator=generator, progress=True)
-        grid = stack_rows([originals, images.cpu()])
+        originals = torch.stack([data[i][0] for i in range(min(n, len(data)))]).to(model.device)
+        condition = model.encode(originals)
+        x_T = model.invert(originals, condition=condition, sampler=chosen, progress=True) if invert else None
+        images = model.sample(len(originals), condition=condition, x_T=x_T, sampler=chosen, generator=generator, progress=True)
+        grid = stack_rows([originals.cpu(), images.cpu()])
         save_grid(grid, out, nrow=2 * max(1, int(round(len(originals) ** 0.5))))
     else:
         save_grid(model.sample(n, sampler=chosen, generator=generator, progress=True), out)
