@@ -7,7 +7,6 @@ import math
 import click
 from tqdm.auto import tqdm
 
-from protodiff.cli.options import set_option
 from protodiff.config import apply_overrides, parse
 from protodiff.data.base import DatasetSource, LabeledImages
 from protodiff.errors import DataError
@@ -24,13 +23,16 @@ def data() -> None:
 @click.option("--image-size", type=click.IntRange(min=8), default=None, help="Image size to convert to (default: the dataset's).")
 @click.option("--split", "splits", multiple=True, help="Check only this split (repeatable; default: all).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Check a deterministic subset of at most N items per split.")
-@set_option
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Set a source option, e.g. --set uncertain=ones.")
 def check(name: str, data_root: str | None, image_size: int | None, splits: tuple[str, ...], limit: int | None, overrides: tuple[str, ...]) -> None:
-    """Read every item of dataset NAME, decoding every image, and report counts, image shape and
-    the share of positives of each attribute. The first problem is reported as one line naming the
-    file (and line or index) and the command exits with status 2.
+    """Validate a local copy of dataset NAME, decoding every image.
 
-    Source options go through --set, e.g. `protodiff data check chexpert --data-root DIR --set uncertain=ones`.
+    Prints the items per split, the image shape and each attribute's share of positives. The first
+    problem is reported as one line naming the file (and its line or index), with exit status 2.
+    Options of the source that have no flag go through --set:
+
+    \b
+        protodiff data check chexpert --data-root DIR --set uncertain=ones
     """
     from protodiff.registry import registries
 
@@ -41,11 +43,12 @@ def check(name: str, data_root: str | None, image_size: int | None, splits: tupl
         if split not in cls.splits:
             raise DataError(f"{name} has no split {split!r}; choose one of {', '.join(cls.splits)}")
 
+    shape = (source.channels, source.config.image_size, source.config.image_size)
     rates: dict[str, list[float]] = {}
     names: list[str] = []
     for split in splits or cls.splits:
         dataset = source.open(split)
-        shape = _validate(dataset, f"{name} {split}")
+        _validate(dataset, shape, f"{name} {split}")
         click.echo(f"{split}: {len(dataset)} images of {'x'.join(map(str, shape))}{_expected_note(source, split, len(dataset))}")
         positives = dataset.attributes().mean(dim=0) if len(dataset) else None
         names = dataset.attribute_names
@@ -60,10 +63,11 @@ def check(name: str, data_root: str | None, image_size: int | None, splits: tupl
         click.echo(f"  {attribute:<{width}}" + "".join(f"  {r[i]:7.3f}" if r else f"  {'-':>7}" for r in rates.values()))
 
 
-def _validate(dataset: LabeledImages, label: str) -> tuple[int, int, int]:
-    """Read every item; check its shape, range and attributes against the split's metadata."""
-    shape = (dataset.channels, dataset.image_size, dataset.image_size)
+def _validate(dataset: LabeledImages, shape: tuple[int, int, int], label: str) -> None:
+    """Read every item; check it against the shape a model is built for and the split's attribute table."""
     attributes = dataset.attributes()
+    if tuple(attributes.shape) != (len(dataset), len(dataset.attribute_names)):
+        raise DataError(f"{label}: attribute table of shape {tuple(attributes.shape)} for {len(dataset)} items and {len(dataset.attribute_names)} names")
     for index in tqdm(range(len(dataset)), desc=f"checking {label}", unit="img", dynamic_ncols=True):
         image, row = dataset[index]
         if tuple(image.shape) != shape:
@@ -73,7 +77,6 @@ def _validate(dataset: LabeledImages, label: str) -> tuple[int, int, int]:
             raise DataError(f"{label} item {index}: pixel values {low:.3g}..{high:.3g} outside [-1, 1]")
         if not row.equal(attributes[index]):
             raise DataError(f"{label} item {index}: its attributes differ from the split's attribute table")
-    return shape
 
 
 def _expected_note(source: DatasetSource, split: str, count: int) -> str:

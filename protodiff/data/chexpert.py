@@ -72,50 +72,48 @@ def find_release(root: Path, image_size: int) -> Path:
 
 def read_labels(path: Path, uncertain: float, frontal_only: bool) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Image paths (as written), (N, 14) attribute rows and CSV line numbers of the kept rows."""
+    values = {**_VALUES, **dict.fromkeys(_UNCERTAIN, uncertain)}
+    paths, rows, lines = [], [], []
     try:
-        handle = open(path, newline="", encoding="utf-8")
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, [])
+            needed = ["Path", *OBSERVATIONS] + ([_VIEW] if frontal_only else [])
+            absent = [name for name in needed if name not in header]
+            if absent:
+                raise DataError(f"{path}:1: missing column(s) {', '.join(repr(a) for a in absent)}; expected the official header Path,Sex,Age,{_VIEW},AP/PA,{','.join(OBSERVATIONS)}")
+            path_col, view_col = header.index("Path"), header.index(_VIEW) if frontal_only else -1
+            columns = [header.index(name) for name in OBSERVATIONS]
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) != len(header):
+                    raise DataError(f"{path}:{reader.line_num}: {len(row)} fields, the header has {len(header)}")
+                if frontal_only:
+                    if row[view_col] not in ("Frontal", "Lateral"):
+                        raise DataError(f"{path}:{reader.line_num}: {_VIEW} is {row[view_col]!r}, expected Frontal or Lateral")
+                    if row[view_col] == "Lateral":
+                        continue
+                try:
+                    rows.append([values[row[col].strip()] for col in columns])
+                except KeyError as exc:
+                    name = OBSERVATIONS[[row[col].strip() for col in columns].index(exc.args[0])]
+                    raise DataError(f"{path}:{reader.line_num}: {name!r} is {exc.args[0]!r}, expected 1.0, 0.0, -1.0 or blank") from None
+                paths.append(row[path_col])
+                lines.append(reader.line_num)
     except FileNotFoundError:
         raise DISTRIBUTION.missing(path) from None
-    with handle:
-        reader = csv.reader(handle)
-        header = next(reader, [])
-        needed = ["Path", *OBSERVATIONS] + ([_VIEW] if frontal_only else [])
-        absent = [name for name in needed if name not in header]
-        if absent:
-            raise DataError(f"{path}:1: missing column(s) {', '.join(repr(a) for a in absent)}; expected the official header Path,Sex,Age,{_VIEW},AP/PA,{','.join(OBSERVATIONS)}")
-        path_col, view_col = header.index("Path"), header.index(_VIEW) if frontal_only else -1
-        columns = [header.index(name) for name in OBSERVATIONS]
-        paths, rows, lines = [], [], []
-        for row in reader:
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise DataError(f"{path}:{reader.line_num}: {len(row)} fields, the header has {len(header)}")
-            if frontal_only:
-                if row[view_col] not in ("Frontal", "Lateral"):
-                    raise DataError(f"{path}:{reader.line_num}: {_VIEW} is {row[view_col]!r}, expected Frontal or Lateral")
-                if row[view_col] == "Lateral":
-                    continue
-            paths.append(row[path_col])
-            rows.append([_value(path, reader.line_num, name, row[col].strip(), uncertain) for name, col in zip(OBSERVATIONS, columns)])
-            lines.append(reader.line_num)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: not a readable CSV file ({' '.join(str(exc).split())})") from None
     if not paths:
         raise DataError(f"{path}: no {'frontal ' if frontal_only else ''}images listed")
     return paths, np.array(rows, dtype=np.float32), np.array(lines)
 
 
-def _value(path: Path, line: int, name: str, cell: str, uncertain: float) -> float:
-    if cell in _VALUES:
-        return _VALUES[cell]
-    if cell in _UNCERTAIN:
-        return uncertain
-    raise DataError(f"{path}:{line}: {name!r} is {cell!r}, expected 1.0, 0.0, -1.0 or blank")
-
-
 def resolve(release: Path, listed: str) -> Path:
     """A CSV path (``CheXpert-v1.0-small/train/...``) inside the release folder actually found."""
-    parts = Path(listed).parts
-    return release.joinpath(*parts[1:]) if parts and parts[0].startswith("CheXpert-v1.0") else release / listed
+    first, _, rest = listed.partition("/")
+    return release / rest if first.startswith("CheXpert-v1.0") else release / listed
 
 
 class CheXpert(DatasetSource):
