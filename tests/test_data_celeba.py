@@ -174,3 +174,10 @@ def test_check_command(tmp_path: Path):
     result = runner.invoke(main, ["data", "check", "celeba", "--data-root", str(tmp_path), "--split", "test"])
     assert result.exit_code == 2
     assert re.search(r"protodiff: error: \S+000006.jpg: cannot read image .*list_eval_partition.txt line 6\)\n$", result.output)
+
+
+def test_binary_text_file_is_a_one_line_error(tmp_path: Path):
+    write_celeba(tmp_path)
+    (tmp_path / "list_eval_partition.txt").write_bytes(b"\x89PNG\r\n\x1a\n\xff")
+    with pytest.raises(DataError, match=r"list_eval_partition.txt: not a text file \(invalid start byte at byte 0\)"):
+        source(tmp_path).open("train")

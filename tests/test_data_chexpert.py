@@ -130,3 +130,10 @@ def test_check_command_with_a_source_option(tmp_path: Path):
     assert re.search(r"\n  Enlarged Cardiomediastinum +0\.333 +0\.000\n", result.output)
     result = CliRunner().invoke(main, args[:-1] + ["uncertain=maybe"])
     assert result.exit_code == 2 and "data.uncertain: expected one of 'zeros', 'ones'" in result.output
+
+
+def test_binary_csv_is_a_one_line_error(tmp_path: Path):
+    release = write_chexpert(tmp_path)
+    (release / "valid.csv").write_bytes(b"\xff\xfe\x00P\x00a\x00t\x00h")
+    with pytest.raises(DataError, match=r"valid.csv: not a readable CSV file \('utf-8' codec can't decode"):
+        source(tmp_path).open("test")
