@@ -7,6 +7,7 @@ drawn from N(0, 0.1)), small enough that each output position sees a local patch
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -164,7 +165,7 @@ def timm_encoder(model_name: str) -> type[TimmEncoder]:
     import timm
 
     if not timm.is_model(model_name):
-        close = timm.list_models(f"*{model_name}*")[:5]
+        close = difflib.get_close_matches(model_name, timm.list_models(), n=3, cutoff=0.6)
         hint = f"; close: {', '.join(close)}" if close else ""
         raise UnknownComponentError(f"unknown encoder timm-{model_name}: timm has no model {model_name!r}{hint}")
     return type(f"TimmEncoder[{model_name}]", (TimmEncoder,), {"model_name": model_name})

@@ -1,0 +1,83 @@
+"""Prototype layers against brute-force definitions, and the Patronus conditioner around them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from protodiff.config import ComponentSpec
+from protodiff_patronus.prototypes import distinct_loss
+
+
+def layer(name: str, feature_dim: int, **options):
+    return ComponentSpec("prototype_layer", name, raw=options).build(feature_dim=feature_dim)
+
+
+def test_log_l2_matches_the_definition():
+    proto = layer("log-l2", 8, num_prototypes=5)
+    z = torch.randn(3, 8, 4, 6)
+    s, maps = proto(z)
+    patches = z.flatten(2).transpose(1, 2)  # (B, HW, D)
+    brute = ((patches[:, None, :, :] - proto.prototypes[None, :, None, :]) ** 2).sum(-1)  # (B, m, HW)
+    torch.testing.assert_close(maps.flatten(2), brute, atol=1e-4, rtol=1e-4)
+    nearest = brute.min(dim=2).values
+    torch.testing.assert_close(s, torch.log((nearest + 1) / (nearest + 1e-4)), atol=1e-4, rtol=1e-4)
+
+
+def test_log_l2_init_is_uniform_and_activation_peaks_on_an_exact_match():
+    proto = layer("log-l2", 16, num_prototypes=100)
+    assert 0 <= proto.prototypes.min() and proto.prototypes.max() < 1
+    z = torch.randn(1, 16, 5, 5) + 3
+    z[0, :, 2, 3] = proto.prototypes[7]
+    s, maps = proto(z)
+    assert s[0, 7].item() == pytest.approx(torch.log(torch.tensor(1 / 1e-4)).item(), rel=1e-3)
+    assert maps[0, 7].flatten().argmin().item() == 2 * 5 + 3
+
+
+def test_cosine_activations_are_bounded_and_maps_are_distances():
+    proto = layer("cosine", 8, num_prototypes=4)
+    z = torch.randn(2, 8, 3, 3)
+    z[1, :, 0, 0] = proto.prototypes[2] * 5
+    s, maps = proto(z)
+    assert torch.all(s <= 1 + 1e-6) and torch.all(s >= -1 - 1e-6)
+    assert s[1, 2].item() == pytest.approx(1.0, abs=1e-5) and maps[1, 2, 0, 0].item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_distinct_loss_is_zero_for_orthogonal_and_maximal_for_identical_prototypes():
+    assert distinct_loss(torch.eye(4), margin=0.5).item() == 0.0
+    assert distinct_loss(torch.ones(3, 4), margin=0.2).item() == pytest.approx(0.2, abs=1e-6)
+    proto = layer("log-l2", 4, num_prototypes=3, distinct_weight=2.0)
+    proto.prototypes.data = torch.ones(3, 4)
+    assert proto.aux_loss().item() == pytest.approx(0.4, abs=1e-6)
+    assert layer("log-l2", 4).aux_loss() is None  # off by default, as published
+
+
+def patronus(image_size: int = 32, **options):
+    return ComponentSpec("conditioner", "patronus", raw=options).build(in_channels=3, image_size=image_size)
+
+
+def test_patronus_conditioner_defaults_are_the_published_ones():
+    cond = patronus()
+    assert cond.dim == 100 and cond.embed_dim == 256 and cond.preferred_mode == "add"
+    assert cond.names[:2] == ["proto_00", "proto_01"] and len(cond.names) == 100
+    condition = cond.encode(torch.randn(2, 3, 32, 32))
+    assert condition.vector.shape == (2, 100) and condition.maps.shape == (2, 100, 10, 10)
+    assert condition.aux_loss is None
+    assert cond.embed(condition.vector).shape == (2, 256)
+
+
+def test_names_can_be_set_and_are_checked():
+    cond = patronus(prototype_layer={"name": "log-l2", "num_prototypes": 2})
+    cond.names = ["red mark", "stripes"]
+    assert cond.encode(torch.randn(1, 3, 32, 32)).names == ["red mark", "stripes"]
+    with pytest.raises(ValueError, match="expected 2 names"):
+        cond.names = ["one"]
+
+
+def test_nearest_patches_point_at_the_matching_patch():
+    cond = patronus(prototype_layer={"name": "log-l2", "num_prototypes": 3})
+    maps = torch.full((1, 3, 10, 10), 5.0)
+    maps[0, 1, 4, 6] = 0.0
+    box = cond.nearest_patches(maps)[0][1]
+    assert box == cond.encoder.receptive_field(4, 6)
+    assert (box.top, box.left, box.height, box.width) == (7, 11, 15, 15)
