@@ -31,7 +31,7 @@ class PatronusConditioner(Conditioner):
 
     presets = {
         "test": {
-            "encoder": {"name": "patronus-conv", "channels": (8, 16)},
+            "encoder": {"name": "patronus-conv", "channels": (8, 16), "kernel_sizes": (3, 3), "strides": (2, 1), "paddings": (1, 0)},
             "prototype_layer": {"name": "log-l2", "num_prototypes": 5},
             "embed_dim": 16,
         }
