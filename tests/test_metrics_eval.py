@@ -213,6 +213,8 @@ def test_eval_latent_metrics_end_to_end(conditional_run, tmp_path):
         ("ddpm", ["--metrics", "fid", "--extractor", "nope"], "unknown feature extractor 'nope'"),
         ("ddpm", ["--metrics", "fid", "--data", "image_size=32"], "fix --data image_size"),
         ("cond", ["--metrics", "fid", "--extractor", "identity", "--conditions", "prior"], "need a latent prior"),
+        ("cond", ["--metrics", "tad", "--num-latents", "3"], "tad: num_latents must be at least the number of folds"),
+        ("cond", ["--metrics", "latent-auroc", "--data", "num_train=4"], "5-fold cross-validation needs at least 5"),
     ],
 )
 def test_eval_errors_are_one_line(ddpm_run, conditional_run, args, run, message, tmp_path):

@@ -44,7 +44,9 @@ from protodiff.errors import ProtodiffError
     help="fid/kid on a conditional model: conditions of real images (reconstruction) or the latent prior [data].",
 )
 @click.option(
-    "--extractor", default=None, help="fid/kid feature extractor: inception-v3-compat (FID), identity, attribute-classifier, timm-<model>."
+    "--extractor",
+    default=None,
+    help="fid/kid feature extractor: inception-v3-compat (FID), identity, attribute-classifier, timm-<model>.",
 )
 @click.option("--extractor-weights", default=None, help="Local weights of the --extractor (file, or classifier directory).")
 @click.option("--inception-weights", default=None, help="Path of torch-fidelity's Inception weights file (real FID offline).")
@@ -110,7 +112,8 @@ def eval_command(
     for name in names:
         cls = registries().metric.get(name)
         fields = {f.name for f in dataclasses.fields(cls.Config)}
-        metrics[name] = ComponentSpec("metric", name, raw={k: v for k, v in options.items() if k in fields}).build()
+        spec = ComponentSpec("metric", name, raw={k: v for k, v in options.items() if k in fields})
+        metrics[name] = spec.resolved(where=name, source="protodiff eval").build()
     _refuse_unused(given, metrics)
 
     source = config.data.build()
@@ -128,13 +131,14 @@ def eval_command(
     for name, metric in metrics.items():
         chosen = split or metric.default_split
         result = metric.compute(model, splits[chosen], shared=shared, seed=seed, progress=True)
-        results[result["label"]] = {"metric": name, "split": chosen, **result}
-        click.echo(_summary(result, chosen))
+        label = result.get("label", name)
+        results[label] = {"metric": name, "split": chosen, **result}
+        click.echo(_summary(label, result, chosen))
 
     write_json(
         out,
         {
-            "checkpoint": str(path),
+            "checkpoint": str(path.resolve()),
             "weights": "ema" if not no_ema and (path / EMA_FILE).is_file() else "raw",
             "dataset": to_dict(config.data),
             "seed": seed,
@@ -162,13 +166,18 @@ def _check_shape(data: Any, model: Any) -> None:
         )
 
 
-def _summary(result: dict[str, Any], split: str) -> str:
-    label = result["label"]
+def _summary(label: str, result: dict[str, Any], split: str) -> str:
+    """One line per metric; a plugin's metric with other keys is summarised as far as they go."""
     if "value" in result:
-        return f"{label} = {result['value']:.4g} ({result['num_generated']} generated vs {result['num_real']} {split})"
-    count = f"{result['num_latents']} {split} latents" if "num_latents" in result else split
-    if "per_fold" in result:
-        count += f", {len(result['per_fold'])} folds"
+        value = f"{result['value']:.4g}"
+    elif "mean" in result:
+        value = f"{result['mean']:.4g} ± {result.get('std', float('nan')):.2g}"
+    else:
+        value = "(see the JSON)"
+    if "num_latents" in result:
+        where = f"{result['num_latents']} {split} latents, {len(result.get('per_fold', []))} folds"
     elif "num_generated" in result:
-        count = f"{result['num_generated']} generated vs {result['num_real']} {split}"
-    return f"{label} = {result['mean']:.4g} ± {result['std']:.2g} ({count})"
+        where = f"{result['num_generated']} generated vs {result.get('num_real')} {split}"
+    else:
+        where = split
+    return f"{label} = {value} ({where})"

@@ -78,10 +78,10 @@ def real_images(data: LabeledImages, num: int | None, *, batch_size: int = 256, 
 
 def require_conditions(model: ConditionedDiffusion, conditions: Conditions) -> None:
     """Refuse ``prior`` conditions for a conditional model that has no latent prior."""
-    if model.is_conditional and conditions == "prior" and getattr(model, "prior", None) is None:
+    if model.is_conditional and conditions == "prior" and model.prior is None:
         raise ProtodiffError(
-            "conditions 'prior' need a latent prior, and this model has none: fit one to its latents first, "
-            "or use conditions 'data' (the conditions of real images: reconstruction FID)"
+            "conditions 'prior' need a latent prior, and this checkpoint has none: fit one with "
+            "`protodiff fit-prior`, or use conditions 'data' (the conditions of real images: reconstruction FID)"
         )
 
 

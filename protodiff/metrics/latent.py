@@ -2,8 +2,9 @@
 
 Each encodes the first ``num_latents`` images of a split (shared between the three through the
 ``shared`` memo) and hands the arrays to :mod:`protodiff.metrics.disentanglement`, which holds
-the protocol and its sources (imported on first use: it pulls in scikit-learn). The default split is ``train``: InfoDiffusion's script, which
-Patronus reuses, scores the first 10k CelebA *train* latents.
+the protocol and its sources (imported on first use: it pulls in scikit-learn). The default
+split is ``train``: InfoDiffusion's script, which Patronus reuses, scores the first 10k CelebA
+*train* latents.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from protodiff.errors import ProtodiffError
 from protodiff.metrics.base import Metric
 from protodiff.metrics.latents import Latents, encode_latents, require_attributes, require_latent
 from protodiff.metrics.protocol import Folds, Thresholds
@@ -65,7 +67,10 @@ class _LatentMetric(Metric):
         def encode() -> Latents:
             return encode_latents(model, data, self.config.num_latents, batch_size=self.config.batch_size, progress=progress)
 
-        return (shared or Shared()).get(("latents", id(model), id(data), self.config.num_latents), encode)
+        latents = (shared or Shared()).get(("latents", id(model), id(data), self.config.num_latents), encode)
+        if len(latents.vectors) < self.config.folds:
+            raise ProtodiffError(f"{self.config.folds}-fold cross-validation needs at least {self.config.folds} images")
+        return latents
 
     @staticmethod
     def counts(latents: Latents) -> dict[str, int]:

@@ -47,7 +47,6 @@ def encode_latents(
     num: int,
     *,
     batch_size: int = 256,
-    num_workers: int = 0,
     progress: bool = False,
 ) -> Latents:
     """Encode the first ``num`` images of ``data`` (all of it if shorter), in order.
@@ -60,7 +59,7 @@ def encode_latents(
     count = min(num, len(data))
     if count < 1:
         raise ProtodiffError("the split is empty: no latents to evaluate")
-    loader = DataLoader(Subset(data, range(count)), batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    loader = DataLoader(Subset(data, range(count)), batch_size=batch_size, shuffle=False)
     vectors, labels = [], []
     for images, attributes in tqdm(loader, desc="encoding", unit="batch", disable=not progress, leave=False):
         vectors.append(model.encode(images).vector.detach().double().cpu())
