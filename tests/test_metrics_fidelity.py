@@ -159,3 +159,14 @@ def test_to_uint8_rgb() -> None:
     assert out.dtype == torch.uint8 and out.shape == (1, 3, 2, 2)
     assert out[0, 0].flatten().tolist() == [0, 128, 255, 255]
     assert torch.equal(out[0, 0], out[0, 2])
+
+
+def test_attribute_classifier_features_as_an_extractor(tmp_path) -> None:
+    from protodiff.metrics.classifier import AttributeClassifier, ClassifierConfig
+
+    AttributeClassifier(["a", "b"], 3, 16, ClassifierConfig(widths=(8, 16))).save(tmp_path / "clf")
+    extractor = resolve_extractor("attribute-classifier", tmp_path / "clf")
+    assert extractor.label("fid") == "FD_attribute-classifier"
+    images = torch.randint(0, 256, (10, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    assert fidelity_scores(images, images, extractor, fid=True)["frechet_inception_distance"] == pytest.approx(0, abs=1e-6)
+    assert fidelity_scores(images, 255 - images, extractor, fid=True)["frechet_inception_distance"] > 1e-6
