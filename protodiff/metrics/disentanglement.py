@@ -26,6 +26,10 @@ commit 43c8728; Patronus copies it), which in turn takes TAD from NashAE (Yeats 
 * **Summaries** are the mean and the population standard deviation (``np.std``, ddof 0) of the
   per-fold values, as the script prints them.
 
+Two numerical details differ, deliberately: the script casts latents to float32 before its
+AUROCs and computes the mutual information in float32 torch; here both are float64 (results can
+differ only where values tie after float32 rounding, or at a threshold to ~1e-7).
+
 Where the script is silent (it would raise), this module decides, and says so in the results:
 an attribute with a single class among the rows a computation uses has no defined AUROC. For TAD
 its row of AUROCs is NaN and it is never kept (in the script its entropy-reduction proportion

@@ -51,8 +51,11 @@ def encode_latents(
 ) -> Latents:
     """Encode the first ``num`` images of ``data`` (all of it if shorter), in order.
 
-    "First" as in the protocol (InfoDiffusion evaluates the first 10k CelebA train latents), so
-    the rows, and hence the folds, do not depend on any seed.
+    "First" as in the protocol: InfoDiffusion's ``run.py --mode save_latent`` encodes the CelebA
+    train split in order (``shuffle=False``) and its evaluation keeps the first 10k rows, so the
+    rows, and hence the folds, depend on no seed. Unlike that script, whose CelebA loader keeps
+    its ``RandomHorizontalFlip`` while encoding, images are encoded as the dataset gives them, so
+    the latents are deterministic.
     """
     require_latent(model)
     require_attributes(data)
