@@ -90,6 +90,16 @@ def optional_component(kind: str) -> Any:
     return field(default=None, metadata={"kind": kind})
 
 
+def override_component(configured: ComponentSpec, name: str | None, options: Mapping[str, Any]) -> ComponentSpec:
+    """``configured`` with ``options`` on top; naming another component starts from its defaults
+    (so a command-line ``--sampler ddpm --steps 20`` never inherits DDIM's ``eta``)."""
+    if name is not None and name != configured.name:
+        return ComponentSpec(configured.kind, name, raw=dict(options))
+    base = to_dict(configured)
+    base.pop("name")
+    return ComponentSpec(configured.kind, configured.name, raw={**base, **options})
+
+
 def _parse_component(kind: str, value: Any, where: str, source: str) -> ComponentSpec:
     if isinstance(value, str):  # shorthand: `sampler: ddim`
         value = {"name": value}

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from protodiff.cli.options import device_option, seed_option
+from protodiff.config import override_component
 from protodiff.errors import ProtodiffError
 
 
@@ -80,7 +81,6 @@ def eval_command(
     from importlib.metadata import version
 
     from protodiff.checkpoint import EMA_FILE, load_model, resolve_checkpoint
-    from protodiff.cli.sample import _sampler_spec
     from protodiff.config import ComponentSpec, apply_overrides, to_dict
     from protodiff.experiment import experiment_from_dict
     from protodiff.io import write_json
@@ -103,7 +103,7 @@ def eval_command(
     # Every option of metric_options (and the sampler) sets the Config field of the same name.
     given = {k for k, v in metric_options.items() if v is not None} | ({"sampler"} if sampler or steps else set())
     options = {k: v for k, v in metric_options.items() if v is not None}
-    options["sampler"] = _sampler_spec(config.sample.sampler, sampler, {"steps": steps} if steps else {})
+    options["sampler"] = override_component(config.sample.sampler, sampler, {"steps": steps} if steps else {})
 
     names = [n.strip() for n in metric_names.split(",") if n.strip()]
     if not names:

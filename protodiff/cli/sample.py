@@ -8,7 +8,7 @@ import click
 import torch
 
 from protodiff.cli.options import device_option, seed_option
-from protodiff.config import ComponentSpec, to_dict
+from protodiff.config import override_component
 from protodiff.errors import ProtodiffError
 
 
@@ -59,7 +59,7 @@ def sample(
     seed = config.seed if seed is None else seed
     n = num_images or config.sample.num_images
     options = {k: v for k, v in {"steps": steps, "eta": eta}.items() if v is not None}
-    chosen = _sampler_spec(config.sample.sampler, sampler, options).build(schedule=model.schedule)
+    chosen = override_component(config.sample.sampler, sampler, options).build(schedule=model.schedule)
     generator = torch.Generator().manual_seed(seed)
 
     if condition_on is None and model.is_conditional and model.prior is None:
@@ -78,12 +78,3 @@ def sample(
     else:
         save_grid(model.sample(n, sampler=chosen, generator=generator, progress=True), out)
     click.echo(f"wrote {Path(out)}")
-
-
-def _sampler_spec(configured: ComponentSpec, name: str | None, options: dict) -> ComponentSpec:
-    """The configured sampler with command-line options on top; another sampler starts from its defaults."""
-    if name is not None and name != configured.name:
-        return ComponentSpec("sampler", name, raw=options)
-    base = to_dict(configured)
-    base.pop("name")
-    return ComponentSpec("sampler", configured.name, raw={**base, **options})

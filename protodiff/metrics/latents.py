@@ -6,10 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader, Subset
-from tqdm.auto import tqdm
 
+from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError
 
 if TYPE_CHECKING:
@@ -40,7 +38,6 @@ def require_attributes(data: LabeledImages) -> None:
         raise ProtodiffError("the dataset has no attribute labels: latent metrics need binary attributes to score against")
 
 
-@torch.no_grad()
 def encode_latents(
     model: ConditionedDiffusion,
     data: LabeledImages,
@@ -51,25 +48,15 @@ def encode_latents(
 ) -> Latents:
     """Encode the first ``num`` images of ``data`` (all of it if shorter), in order.
 
-    "First" as in the protocol: InfoDiffusion's ``run.py --mode save_latent`` encodes the CelebA
-    train split in order (``shuffle=False``) and its evaluation keeps the first 10k rows, so the
-    rows, and hence the folds, depend on no seed. Unlike that script, whose CelebA loader keeps
-    its ``RandomHorizontalFlip`` while encoding, images are encoded as the dataset gives them, so
-    the latents are deterministic.
+    "First" as in the protocol (InfoDiffusion evaluates the first 10k CelebA train latents), so
+    the rows, and hence the folds, do not depend on any seed.
     """
     require_latent(model)
     require_attributes(data)
-    count = min(num, len(data))
-    if count < 1:
+    if min(num, len(data)) < 1:
         raise ProtodiffError("the split is empty: no latents to evaluate")
-    loader = DataLoader(Subset(data, range(count)), batch_size=batch_size, shuffle=False)
-    vectors, labels = [], []
-    for images, attributes in tqdm(loader, desc="encoding", unit="batch", disable=not progress, leave=False):
-        vectors.append(model.encode(images).vector.detach().double().cpu())
-        labels.append(attributes)
-    attributes = torch.cat(labels).numpy()
+    encoded = encode_split(model, data, limit=num, batch_size=batch_size, progress=progress)
+    attributes = encoded.attributes.numpy()
     if not np.isin(attributes, (0, 1)).all():
         raise ProtodiffError("the dataset's attributes are not binary 0/1: the latent metrics score binary attributes")
-    return Latents(
-        torch.cat(vectors).numpy(), attributes.astype(np.int64), list(model.conditioner.names), list(data.attribute_names)
-    )
+    return Latents(encoded.vectors.double().numpy(), attributes.astype(np.int64), encoded.names, encoded.attribute_names)
