@@ -130,7 +130,7 @@ def eval_command(
     results: dict[str, Any] = {}
     for name, metric in metrics.items():
         chosen = split or metric.default_split
-        result = metric.compute(model, splits[chosen], shared=shared, seed=seed, progress=True)
+        result = metric.compute(model, splits[chosen], shared=shared, seed=seed, progress=True, source=source)
         label = result.get("label", name)
         results[label] = {"metric": name, "split": chosen, **result}
         click.echo(_summary(label, result, chosen))
@@ -171,7 +171,7 @@ def _summary(label: str, result: dict[str, Any], split: str) -> str:
     if "value" in result:
         value = f"{result['value']:.4g}"
     elif "mean" in result:
-        value = f"{result['mean']:.4g} ± {result.get('std', float('nan')):.2g}"
+        value = f"{result['mean']:.4g}" + (f" ± {result['std']:.2g}" if "std" in result else "")
     else:
         value = "(see the JSON)"
     if "num_latents" in result:

@@ -1,6 +1,8 @@
 """Metrics of the paper's tables (TAD, attributes captured, latent AUROC, FID/KID)."""
 
 from protodiff.metrics.base import Metric
+from protodiff.metrics.concepts import DimensionAUROC, ReconstructionAgreement
+from protodiff.metrics.inversion import InversionError
 from protodiff.metrics.fidelity import FID, KID
 from protodiff.metrics.latent import TAD, AttributesCaptured, LatentAUROC
 
@@ -11,6 +13,20 @@ METRICS: dict[str, type[Metric]] = {
     "latent-auroc": LatentAUROC,
     "fid": FID,
     "kid": KID,
+    "dimension-auroc": DimensionAUROC,
+    "reconstruction-agreement": ReconstructionAgreement,
+    "inversion-error": InversionError,
 }
 
-__all__ = ["FID", "KID", "METRICS", "TAD", "AttributesCaptured", "LatentAUROC", "Metric"]
+__all__ = [
+    "FID",
+    "KID",
+    "METRICS",
+    "TAD",
+    "AttributesCaptured",
+    "DimensionAUROC",
+    "InversionError",
+    "LatentAUROC",
+    "Metric",
+    "ReconstructionAgreement",
+]

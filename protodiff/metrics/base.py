@@ -19,7 +19,8 @@ class Metric(Component, ABC):
     ``FD_identity``), the value(s), the protocol parameters and the sample counts, so a result
     file can be read without the command line that made it. Options every metric accepts:
     ``shared`` (a :class:`~protodiff.metrics.shared.Shared` memo for artefacts several metrics
-    reuse), ``seed`` and ``progress``.
+    reuse), ``seed``, ``progress`` and ``source`` (the :class:`~protodiff.data.base.DatasetSource`
+    the split came from, for metrics that need another split, e.g. to train a judge).
     """
 
     #: The split the metric is defined on, unless the caller chooses another (each metric cites
