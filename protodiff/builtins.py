@@ -25,5 +25,4 @@ def protodiff_register(registry: Registries) -> None:
         registry.dataset.add(name, source)
     for name, metric in METRICS.items():
         registry.metric.add(name, metric)
-    for path in sorted(PRESETS_DIR.glob("*.yaml")):
-        registry.preset.add(path.stem, path)
+    registry.add_presets(PRESETS_DIR)

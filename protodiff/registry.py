@@ -15,6 +15,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from protodiff.errors import RegistrationError, UnknownComponentError
@@ -183,6 +184,11 @@ class Registries:
         self.dataset: Registry[type[DatasetSource]] = Registry("dataset", DatasetSource)
         #: Experiment presets: name -> path of a YAML file shipped by a plugin.
         self.preset: Registry[Any] = Registry("preset")
+
+    def add_presets(self, directory: Path) -> None:
+        """Register every ``*.yaml`` experiment file in ``directory`` as a preset named after its stem."""
+        for path in sorted(Path(directory).glob("*.yaml")):
+            self.preset.add(path.stem, path)
 
     def all(self) -> dict[str, Registry[Any]]:
         return {name: reg for name, reg in vars(self).items() if isinstance(reg, Registry)}

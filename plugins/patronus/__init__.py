@@ -30,5 +30,4 @@ def protodiff_register(registry: Registries) -> None:
     registry.prototype_layer.add("cosine", CosinePrototypes)
     registry.conditioner.add("patronus", PatronusConditioner)
     registry.latent_prior.add("latent-ddpm", LatentDDPM)
-    for path in sorted(PRESETS_DIR.glob("*.yaml")):
-        registry.preset.add(path.stem, path)
+    registry.add_presets(PRESETS_DIR)
