@@ -63,7 +63,7 @@ def _diffusers_model(image_size: int, channels: int):
         from diffusers import UNet2DModel
     except ImportError:
         raise SystemExit("the diffusers reference needs `pip install diffusers` (or the `bench` extra)") from None
-    from protodiff.diffusion import NoiseSchedule, epsilon_loss
+    from protodiff.diffusion import NoiseSchedule, denoising_loss
 
     # The published Patronus UNet: 64 base channels x (1, 2, 4, 4), 2 res blocks per level,
     # GroupNorm(8), dropout 0.1, attention only in the bottleneck (4 heads of 64 channels).
@@ -81,7 +81,7 @@ def _diffusers_model(image_size: int, channels: int):
     )
     schedule = NoiseSchedule()
     generator = torch.Generator().manual_seed(0)
-    return model, lambda x0: epsilon_loss(lambda x_t, t: model(x_t, t).sample, schedule, x0, generator)
+    return model, lambda x0: denoising_loss(lambda x_t, t: model(x_t, t).sample, schedule, x0, generator)
 
 
 def build(name: str, image_size: int, channels: int) -> tuple[torch.nn.Module, Callable[[torch.Tensor], torch.Tensor]]:

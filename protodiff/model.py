@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from protodiff.conditioning import Condition, Conditioner
 from protodiff.config import ComponentSpec
-from protodiff.diffusion.objective import epsilon_loss
+from protodiff.diffusion.objective import denoising_loss
 from protodiff.diffusion.samplers import Callback, EpsFn, Sampler, randn
 from protodiff.diffusion.schedule import NoiseSchedule
 from protodiff.errors import ProtodiffError
@@ -63,7 +63,7 @@ class ConditionedDiffusion(nn.Module):
         """
         condition = self.conditioner.encode(x0)
         embedding = self.conditioner.embed(condition.vector)
-        mse = epsilon_loss(lambda x_t, t: self.denoiser(x_t, t, embedding), self.schedule, x0, generator)
+        mse = denoising_loss(lambda x_t, t: self.denoiser(x_t, t, embedding), self.schedule, x0, generator)
         parts = {"mse": mse.detach()}
         loss = mse
         if condition.aux_loss is not None:
@@ -92,7 +92,7 @@ class ConditionedDiffusion(nn.Module):
         """The denoiser with ``condition`` bound in: ``eps_fn(x_t, t) -> eps_hat`` for a batch of ``batch``."""
         vector = self._as_vector(condition, batch)
         embedding = self.conditioner.embed(vector) if vector is not None else None
-        return lambda x_t, t: self.denoiser(x_t, t, embedding)
+        return lambda x_t, t: self.schedule.eps_from_prediction(x_t, t, self.denoiser(x_t, t, embedding))
 
     # -- generation -----------------------------------------------------------------------------
     def sampler(self, spec: ComponentSpec | str = "ddim", **options: object) -> Sampler:

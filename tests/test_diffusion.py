@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from protodiff.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, ScheduleConfig, epsilon_loss
+from protodiff.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, ScheduleConfig, denoising_loss
 from protodiff.diffusion.samplers import evenly_spaced
 
 
@@ -54,7 +54,7 @@ def test_x0_and_eps_conversions_invert_each_other(schedule):
     torch.testing.assert_close(schedule.predict_eps(x_t, t, x0), eps, atol=1e-4, rtol=1e-4)
 
 
-def test_epsilon_loss_is_zero_for_the_true_noise_and_seeded(schedule):
+def test_denoising_loss_is_zero_for_the_true_noise_and_seeded(schedule):
     x0 = torch.randn(8, 1, 4, 4)
     seen = {}
 
@@ -62,10 +62,10 @@ def test_epsilon_loss_is_zero_for_the_true_noise_and_seeded(schedule):
         seen["t"] = t
         return schedule.predict_eps(x_t, t, x0)
 
-    loss = epsilon_loss(recorder, schedule, x0, torch.Generator().manual_seed(3))
+    loss = denoising_loss(recorder, schedule, x0, torch.Generator().manual_seed(3))
     assert loss.item() < 1e-6
     first = seen["t"].clone()
-    epsilon_loss(recorder, schedule, x0, torch.Generator().manual_seed(3))
+    denoising_loss(recorder, schedule, x0, torch.Generator().manual_seed(3))
     assert torch.equal(first, seen["t"])
 
 
@@ -144,3 +144,17 @@ def test_seeded_stochastic_sampling_is_reproducible(schedule):
     eps_fn = gaussian_oracle(schedule, 0.0, 1.0)
     runs = [sampler.sample(eps_fn, torch.zeros(5), generator=torch.Generator().manual_seed(7)) for _ in range(2)]
     assert torch.equal(runs[0], runs[1])
+
+
+def test_v_prediction_targets_and_conversion_are_consistent():
+    s = NoiseSchedule(ScheduleConfig(prediction="v"))
+    x0, noise = torch.randn(5, 2, 3, 3), torch.randn(5, 2, 3, 3)
+    t = torch.tensor([0, 10, 500, 900, 999])
+    x_t = s.q_sample(x0, t, noise)
+    v = s.training_target(x0, noise, t)
+    torch.testing.assert_close(s.eps_from_prediction(x_t, t, v), noise, atol=1e-5, rtol=1e-5)
+    assert denoising_loss(lambda x_t, t: s.training_target(x0, s.predict_eps(x_t, t, x0), t), s, x0).item() < 1e-8
+    # Near pure noise an x0 off by 1 moves the v target by ~1, the eps target by only sqrt(a) < 0.01:
+    off = torch.tensor([999])
+    assert (s.training_target(x0[-1:] + 1, noise[-1:], off) - v[-1:]).abs().mean() > 0.99
+    assert (NoiseSchedule().predict_eps(x_t[-1:], 999, x0[-1:] + 1) - noise[-1:]).abs().mean() < 0.01

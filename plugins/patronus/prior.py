@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from protodiff.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, ScheduleConfig, epsilon_loss
+from protodiff.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, ScheduleConfig, denoising_loss
 from protodiff.nn.blocks import TimestepEmbedding
 from protodiff.priors import LatentPrior
 
@@ -93,7 +93,7 @@ class LatentDDPM(LatentPrior):
             order = torch.randperm(len(data), generator=generator).to(self.device)
             losses = []
             for start in range(0, len(data), self.config.batch_size):
-                loss = epsilon_loss(self.net, self.schedule, data[order[start : start + self.config.batch_size]], generator)
+                loss = denoising_loss(self.net, self.schedule, data[order[start : start + self.config.batch_size]], generator)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -1,6 +1,6 @@
 """Noise schedules, the training objective, samplers and DDIM inversion."""
 
-from protodiff.diffusion.objective import epsilon_loss
+from protodiff.diffusion.objective import denoising_loss
 from protodiff.diffusion.samplers import Callback, DDIMSampler, DDPMSampler, EpsFn, Sampler, StepInfo
 from protodiff.diffusion.schedule import NoiseSchedule, ScheduleConfig
 
@@ -13,5 +13,5 @@ __all__ = [
     "Sampler",
     "ScheduleConfig",
     "StepInfo",
-    "epsilon_loss",
+    "denoising_loss",
 ]

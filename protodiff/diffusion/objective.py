@@ -1,4 +1,4 @@
-"""The training objective: predict the noise added by the forward process (DDPM's L_simple)."""
+"""The training objective: DDPM's L_simple, on eps or on v as the schedule's config says."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from torch import Tensor
 from protodiff.diffusion.schedule import NoiseSchedule
 
 
-def epsilon_loss(
-    eps_fn: Callable[[Tensor, Tensor], Tensor],
+def denoising_loss(
+    net_fn: Callable[[Tensor, Tensor], Tensor],
     schedule: NoiseSchedule,
     x0: Tensor,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """E_{t ~ U{0..T-1}, eps ~ N(0, I)} ||eps - eps_fn(x_t, t)||^2, averaged over the batch.
+    """E_{t ~ U{0..T-1}, eps ~ N(0, I)} ||target - net_fn(x_t, t)||^2, averaged over the batch,
+    where the target is eps (or v, see :class:`~protodiff.diffusion.schedule.ScheduleConfig`).
 
     Timesteps and noise are drawn from ``generator`` (on its own device, then moved) so that a
     seeded run draws the same ones on every device and after a resume.
@@ -25,4 +26,4 @@ def epsilon_loss(
     gen_device = generator.device if generator is not None else x0.device
     t = torch.randint(0, schedule.num_timesteps, (x0.shape[0],), generator=generator, device=gen_device).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator, device=gen_device, dtype=x0.dtype).to(x0.device)
-    return F.mse_loss(eps_fn(schedule.q_sample(x0, t, noise), t), noise)
+    return F.mse_loss(net_fn(schedule.q_sample(x0, t, noise), t), schedule.training_target(x0, noise, t))
