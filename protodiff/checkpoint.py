@@ -175,6 +175,15 @@ def load_model(
     return model.to(device).eval(), config
 
 
+def set_condition_names(checkpoint: str | Path, names: list[str]) -> Path:
+    """Rewrite a checkpoint's condition-dimension names (model.safetensors metadata), atomically."""
+    checkpoint = resolve_checkpoint(checkpoint)
+    state, metadata = read_weights(checkpoint / MODEL_FILE)
+    with atomic_path(checkpoint / MODEL_FILE) as tmp:
+        save_file(state, str(tmp), metadata={**metadata, CONDITION_NAMES_KEY: json.dumps(names)})
+    return checkpoint
+
+
 def save_prior(checkpoint: str | Path, prior: nn.Module, config: ExperimentConfig, info: dict[str, Any]) -> Path:
     """Store a fitted prior in ``checkpoint`` and record its spec in the checkpoint's config.yaml.
 

@@ -1,0 +1,62 @@
+"""A conditional model through the command line: encode, fit-prior, sample from the prior, names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import TINY_OVERRIDES
+from protodiff.checkpoint import load_model
+from protodiff.cli import main
+
+PATRONUS = "model.conditioner={name: patronus, preset: test}"
+
+
+def invoke(*args: str) -> str:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    path = tmp_path_factory.mktemp("conditional") / "run"
+    overrides = [arg for o in (*TINY_OVERRIDES, PATRONUS, "data.image_size=32", "model.denoiser.channel_mult=[1,2]")
+                 for arg in ("--set", o)]
+    invoke("train", "ddpm-shapes", *overrides, "--out", str(path), "--device", "cpu")
+    return path
+
+
+def test_sampling_a_conditional_model_needs_conditions_or_a_prior(run, tmp_path):
+    result = CliRunner().invoke(main, ["sample", str(run), "--out", str(tmp_path / "x.png")])
+    assert result.exit_code == 2 and "has no latent prior" in result.output
+    invoke("sample", str(run), "--condition-on", "test", "--n", "2", "--steps", "2", "--invert", "--out", str(tmp_path / "r.png"))
+    assert (tmp_path / "r.png").is_file()
+
+
+def test_fit_prior_then_sample_from_nothing(run, tmp_path):
+    output = invoke("fit-prior", str(run), "--set", "prior.preset=test", "--seed", "1")
+    assert "fitted latent-ddpm on 64 vectors" in output
+    model, config = load_model(run)
+    assert model.prior is not None and config.prior.name == "latent-ddpm"
+    invoke("sample", str(run), "--n", "3", "--steps", "2", "--out", str(tmp_path / "s.png"))
+    assert (tmp_path / "s.png").is_file()
+
+
+def test_encode_writes_vectors_maps_and_labels(run, tmp_path):
+    invoke("encode", str(run), "--limit", "5", "--out", str(tmp_path / "c.npz"))
+    arrays = np.load(tmp_path / "c.npz")
+    assert arrays["vector"].shape == (5, 5) and arrays["maps"].shape[:2] == (5, 5)
+    assert arrays["attributes"].shape == (5, 8) and list(arrays["names"])[0] == "proto_00"
+    invoke("encode", str(run), "--limit", "5", "--out", str(tmp_path / "s.npy"))
+    assert np.load(tmp_path / "s.npy").shape == (5, 5) and np.load(tmp_path / "s-maps.npy").shape[0] == 5
+
+
+def test_names_are_set_and_kept_in_the_checkpoint(run):
+    output = invoke("names", str(run), "1=red square", "4=stripes")
+    assert "  1  red square" in output and "  0  proto_00" in output
+    model, _ = load_model(run)
+    assert model.conditioner.names[1] == "red square" and model.conditioner.names[4] == "stripes"
+    result = CliRunner().invoke(main, ["names", str(run), "9=x"])
+    assert result.exit_code == 2 and "index out of range" in result.output
