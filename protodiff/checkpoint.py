@@ -49,13 +49,21 @@ def step_dir_name(step: int) -> str:
     return f"step_{step:07d}"
 
 
+def checkpoint_step(checkpoint: Path) -> int:
+    """The training step a ``step_*`` checkpoint directory was written at."""
+    match = _STEP_DIR.match(Path(checkpoint).name)
+    if match is None:
+        raise CheckpointError(f"{checkpoint}: not a step_* checkpoint directory")
+    return int(match.group(1))
+
+
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
     """Complete checkpoints of a run, oldest first (temporaries never match the pattern)."""
     directory = Path(run_dir) / CHECKPOINTS_DIR
     if not directory.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _STEP_DIR.match(p.name)) and p.is_dir()]
-    return [p for _, p in sorted(found)]
+    found = [p for p in directory.iterdir() if _STEP_DIR.match(p.name) and p.is_dir()]
+    return sorted(found, key=checkpoint_step)
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

@@ -30,7 +30,7 @@ from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Sampl
 from tqdm.auto import tqdm
 
 from protodiff import checkpoint as ckpt
-from protodiff.config import dump_yaml, to_dict
+from protodiff.config import dump_yaml, read_yaml, to_dict
 from protodiff.data.base import LabeledImages
 from protodiff.errors import CheckpointError, DataError, ProtodiffError, TrainingDiverged
 from protodiff.experiment import ExperimentConfig, TrainConfig, experiment_from_dict
@@ -201,8 +201,6 @@ class Trainer:
                 raise CheckpointError(f"{self.run_dir}: nothing to resume (no checkpoints); drop --resume to start")
             saved_path = self.run_dir / ckpt.CONFIG_FILE
             if saved_path.is_file():
-                from protodiff.config import read_yaml
-
                 _check_resumable(experiment_from_dict(read_yaml(saved_path), str(saved_path)), self.config)
             return existing[-1]
         if existing:
@@ -386,5 +384,12 @@ class Trainer:
 
 
 def train(config: ExperimentConfig, run_dir: str | Path, *, device: str = "auto", resume: bool = False) -> Path:
-    """Train (or resume) a run; returns the final checkpoint directory."""
-    return Trainer(config, run_dir, device=device, resume=resume).fit()
+    """Train (or resume) a run; returns the final checkpoint directory.
+
+    Under torchrun the process group joined for the run is left again at the end.
+    """
+    try:
+        return Trainer(config, run_dir, device=device, resume=resume).fit()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

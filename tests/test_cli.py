@@ -19,7 +19,7 @@ def trained_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("cli") / "run"
     result = CliRunner().invoke(main, ["train", "ddpm-shapes", *sets(), "--out", str(run), "--seed", "3", "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert "trained 6 steps" in result.output
+    assert "trained to step 6" in result.output
     return run
 
 

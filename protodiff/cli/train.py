@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -28,14 +29,14 @@ def train(config: str, overrides: tuple[str, ...], out: str | None, resume: bool
 
     Launch with `torchrun --nproc_per_node N -m protodiff train ...` for data-parallel training.
     """
-    from protodiff.train import Trainer
+    from protodiff.checkpoint import checkpoint_step
+    from protodiff.train import train as run_training
 
     experiment = _load(config, overrides, seed)
     run_dir = Path(out) if out else Path("runs") / Path(config).stem
-    trainer = Trainer(experiment, run_dir, device=device, resume=resume)
-    final = trainer.fit()
-    if trainer.ctx.is_main:
-        click.echo(f"trained {trainer.step} steps; checkpoint: {final}")
+    final = run_training(experiment, run_dir, device=device, resume=resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        click.echo(f"trained to step {checkpoint_step(final)}; checkpoint: {final}")
 
 
 @click.command("config")
