@@ -22,7 +22,9 @@ def assert_same_weights(a, b):
 
 
 def test_training_lowers_the_loss_and_writes_complete_checkpoints(tiny_config, tmp_path):
-    config = tiny_config("train.steps=30", "train.lr=2e-3", "train.checkpoint_every=10", "train.keep_checkpoints=2")
+    config = tiny_config(
+        "train.steps=30", "train.lr=2e-3", "train.checkpoint_every=10", "train.keep_checkpoints=2", "model.diffusion.prediction=eps"
+    )
     final = Trainer(config, tmp_path / "run", device="cpu", progress=False).fit()
     assert final.name == "step_0000030"
     assert [p.name for p in ckpt.list_checkpoints(tmp_path / "run")] == ["step_0000020", "step_0000030"]
