@@ -81,3 +81,24 @@ def test_nearest_patches_point_at_the_matching_patch():
     box = cond.nearest_patches(maps)[0][1]
     assert box == cond.encoder.receptive_field(4, 6)
     assert (box.top, box.left, box.height, box.width) == (7, 11, 15, 15)
+
+
+def test_patch_init_places_prototypes_on_distinct_patches_once():
+    from protodiff_patronus.prototypes import farthest_point_patches
+
+    z = torch.zeros(1, 2, 4, 4)
+    z[0, :, 1, 2] = torch.tensor([5.0, 0.0])  # one rare patch among background
+    z[0, :, 3, 0] = torch.tensor([0.0, -4.0])
+    picks = farthest_point_patches(z, 3)
+    assert {tuple(p.tolist()) for p in picks} == {(5.0, 0.0), (0.0, -4.0), (0.0, 0.0)}
+
+    proto = layer("log-l2", 2, num_prototypes=3, init="patches")
+    assert not proto.initialised
+    s, _ = proto(z)
+    assert proto.initialised and torch.allclose(s, torch.full_like(s, torch.log(torch.tensor(1e4)).item()), rtol=1e-4)
+    placed = proto.prototypes.detach().clone()
+    proto(torch.randn(1, 2, 4, 4))
+    assert torch.equal(proto.prototypes, placed)  # only the first batch places them
+    fresh = layer("log-l2", 2, num_prototypes=3, init="patches")
+    fresh.load_state_dict(proto.state_dict())
+    assert fresh.initialised  # a loaded model is never re-initialised

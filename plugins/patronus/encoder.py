@@ -11,6 +11,7 @@ import difflib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -44,6 +45,10 @@ class PatronusConvEncoder(Encoder):
         paddings: tuple[int, ...] = (1, 0, 0, 0)
         #: Standard deviation of the N(0, std) weight init (Patronus: 0.1).
         init_std: float = 0.1
+        #: Activation of the last layer: ``relu`` as published, or ``sigmoid`` as ProtoPNet's add-on
+        #: layers, which keeps features in [0, 1]^D, the box the prototypes are initialised in, so
+        #: patch-prototype distances stay bounded however long the encoder trains.
+        output: Literal["relu", "sigmoid"] = "relu"
 
         def __post_init__(self) -> None:
             lengths = {len(self.channels), len(self.kernel_sizes), len(self.strides), len(self.paddings)}
@@ -73,6 +78,8 @@ class PatronusConvEncoder(Encoder):
             nn.init.normal_(conv.weight, std=config.init_std)
             layers += [conv, nn.ReLU()]
             previous = out
+        if config.output == "sigmoid":
+            layers[-1] = nn.Sigmoid()
         self.features = nn.Sequential(*layers)
         self.out_channels = previous
         self._geometry = list(zip(config.kernel_sizes, config.strides, config.paddings))

@@ -8,8 +8,10 @@ close. ``cosine`` is the usual alternative: the best cosine similarity over patc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -39,13 +41,37 @@ def distinct_loss(prototypes: Tensor, margin: float) -> Tensor:
     return F.relu(margin - distance.min(dim=1).values).mean()
 
 
+def farthest_point_patches(z: Tensor, count: int) -> Tensor:
+    """``count`` patches of ``z`` (B, D, H, W) chosen greedily to be far from each other.
+
+    Starting from the patch farthest from the mean, each next pick is the patch farthest from all
+    picks so far; rare patches (a small mark) are picked before the tenth copy of the background.
+    """
+    patches = z.detach().permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+    nearest = (patches - patches.mean(0)).square().sum(1)
+    picks = []
+    for _ in range(count):
+        index = int(nearest.argmax())
+        picks.append(index)
+        nearest = torch.minimum(nearest, (patches - patches[index]).square().sum(1))
+    return patches[picks]
+
+
 class LogL2Prototypes(PrototypeLayer):
-    """Patronus' prototype layer: ``m`` learnable (D,) prototypes, uniform [0, 1) init as published."""
+    """Patronus' prototype layer: ``m`` learnable (D,) prototypes, uniform [0, 1) init as published.
+
+    ``init: patches`` instead places the prototypes on diverse patches of the first batch the layer
+    sees (farthest-point sampling). With the published init every patch starts far from every
+    prototype (s ~ 1/d, nearly constant), so the condition carries almost nothing until training
+    has moved them, which takes the paper's hundreds of epochs; starting on real patches makes s
+    informative from the first step, which short runs need.
+    """
 
     @dataclass
     class Config:
         num_prototypes: int = 100
         epsilon: float = 1e-4
+        init: Literal["uniform", "patches"] = "uniform"
         #: Weight of the prototype-distinct loss (0 = off, the published default).
         distinct_weight: float = 0.0
         distinct_margin: float = 0.2
@@ -63,11 +89,22 @@ class LogL2Prototypes(PrototypeLayer):
         self.config = config
         self.num_prototypes = config.num_prototypes
         self.prototypes = nn.Parameter(torch.rand(config.num_prototypes, feature_dim))
+        # Saved with the weights, so a resumed or loaded model is never re-initialised.
+        self.register_buffer("initialised", torch.tensor(config.init == "uniform"))
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        if not self.initialised:
+            self._place_on_patches(z)
         distances = patch_prototype_distances(z, self.prototypes)
         nearest = distances.flatten(2).min(dim=2).values
         return torch.log((nearest + 1) / (nearest + self.config.epsilon)), distances
+
+    @torch.no_grad()
+    def _place_on_patches(self, z: Tensor) -> None:
+        self.prototypes.copy_(farthest_point_patches(z, self.num_prototypes))
+        if dist.is_available() and dist.is_initialized():  # every DDP rank starts from rank 0's batch
+            dist.broadcast(self.prototypes.data, src=0)
+        self.initialised.fill_(True)
 
     def aux_loss(self) -> Tensor | None:
         if self.config.distinct_weight == 0:
