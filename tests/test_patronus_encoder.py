@@ -85,3 +85,10 @@ def test_timm_weights_come_from_a_local_file(tmp_path):
 def test_unknown_timm_models_are_named_with_suggestions():
     with pytest.raises(ProtodiffError, match=r"timm has no model 'resnet181'.*close: .*resnet18"):
         registries().encoder.get("timm-resnet181")
+
+
+def test_sigmoid_output_keeps_features_in_the_prototype_box():
+    enc = encoder("patronus-conv", 32, output="sigmoid")
+    z = enc(torch.randn(2, 3, 32, 32) * 10)
+    assert z.min() >= 0 and z.max() <= 1
+    assert isinstance(enc.features[-1], torch.nn.Sigmoid) and len(enc.features) == 8
