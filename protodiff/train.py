@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
@@ -131,6 +131,28 @@ def lr_lambda(train: TrainConfig, total: int):
     return factor
 
 
+def ema_with_warmup(decay: float):
+    """An AveragedModel update whose decay ramps up as min(decay, (1 + n) / (10 + n)).
+
+    A fixed decay of 0.999 averages over the last ~1000 updates, so after a 1000-step run the
+    average still weighs the first, untrained weights; the ramp (as in diffusers' EMAModel) keeps
+    the average to the recent past early on and reaches ``decay`` after ~10 / (1 - decay) updates.
+    Non-float tensors (flags, counters) follow the model.
+    """
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        n = int(num_averaged)
+        weight = 1.0 - min(decay, (1 + n) / (10 + n))
+        for mean, value in zip(averaged, current):
+            if mean.is_floating_point():
+                mean.lerp_(value, weight)
+            else:
+                mean.copy_(value)
+
+    return update
+
+
 def _check_resumable(saved: ExperimentConfig, current: ExperimentConfig) -> None:
     """Refuse to resume a run whose data, model or seed changed (training settings may change)."""
     for key in ("seed", "data", "model"):
@@ -176,7 +198,7 @@ class Trainer:
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(train, self.total_steps))
         self.ema = (
-            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(train.ema_decay), use_buffers=True)
+            AveragedModel(self.model, multi_avg_fn=ema_with_warmup(train.ema_decay), use_buffers=True)
             if train.ema_decay is not None
             else None
         )

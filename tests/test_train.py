@@ -102,3 +102,15 @@ def test_interrupting_saves_the_current_step_for_resume(tiny_config, tmp_path, m
     assert [p.name for p in ckpt.list_checkpoints(tmp_path / "run")] == ["step_0000002"]
     resumed = Trainer(tiny_config("train.checkpoint_every=100"), tmp_path / "run", device="cpu", resume=True, progress=False)
     assert resumed.step == 2
+
+
+def test_ema_warms_up_then_decays_at_the_configured_rate():
+    from protodiff.train import ema_with_warmup
+
+    update = ema_with_warmup(0.999)
+    mean, flag = torch.zeros(3), torch.tensor(False)
+    update([mean, flag], [torch.ones(3), torch.tensor(True)], torch.tensor(1))
+    assert torch.allclose(mean, torch.full((3,), 1 - 2 / 11)) and flag.item()  # decay (1+1)/(10+1) at first
+    late = torch.zeros(1)
+    update([late], [torch.ones(1)], torch.tensor(100000))
+    assert late.item() == pytest.approx(0.001)
