@@ -1,0 +1,61 @@
+"""protodiff: interpretable diffusion conditioners (Patronus and friends).
+
+The front door for research code::
+
+    import protodiff
+
+    config = protodiff.load_experiment("patronus-shapes", ["train.steps=50"])
+    protodiff.train(config, "runs/tiny")
+    model, config = protodiff.load_model("runs/tiny")        # a ConditionedDiffusion
+    condition = model.encode(images)                          # a Condition: vector s, maps
+    results = protodiff.evaluate("runs/tiny", metrics=["tad", "latent-auroc"])
+    protodiff.registries().metric.names()                     # what is installed
+
+Everything here is imported on first use, so ``import protodiff`` costs nothing (torch is only
+imported when a name that needs it is touched). The layout and the extension points are described
+in ``docs/architecture.md``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+#: Front-door name -> the module that defines it.
+_HOMES = {
+    "load_experiment": "protodiff.experiment",
+    "train": "protodiff.training",
+    "load_model": "protodiff.checkpoint",
+    "evaluate": "protodiff.evaluation",
+    "Results": "protodiff.evaluation",
+    "registries": "protodiff.plugins",
+    "ConditionedDiffusion": "protodiff.model",
+    "Condition": "protodiff.contracts.conditioner",
+}
+
+__all__ = ["__version__", *_HOMES]
+
+if TYPE_CHECKING:
+    from protodiff.checkpoint import load_model
+    from protodiff.contracts.conditioner import Condition
+    from protodiff.evaluation import Results, evaluate
+    from protodiff.experiment import load_experiment
+    from protodiff.model import ConditionedDiffusion
+    from protodiff.plugins import registries
+    from protodiff.training import train
+
+
+def __getattr__(name: str) -> Any:
+    """Import a front-door name from its home module the first time it is used (PEP 562)."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'protodiff' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})

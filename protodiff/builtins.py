@@ -1,28 +1,28 @@
-"""The core's own components, registered through the same hook every plugin uses."""
+"""The core's built-in plugin modules, loaded first as the plugin ``core``.
 
-from __future__ import annotations
+This module is a plugin like any other: the plugin manager loads it and then every module it lists
+below, and each of those registers the components it defines through the same
+``protodiff_register`` hook a third-party plugin implements (as pytest lists its default plugins).
+A new built-in component is registered where it is defined; its module is added here once.
+"""
 
-from pathlib import Path
-
-from protodiff.conditioning import Unconditional
-from protodiff.data import SOURCES
-from protodiff.diffusion.samplers import DDIMSampler, DDPMSampler
-from protodiff.hookspecs import hookimpl
-from protodiff.metrics import METRICS
-from protodiff.nn.unet import UNet
-from protodiff.registry import Registries
-
-PRESETS_DIR = Path(__file__).parent / "presets"
-
-
-@hookimpl
-def protodiff_register(registry: Registries) -> None:
-    registry.conditioner.add("none", Unconditional)
-    registry.denoiser.add("unet", UNet)
-    registry.sampler.add("ddpm", DDPMSampler)
-    registry.sampler.add("ddim", DDIMSampler)
-    for name, source in SOURCES.items():
-        registry.dataset.add(name, source)
-    for name, metric in METRICS.items():
-        registry.metric.add(name, metric)
-    registry.add_presets(PRESETS_DIR)
+protodiff_plugins = (
+    "protodiff.unconditional",
+    "protodiff.nn.unet",
+    "protodiff.diffusion.samplers",
+    "protodiff.data.shapes",
+    "protodiff.data.digits",
+    "protodiff.data.folder",
+    "protodiff.data.fmnist",
+    "protodiff.data.cifar10",
+    "protodiff.data.celeba",
+    "protodiff.data.ffhq",
+    "protodiff.data.chexpert",
+    "protodiff.metrics.latent.metric_tad",
+    "protodiff.metrics.latent.metric_latent_auroc",
+    "protodiff.metrics.fidelity.feature_extractors",
+    "protodiff.metrics.fidelity.metric_fid_kid",
+    "protodiff.metrics.concepts",
+    "protodiff.metrics.inversion",
+    "protodiff.presets",
+)

@@ -9,6 +9,10 @@ A *component* (denoiser, conditioner, sampler, dataset, ...) is written as a map
 registry ``name``, an optional ``preset`` (named defaults the component ships) and its options::
 
     denoiser: {name: unet, preset: tiny, dropout: 0.0}
+
+The name is looked up in the registries (:func:`protodiff.plugins.registries`) and the options are
+parsed against that class's ``Config`` (see :class:`protodiff.component.Component`). The
+registries and the contracts never import this module, so there is no cycle between them.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any, Literal, TypeVar, Union
 import yaml
 
 from protodiff.errors import ConfigError, UnknownComponentError
+from protodiff.plugins import registries
 
 C = TypeVar("C")
 _FLOAT_LITERAL = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
@@ -34,22 +39,6 @@ _FLOAT_LITERAL = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 # ---------------------------------------------------------------------------------------------
 # Components
 # ---------------------------------------------------------------------------------------------
-class Component:
-    """Base of everything a registry holds: a typed ``Config`` and optional named presets.
-
-    Subclasses define ``Config`` as a dataclass of their options (its defaults are the documented
-    defaults) and may define ``presets``: name -> mapping of option values applied before the
-    user's own keys. They are constructed as ``cls(config, **context)`` where the context is fixed
-    by the extension point's contract (e.g. ``in_channels`` and ``image_size`` for encoders).
-    """
-
-    @dataclass
-    class Config:
-        pass
-
-    presets: typing.ClassVar[Mapping[str, Mapping[str, Any]]] = {}
-
-
 @dataclass
 class ComponentSpec:
     """A component chosen by name, with its resolved typed options."""
@@ -61,8 +50,7 @@ class ComponentSpec:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)  # options before resolution
 
     def component_class(self) -> type:
-        from protodiff.registry import registries
-
+        """The registered class this spec names (looked up in the process-wide registries)."""
         return getattr(registries(), self.kind).get(self.name)
 
     def resolved(self, where: str = "", source: str = "<config>") -> ComponentSpec:

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 if TYPE_CHECKING:
-    from protodiff.data.base import LabeledImages
+    from protodiff.contracts.dataset import LabeledImages
     from protodiff.model import ConditionedDiffusion
 
 

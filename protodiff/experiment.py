@@ -7,20 +7,47 @@ filled in) is written beside every checkpoint and result, so a run can always be
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from protodiff.config import ComponentSpec, apply_overrides, component, optional_component, parse, read_yaml
+from protodiff.contracts.conditioner import CondMode
 from protodiff.diffusion.schedule import ScheduleConfig
 from protodiff.errors import ConfigError
+from protodiff.plugins import registries
+
+#: The denoiser option through which a config overrides the conditioner's preferred mode.
+COND_MODE_OPTION = "cond_mode"
 
 
 @dataclass
 class ModelConfig:
+    """A conditioner, a denoiser conditioned on its embedding, and the noise schedule.
+
+    The conditioning mode is chosen by :func:`chosen_cond_mode` and written into the denoiser's
+    ``cond_mode`` option when the config is parsed, so a resolved config.yaml records the mode the
+    model uses (configs written before it was recorded say ``cond_mode: null``; they still load,
+    and mean the same thing).
+    """
+
     diffusion: ScheduleConfig = field(default_factory=ScheduleConfig)
     denoiser: ComponentSpec = component("denoiser", "unet")
     conditioner: ComponentSpec = component("conditioner", "none")
+
+    def __post_init__(self) -> None:
+        denoiser = self.denoiser.resolved()
+        if getattr(denoiser.config, COND_MODE_OPTION, "") is None:
+            options = {COND_MODE_OPTION: chosen_cond_mode(self)}
+            self.denoiser = dataclasses.replace(denoiser, config=dataclasses.replace(denoiser.config, **options))
+
+
+def chosen_cond_mode(model: ModelConfig) -> CondMode:
+    """How the denoiser applies the condition embedding: the denoiser config's ``cond_mode`` when
+    set, else the conditioner's ``preferred_mode`` (a class attribute, known before anything is built)."""
+    configured = getattr(model.denoiser.resolved().config, COND_MODE_OPTION, None)
+    return configured or model.conditioner.component_class().preferred_mode
 
 
 @dataclass
@@ -88,8 +115,6 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or path.exists():
         return path
-    from protodiff.registry import registries
-
     presets = registries().preset
     if str(name_or_path) in presets:
         return Path(presets.get(str(name_or_path)))

@@ -5,6 +5,10 @@ protodiff through an entry point in the ``protodiff`` group of its distribution'
 
     [project.entry-points.protodiff]
     myplugin = "my_package.plugin"
+
+A plugin spread over several modules lists them in a module-level ``protodiff_plugins`` tuple of
+module names; each is loaded as part of the same plugin, so every module registers the components
+it defines. The core's built-ins are loaded this way too (:mod:`protodiff.builtins`).
 """
 
 from __future__ import annotations

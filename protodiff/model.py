@@ -12,15 +12,15 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from protodiff.conditioning import Condition, Conditioner
 from protodiff.config import ComponentSpec
+from protodiff.contracts.conditioner import Condition, Conditioner
+from protodiff.contracts.denoiser import Denoiser
+from protodiff.contracts.latent_prior import LatentPrior
+from protodiff.contracts.sampler import Callback, EpsFn, Sampler, randn
 from protodiff.diffusion.objective import denoising_loss
-from protodiff.diffusion.samplers import Callback, EpsFn, Sampler, randn
 from protodiff.diffusion.schedule import NoiseSchedule
 from protodiff.errors import ProtodiffError
-from protodiff.experiment import ExperimentConfig, ModelConfig
-from protodiff.nn.denoiser import Denoiser
-from protodiff.priors import LatentPrior
+from protodiff.experiment import ExperimentConfig, ModelConfig, chosen_cond_mode
 
 
 class ConditionedDiffusion(nn.Module):
@@ -34,7 +34,7 @@ class ConditionedDiffusion(nn.Module):
         self.schedule = NoiseSchedule(config.diffusion)
         self.conditioner: Conditioner = config.conditioner.build(in_channels=in_channels, image_size=image_size)
         self.denoiser: Denoiser = config.denoiser.build(
-            in_channels=in_channels, cond_dim=self.conditioner.embed_dim, cond_mode=self.conditioner.preferred_mode
+            in_channels=in_channels, cond_dim=self.conditioner.embed_dim, cond_mode=chosen_cond_mode(config)
         )
         #: A latent prior over condition vectors (attached after training), for sampling from nothing.
         self.prior: LatentPrior | None = None

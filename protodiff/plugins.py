@@ -1,4 +1,9 @@
-"""Plugin discovery: built-ins first, then every ``protodiff`` entry point, each in isolation.
+"""Plugin discovery: the built-ins first, then every ``protodiff`` entry point, each in isolation.
+
+The core's own components are the plugin ``core`` (the modules :mod:`protodiff.builtins` lists),
+loaded exactly as an installed plugin is. A plugin is a module with ``@hookimpl`` functions; one
+that spans several modules lists them in a module-level ``protodiff_plugins`` sequence (as pytest's
+``pytest_plugins``), so each module registers the components it defines.
 
 Entry points are loaded one by one (rather than with pluggy's all-or-nothing
 ``load_setuptools_entrypoints``) so that a plugin which fails to import, fails pluggy's signature
@@ -25,6 +30,10 @@ from protodiff.registry import Registries, registering_as
 
 ENTRY_POINT_GROUP = "protodiff"
 CORE_PLUGIN = "core"
+#: The module whose ``protodiff_plugins`` lists the core's built-in plugin modules.
+BUILTINS_MODULE = "protodiff.builtins"
+#: A plugin module's attribute listing further modules that belong to the same plugin.
+SUBMODULES_ATTRIBUTE = "protodiff_plugins"
 
 
 @dataclass
@@ -59,9 +68,8 @@ class PluginManager:
         self.registries = Registries()
         self.plugins: list[PluginInfo] = []
 
-        from protodiff import builtins
-
-        self.load(CORE_PLUGIN, builtins, PluginInfo(CORE_PLUGIN, "protodiff", _version("protodiff"), "built-in"))
+        core = PluginInfo(CORE_PLUGIN, "protodiff", _version("protodiff"), "built-in")
+        self.load(CORE_PLUGIN, importlib.import_module(BUILTINS_MODULE), core)
         if autoload:
             self._load_entry_points()
         for module_name in filter(None, os.environ.get("PROTODIFF_PLUGINS", "").split(",")):
@@ -98,28 +106,38 @@ class PluginManager:
         self.load(module_name, plugin, info)
 
     def load(self, name: str, plugin: Any, info: PluginInfo) -> PluginInfo:
-        """Register ``plugin`` and run its ``protodiff_register`` hook; failures are recorded in ``info``."""
+        """Register ``plugin`` (and the modules it lists in ``protodiff_plugins``) and run their
+        ``protodiff_register`` hooks; a failure anywhere rolls the whole plugin back and is
+        recorded in ``info``."""
         self.plugins.append(info)
         if self.pm.is_registered(plugin):
             info.error = "already loaded under another name"
             return info
-        try:
-            self.pm.register(plugin, name=name)
-        except Exception as exc:  # pluggy.PluginValidationError and friends
-            info.error = _one_line(exc)
-            return info
-        impls = [i for i in self.pm.hook.protodiff_register.get_hookimpls() if i.plugin is plugin]
+        registered: list[Any] = []
         try:
             with registering_as(name):
-                for impl in impls:
-                    impl.function(registry=self.registries)
-        except Exception as exc:
+                for module_name, module in self._modules_of(name, plugin):
+                    self.pm.register(module, name=module_name)  # pluggy validates the hook signatures
+                    registered.append(module)
+                    for impl in self.pm.hook.protodiff_register.get_hookimpls():
+                        if impl.plugin is module:
+                            impl.function(registry=self.registries)
+        except Exception as exc:  # a broken plugin must not take the others down
             self.registries.remove_plugin(name)
-            self.pm.unregister(plugin)
+            for module in registered:
+                self.pm.unregister(module)
             info.error = _one_line(exc)
             return info
         info.registered = self.registries.registered_by(name)
         return info
+
+    @staticmethod
+    def _modules_of(name: str, plugin: Any) -> list[tuple[str, Any]]:
+        """``plugin`` itself, then each module its ``protodiff_plugins`` names, imported."""
+        listed = getattr(plugin, SUBMODULES_ATTRIBUTE, ())
+        if isinstance(listed, str):
+            raise TypeError(f"{SUBMODULES_ATTRIBUTE} must be a sequence of module names, not a string")
+        return [(name, plugin)] + [(module, importlib.import_module(module)) for module in listed]
 
     @property
     def broken(self) -> list[PluginInfo]:
@@ -137,7 +155,7 @@ _MANAGER: PluginManager | None = None
 
 
 def plugin_manager() -> PluginManager:
-    """The process-wide plugin manager, built on first use (so `import protodiff` stays cheap)."""
+    """The process-wide plugin manager, built on first use (so ``import protodiff`` stays cheap)."""
     global _MANAGER
     if _MANAGER is None:
         _MANAGER = PluginManager()
@@ -148,3 +166,12 @@ def reset_plugin_manager() -> None:
     """Forget the loaded plugins; the next :func:`plugin_manager` call rediscovers them (for tests)."""
     global _MANAGER
     _MANAGER = None
+
+
+def registries() -> Registries:
+    """The process-wide registries, filled by the built-ins and every installed plugin on first use.
+
+    ``registries().metric.names()`` lists the metrics; ``registries().sampler.get("ddim")`` is a
+    class; an unknown name raises with the closest registered ones.
+    """
+    return plugin_manager().registries

@@ -18,6 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from protodiff.contracts.conditioner import Conditioner
+from protodiff.contracts.dataset import DatasetSource
+from protodiff.contracts.denoiser import Denoiser
+from protodiff.contracts.encoder import Encoder
+from protodiff.contracts.explainer import Explainer
+from protodiff.contracts.feature_extractor import FeatureExtractor
+from protodiff.contracts.latent_prior import LatentPrior
+from protodiff.contracts.metric import Metric
+from protodiff.contracts.prototype_layer import PrototypeLayer
+from protodiff.contracts.sampler import Sampler
 from protodiff.errors import RegistrationError, UnknownComponentError
 
 T = TypeVar("T")
@@ -161,18 +171,13 @@ class Registry(Generic[T]):
 
 
 class Registries:
-    """All extension points, one registry each; see DESIGN.md for every contract."""
+    """All extension points, one registry each, keyed by the contract its entries subclass.
+
+    The contracts are :mod:`protodiff.contracts` (one module per registry); ``docs/architecture.md``
+    describes each. The process-wide instance is :func:`protodiff.plugins.registries`.
+    """
 
     def __init__(self) -> None:
-        # Imported here so that contract modules may themselves use the registry at run time.
-        from protodiff.conditioning import Conditioner, Encoder, PrototypeLayer
-        from protodiff.data.base import DatasetSource
-        from protodiff.diffusion.samplers import Sampler
-        from protodiff.explain.base import Explainer
-        from protodiff.metrics.base import Metric
-        from protodiff.nn.denoiser import Denoiser
-        from protodiff.priors import LatentPrior
-
         self.encoder: Registry[type[Encoder]] = Registry("encoder", Encoder)
         self.prototype_layer: Registry[type[PrototypeLayer]] = Registry("prototype_layer", PrototypeLayer)
         self.conditioner: Registry[type[Conditioner]] = Registry("conditioner", Conditioner)
@@ -181,9 +186,10 @@ class Registries:
         self.latent_prior: Registry[type[LatentPrior]] = Registry("latent_prior", LatentPrior)
         self.explainer: Registry[type[Explainer]] = Registry("explainer", Explainer)
         self.metric: Registry[type[Metric]] = Registry("metric", Metric)
+        self.feature_extractor: Registry[type[FeatureExtractor]] = Registry("feature_extractor", FeatureExtractor)
         self.dataset: Registry[type[DatasetSource]] = Registry("dataset", DatasetSource)
         #: Experiment presets: name -> path of a YAML file shipped by a plugin.
-        self.preset: Registry[Any] = Registry("preset")
+        self.preset: Registry[Path] = Registry("preset")
 
     def add_presets(self, directory: Path) -> None:
         """Register every ``*.yaml`` experiment file in ``directory`` as a preset named after its stem."""
@@ -205,10 +211,3 @@ class Registries:
             if names:
                 found[kind] = names
         return found
-
-
-def registries() -> Registries:
-    """The process-wide registries, filled by the built-ins and every installed plugin on first use."""
-    from protodiff.plugins import plugin_manager
-
-    return plugin_manager().registries

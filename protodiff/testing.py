@@ -23,8 +23,8 @@ import torch
 
 from protodiff.config import ComponentSpec
 from protodiff.diffusion.schedule import NoiseSchedule
-from protodiff.errors import DataError
-from protodiff.registry import registries
+from protodiff.errors import DataError, ProtodiffError
+from protodiff.plugins import registries
 
 IMAGE_SIZE = 32
 BATCH = 2
@@ -144,6 +144,17 @@ def check_dataset(name: str) -> None:
         assert labels.shape == (len(data), len(data.attribute_names)) and torch.equal(labels[0], attrs)
 
 
+def check_feature_extractor(name: str) -> None:
+    cls = registries().feature_extractor.get(name)
+    try:
+        extractor = cls(name, None)
+    except ProtodiffError as exc:  # weights are local files the user gives; none are here
+        raise ConformanceSkipped(f"feature extractor {name} needs local weights: {exc}") from None
+    assert extractor.label("fid") in ("FID", f"FD_{name}") and extractor.label("kid") in ("KID", f"KD_{name}")
+    kwargs = extractor.calculate_metrics_kwargs()
+    assert kwargs["feature_layer_fid"] == extractor.layer, f"{name}: distances must use the extractor's layer"
+
+
 def check_constructible(kind: str) -> Callable[[str], None]:
     def check(name: str) -> None:
         build(kind, name)
@@ -160,6 +171,7 @@ CHECKS: dict[str, Callable[[str], None]] = {
     "latent_prior": check_latent_prior,
     "dataset": check_dataset,
     "metric": check_constructible("metric"),
+    "feature_extractor": check_feature_extractor,
     "explainer": check_constructible("explainer"),
 }
 

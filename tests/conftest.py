@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from protodiff.conditioning import Condition, Conditioner
+from protodiff.contracts.conditioner import Condition, Conditioner
 from protodiff.experiment import load_experiment
-from protodiff.registry import registering_as, registries
+from protodiff.plugins import registries
+from protodiff.registry import registering_as
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 
 from conftest import TINY_OVERRIDES
 from protodiff.experiment import load_experiment
-from protodiff.train import Trainer
+from protodiff.training import Trainer
 
 
 def main(out: str) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from protodiff.plugins import reset_plugin_manager
-from protodiff.registry import registries
+from protodiff.plugins import registries
 
 GUIDE = Path(__file__).parent.parent / "CONTRIBUTING.md"
 

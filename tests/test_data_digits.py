@@ -10,14 +10,15 @@ from click.testing import CliRunner
 from sklearn.datasets import load_digits
 
 from protodiff.cli import main
-from protodiff.data import SOURCES
 from protodiff.data.digits import CLASSES, NUM_TRAIN, Digits
-from protodiff.registry import registries
+from protodiff.plugins import registries
 
 
-def test_every_paper_dataset_is_registered():
+def test_every_paper_dataset_is_registered_by_the_module_that_defines_it():
     for name in ("fmnist", "cifar10", "celeba", "ffhq", "chexpert", "digits"):
-        assert registries().dataset.get(name) is SOURCES[name]
+        source = registries().dataset.get(name)
+        assert source.__module__ == f"protodiff.data.{name}"
+        assert registries().dataset.entry(name).plugin == "core"
 
 
 def test_fixed_split_labels_and_pixels():

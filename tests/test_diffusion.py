@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from protodiff.contracts.sampler import evenly_spaced
 from protodiff.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, ScheduleConfig, denoising_loss
-from protodiff.diffusion.samplers import evenly_spaced
 
 
 def gaussian_oracle(schedule: NoiseSchedule, mean: float, std: float):

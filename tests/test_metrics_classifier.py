@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from protodiff.data.base import LabeledImages
+from protodiff.contracts.dataset import LabeledImages
 from protodiff.data.shapes import ATTRIBUTES, Shapes
 from protodiff.errors import ProtodiffError
-from protodiff.metrics.classifier import AttributeClassifier, ClassifierConfig
+from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
 
 STEPS = 300
 

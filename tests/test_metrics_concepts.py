@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from protodiff.conditioning import Condition
 from protodiff.config import parse
+from protodiff.contracts.conditioner import Condition
+from protodiff.contracts.metric import EvalContext
 from protodiff.data.shapes import ATTRIBUTES, Shapes
 from protodiff.diffusion import NoiseSchedule
 from protodiff.metrics.concepts import DimensionAUROC, ReconstructionAgreement
@@ -20,7 +21,8 @@ def shapes_source():
 
 def test_a_brightness_dimension_is_read_as_the_dark_background(toy_conditioner, tiny_config, shapes_source):
     model = ConditionedDiffusion.from_experiment(tiny_config("model.conditioner.name=channel-means")).eval()
-    result = DimensionAUROC(DimensionAUROC.Config()).compute(model, shapes_source.open("test"))
+    context = EvalContext(shapes_source, "test", model.device)
+    result = DimensionAUROC(DimensionAUROC.Config()).compute(model, shapes_source.open("test"), context)
     assert result["dimensions"] == ["dim_00", "dim_01", "dim_02"] and result["attributes"] == list(ATTRIBUTES)
     dark = result["per_attribute"]["dark_bg"]
     assert dark["auroc"] < 0.05  # a dark image has low mean colour in every channel
@@ -56,7 +58,7 @@ def test_an_oracle_agrees_on_every_attribute_and_shuffled_conditions_do_not(shap
     test = shapes_source.open("test")
     oracle = Oracle(torch.stack([test[i][0] for i in range(len(test))]))
     metric = ReconstructionAgreement(parse(ReconstructionAgreement.Config, {"num_images": 120, "classifier_steps": 300, "batch_size": 40}))
-    result = metric.compute(oracle, test, source=shapes_source, seed=0)
+    result = metric.compute(oracle, test, EvalContext(shapes_source, "test", oracle.device, seed=0))
     per = result["per_attribute"]
     assert result["mean"] == 1.0
     assert all(v["agreement"] == 1.0 for v in per.values())
@@ -74,7 +76,8 @@ def test_inversion_error_is_small_for_an_exact_denoiser(toy_conditioner, tiny_co
     target = test[0][0]
     model.denoiser.forward = lambda x_t, t, emb: model.schedule.predict_eps(x_t, t, target.expand_as(x_t))
     single = test.subset([0])
-    result = InversionError(parse(InversionError.Config, {"num_images": 1, "steps": [10, 100]})).compute(model, single)
+    metric = InversionError(parse(InversionError.Config, {"num_images": 1, "steps": [10, 100]}))
+    result = metric.compute(model, single, EvalContext(shapes_source, "test", model.device))
     for steps in ("10", "100"):
         assert result["by_steps"][steps]["mean_abs_error"] < 1e-4
         assert result["by_steps"][steps]["psnr_db"] > 60

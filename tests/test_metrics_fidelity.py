@@ -9,14 +9,9 @@ import torch
 from safetensors.torch import save_file
 
 from protodiff.errors import ProtodiffError
-from protodiff.metrics.extractors import (
-    INCEPTION,
-    Extractor,
-    inception_file,
-    inception_url,
-    resolve_extractor,
-)
-from protodiff.metrics.fidelity import fidelity_scores, to_uint8_rgb
+from protodiff.metrics.fidelity.feature_extractors import INCEPTION, inception_file, inception_url, resolve_extractor
+from protodiff.metrics.fidelity.images import to_uint8_rgb
+from protodiff.metrics.fidelity.metric_fid_kid import fidelity_scores
 
 
 def _gaussian(n: int, mean: np.ndarray, cov: np.ndarray, seed: int) -> torch.Tensor:
@@ -70,11 +65,13 @@ def test_kid_is_near_zero_for_one_distribution_and_positive_for_two() -> None:
     assert abs(same["kernel_inception_distance_mean"]) < 0.05 * different["kernel_inception_distance_mean"]
 
 
-def test_labels_never_call_another_feature_space_fid() -> None:
-    assert Extractor(INCEPTION, "2048").label("fid") == "FID"
-    assert Extractor(INCEPTION, "2048").label("kid") == "KID"
-    assert Extractor("identity", "flat").label("fid") == "FD_identity"
-    assert Extractor("timm-resnet18", "pool").label("kid") == "KD_timm-resnet18"
+def test_labels_never_call_another_feature_space_fid(tmp_path) -> None:
+    inception = tmp_path / "inception.pth"
+    torch.save({"fc.weight": torch.zeros(1)}, inception)
+    assert resolve_extractor(INCEPTION, inception).label("fid") == "FID"
+    assert resolve_extractor(INCEPTION, inception).label("kid") == "KID"
+    assert resolve_extractor("identity").label("fid") == "FD_identity"
+    assert resolve_extractor("timm-resnet18", tmp_path).label("kid") == "KD_timm-resnet18"
 
 
 def test_missing_inception_weights_name_the_file_url_and_directory(_hub_dir) -> None:
@@ -94,7 +91,7 @@ def test_inception_weights_are_found_in_the_hub_cache_or_given_path(_hub_dir, tm
     assert resolve_extractor().weights == str(cached)
     given = tmp_path / "inception.pth"
     torch.save({"fc.weight": torch.zeros(1)}, given)
-    assert resolve_extractor(INCEPTION, given) == Extractor(INCEPTION, "2048", str(given))
+    assert resolve_extractor(INCEPTION, given).describe() == {"name": INCEPTION, "layer": "2048", "weights": str(given)}
     with pytest.raises(ProtodiffError, match="not found"):
         resolve_extractor(INCEPTION, tmp_path / "absent.pth")
 
@@ -126,7 +123,7 @@ def test_timm_backbone_from_a_local_file(tmp_path) -> None:
 
 def test_extractor_errors_are_one_line(tmp_path) -> None:
     for name, weights, match in [
-        ("vgg-nonsense", None, "unknown feature extractor"),
+        ("vgg-nonsense", None, "unknown feature_extractor 'vgg-nonsense'"),
         ("timm-resnet18", None, "needs --extractor-weights"),
         ("timm-no_such_model", tmp_path, "timm has no model"),
         ("attribute-classifier", tmp_path / "absent", "not found"),
@@ -162,7 +159,7 @@ def test_to_uint8_rgb() -> None:
 
 
 def test_attribute_classifier_features_as_an_extractor(tmp_path) -> None:
-    from protodiff.metrics.classifier import AttributeClassifier, ClassifierConfig
+    from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
 
     AttributeClassifier(["a", "b"], 3, 16, ClassifierConfig(widths=(8, 16))).save(tmp_path / "clf")
     extractor = resolve_extractor("attribute-classifier", tmp_path / "clf")

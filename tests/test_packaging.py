@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -12,11 +13,19 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 def test_every_package_is_listed_for_setuptools():
     listed = set(PROJECT["tool"]["setuptools"]["packages"])
-    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "protodiff").rglob("__init__.py")}
-    assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"
-    mapped = PROJECT["tool"]["setuptools"]["package-dir"]
-    for package, folder in mapped.items():
-        assert package in listed and (ROOT / folder / "__init__.py").is_file()
+    roots = {"protodiff": ROOT / "protodiff", **{p: ROOT / f for p, f in PROJECT["tool"]["setuptools"]["package-dir"].items()}}
+    found = {
+        ".".join((package, *init.parent.relative_to(folder).parts))
+        for package, folder in roots.items()
+        for init in folder.rglob("__init__.py")
+    }
+    assert found == listed, f"[tool.setuptools] packages: add {sorted(found - listed)}, drop {sorted(listed - found)}"
+
+
+def test_python_support_is_stated_as_tested():
+    floor = PROJECT["project"]["requires-python"]
+    assert floor == ">=3.11", "the tests read TOML with tomllib (3.11+); say so, or add a tomli fallback"
+    assert sys.version_info >= (3, 11)
 
 
 def test_builtin_plugins_are_entry_points():

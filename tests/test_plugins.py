@@ -14,8 +14,8 @@ from protodiff.cli import main
 from protodiff.plugins import PluginManager, reset_plugin_manager
 
 GOOD_PLUGIN = """
-from protodiff.conditioning import Unconditional
 from protodiff.hookspecs import hookimpl
+from protodiff.unconditional import Unconditional
 
 class Constant(Unconditional):
     pass
@@ -26,9 +26,9 @@ def protodiff_register(registry):
 """
 
 HALF_BROKEN_PLUGIN = """
-from protodiff.conditioning import Unconditional
 from protodiff.diffusion.samplers import DDIMSampler
 from protodiff.hookspecs import hookimpl
+from protodiff.unconditional import Unconditional
 
 class Partial(Unconditional):
     pass

@@ -9,7 +9,7 @@ import torch
 
 from protodiff.experiment import load_experiment
 from protodiff.model import ConditionedDiffusion
-from protodiff.registry import registries
+from protodiff.plugins import registries
 
 PRESETS = sorted(registries().preset.names())
 HEAVY = {"patronus-chexpert"}  # 224 px through the published UNet: seconds, not milliseconds

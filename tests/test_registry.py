@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import pytest
 
-from protodiff.conditioning import Conditioner, Unconditional
+from protodiff.contracts.conditioner import Conditioner
 from protodiff.errors import RegistrationError, UnknownComponentError
 from protodiff.registry import Registries, Registry, registering_as
+from protodiff.unconditional import Unconditional
 
 
 class Other(Unconditional):
@@ -35,7 +36,7 @@ def test_duplicates_name_the_first_plugin():
 
 def test_contract_is_enforced():
     reg = Registry("conditioner", Conditioner)
-    with pytest.raises(RegistrationError, match="must be a subclass of protodiff.conditioning.Conditioner"):
+    with pytest.raises(RegistrationError, match="must be a subclass of protodiff.contracts.conditioner.Conditioner"):
         reg.add("bad", object)
     with pytest.raises(RegistrationError, match="must be a subclass"):
         reg.add("function", lambda: Unconditional)

@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 
 from protodiff import checkpoint as ckpt
 from protodiff.errors import CheckpointError, TrainingDiverged
-from protodiff.train import Trainer, TrainingInterrupted
+from protodiff.training import Trainer, TrainingInterrupted
 
 
 def weights(path):
@@ -105,7 +105,7 @@ def test_interrupting_saves_the_current_step_for_resume(tiny_config, tmp_path, m
 
 
 def test_ema_warms_up_then_decays_at_the_configured_rate():
-    from protodiff.train import ema_with_warmup
+    from protodiff.training import ema_with_warmup
 
     update = ema_with_warmup(0.999)
     mean, flag = torch.zeros(3), torch.tensor(False)

@@ -13,14 +13,19 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from protodiff.conditioning import Box, Condition, Conditioner, Encoder, PrototypeLayer
 from protodiff.config import ComponentSpec, component
+from protodiff.contracts.conditioner import Condition, Conditioner
+from protodiff.contracts.encoder import Box, Encoder
+from protodiff.contracts.prototype_layer import PrototypeLayer
+from protodiff.hookspecs import hookimpl
+from protodiff.registry import Registries
 
 
 class PatronusConditioner(Conditioner):
     """Prototype activations ``s`` as the condition (Weng et al., "Patronus", ICLR 2026)."""
 
     preferred_mode = "add"
+    default_prior = "latent-ddpm"
 
     @dataclass
     class Config:
@@ -62,3 +67,8 @@ class PatronusConditioner(Conditioner):
         flat = maps.flatten(2).argmin(dim=2).cpu()
         rows, cols = torch.div(flat, width, rounding_mode="floor"), flat % width
         return [[self.encoder.receptive_field(int(r), int(c)) for r, c in zip(rs, cs)] for rs, cs in zip(rows, cols)]
+
+
+@hookimpl
+def protodiff_register(registry: Registries) -> None:
+    registry.conditioner.add("patronus", PatronusConditioner)

@@ -16,8 +16,10 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from protodiff.conditioning import Box, Encoder
+from protodiff.contracts.encoder import Box, Encoder
 from protodiff.errors import ConfigError, ProtodiffError, UnknownComponentError
+from protodiff.hookspecs import hookimpl
+from protodiff.registry import Registries
 
 
 def input_interval(layers: list[tuple[int, int, int]], index: int, size: int) -> tuple[int, int]:
@@ -34,7 +36,7 @@ def input_interval(layers: list[tuple[int, int, int]], index: int, size: int) ->
 
 
 class PatronusConvEncoder(Encoder):
-    """Conv+ReLU layers, as published (see ../shared/REFERENCE.md, "Encoder")."""
+    """Conv+ReLU layers, as published (see docs/reference.md, "Patronus")."""
 
     @dataclass
     class Config:
@@ -176,3 +178,9 @@ def timm_encoder(model_name: str) -> type[TimmEncoder]:
         hint = f"; close: {', '.join(close)}" if close else ""
         raise UnknownComponentError(f"unknown encoder timm-{model_name}: timm has no model {model_name!r}{hint}")
     return type(f"TimmEncoder[{model_name}]", (TimmEncoder,), {"model_name": model_name})
+
+
+@hookimpl
+def protodiff_register(registry: Registries) -> None:
+    registry.encoder.add("patronus-conv", PatronusConvEncoder)
+    registry.encoder.add_family("timm-", timm_encoder)

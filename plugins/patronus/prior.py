@@ -2,7 +2,7 @@
 from nothing: s ~ prior, then x ~ p(x | s).
 
 Published Patronus trains a 1-D UNet on s with T=100 and betas 1e-3..0.2; its UNet drops its skip
-connections and its sampler injects fresh noise where eps_hat belongs (../shared/REFERENCE.md).
+connections and its sampler injects fresh noise where eps_hat belongs (docs/reference.md).
 Here the denoiser is DiffAE's kind of network (an MLP that re-reads its input at every layer), the
 vectors are standardised first (as DiffAE does for z_sem), and sampling reuses the core's
 epsilon-parameterised DDPM/DDIM samplers, so the same code paths are tested once for images and
@@ -18,9 +18,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from protodiff.contracts.latent_prior import LatentPrior
 from protodiff.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, ScheduleConfig, denoising_loss
+from protodiff.hookspecs import hookimpl
 from protodiff.nn.blocks import TimestepEmbedding
-from protodiff.priors import LatentPrior
+from protodiff.registry import Registries
 
 
 class SkipMLP(nn.Module):
@@ -111,3 +113,8 @@ class LatentDDPM(LatentPrior):
             sampler = DDIMSampler(DDIMSampler.Config(steps=steps), schedule=self.schedule)
         noise = torch.randn(n, self.dim, generator=generator).to(self.device)
         return sampler.sample(self.net, noise, generator=generator) * self.std + self.mean
+
+
+@hookimpl
+def protodiff_register(registry: Registries) -> None:
+    registry.latent_prior.add("latent-ddpm", LatentDDPM)

@@ -15,7 +15,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from protodiff.conditioning import PrototypeLayer
+from protodiff.contracts.prototype_layer import PrototypeLayer
+from protodiff.hookspecs import hookimpl
+from protodiff.registry import Registries
 
 
 def patch_prototype_distances(z: Tensor, prototypes: Tensor) -> Tensor:
@@ -134,3 +136,9 @@ class CosinePrototypes(PrototypeLayer):
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         cosine = torch.einsum("bdhw,md->bmhw", F.normalize(z, dim=1), F.normalize(self.prototypes, dim=1))
         return cosine.flatten(2).max(dim=2).values, 1 - cosine
+
+
+@hookimpl
+def protodiff_register(registry: Registries) -> None:
+    registry.prototype_layer.add("log-l2", LogL2Prototypes)
+    registry.prototype_layer.add("cosine", CosinePrototypes)

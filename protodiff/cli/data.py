@@ -8,8 +8,9 @@ import click
 from tqdm.auto import tqdm
 
 from protodiff.config import apply_overrides, parse
-from protodiff.data.base import DatasetSource, LabeledImages
+from protodiff.contracts.dataset import DatasetSource, LabeledImages
 from protodiff.errors import DataError
+from protodiff.plugins import registries
 
 
 @click.group()
@@ -34,8 +35,6 @@ def check(name: str, data_root: str | None, image_size: int | None, splits: tupl
     \b
         protodiff data check chexpert --data-root DIR --set uncertain=ones
     """
-    from protodiff.registry import registries
-
     cls = registries().dataset.get(name)
     options = {k: v for k, v in {"root": data_root, "image_size": image_size, "limit": limit}.items() if v is not None}
     source: DatasetSource = cls(parse(cls.Config, apply_overrides(options, overrides), where="data", source="command line"))

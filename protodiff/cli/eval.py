@@ -1,17 +1,19 @@
-"""``protodiff eval``: the paper's table columns for a checkpoint, written to one JSON file."""
+"""``protodiff eval``: parse the command line into one :func:`protodiff.evaluate` call, write its JSON."""
 
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import click
 
-from protodiff.cli.options import device_option, seed_option
-from protodiff.config import override_component
+from protodiff.cli.options import device_option, seed_option, set_option
+from protodiff.config import apply_overrides
 from protodiff.errors import ProtodiffError
-
+from protodiff.evaluation import DEFAULT_METRICS, evaluate
+from protodiff.metrics.fidelity.feature_extractors import INCEPTION
+from protodiff.plugins import registries
 
 
 @click.command("eval")
@@ -19,16 +21,17 @@ from protodiff.errors import ProtodiffError
 @click.option(
     "--metrics",
     "metric_names",
-    default="tad,attributes-captured,latent-auroc",
+    default=",".join(DEFAULT_METRICS),
     show_default=True,
-    help="Comma-separated metric names: tad, attributes-captured, latent-auroc, fid, kid (and plugins').",
+    help="Comma-separated metric names (`protodiff plugins` lists them), e.g. tad,latent-auroc,fid.",
 )
+@set_option
 @click.option(
     "--data",
     "data_overrides",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Override the checkpoint's dataset options, e.g. --data root=/datasets/celeba.",
+    help="Override the checkpoint's dataset options, e.g. --data root=/datasets/celeba (= --set data.root=...).",
 )
 @click.option(
     "--split",
@@ -51,8 +54,8 @@ from protodiff.errors import ProtodiffError
 )
 @click.option("--extractor-weights", default=None, help="Local weights of the --extractor (file, or classifier directory).")
 @click.option("--inception-weights", default=None, help="Path of torch-fidelity's Inception weights file (real FID offline).")
-@click.option("--sampler", default=None, help="fid/kid sampler (default: the checkpoint's).")
-@click.option("--steps", type=click.IntRange(min=1), default=None, help="fid/kid sampling steps.")
+@click.option("--sampler", default=None, help="Sampler of the metrics that generate (default: the checkpoint's).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampling steps of that sampler.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size for encoding and generating.")
 @click.option("--out", type=click.Path(dir_okay=False), default="eval.json", show_default=True, help="Output JSON.")
 @click.option("--no-ema", is_flag=True, help="Use the raw weights even if EMA weights were saved.")
@@ -61,123 +64,68 @@ from protodiff.errors import ProtodiffError
 def eval_command(
     checkpoint: str,
     metric_names: str,
+    overrides: tuple[str, ...],
     data_overrides: tuple[str, ...],
     split: str | None,
+    num_latents: int | None,
+    num_samples: int | None,
+    num_real: int | None,
+    conditions: str | None,
+    extractor: str | None,
+    extractor_weights: str | None,
+    inception_weights: str | None,
     sampler: str | None,
     steps: int | None,
-    inception_weights: str | None,
+    batch_size: int | None,
     out: str,
     no_ema: bool,
     seed: int | None,
     device: str,
-    **metric_options: Any,
 ) -> None:
     """Evaluate CHECKPOINT (a checkpoint or a run directory) and write the results as JSON.
 
-    Latent metrics follow InfoDiffusion's protocol (5-fold CV, first N train latents); fid/kid
-    compare generated images with the split through torch-fidelity. Without Inception weights,
-    choose another --extractor: its results are labelled FD_<extractor>, never FID.
+    Any metric option is set with --set METRIC.KEY=VALUE (e.g. --set tad.auroc_threshold=0.9),
+    the run's dataset and sampler with --set data.KEY=... and --set sampler.KEY=...; the flags
+    below are shorthands that set their option on every requested metric that has it. Latent
+    metrics follow InfoDiffusion's protocol (5-fold CV, first N train latents); fid/kid compare
+    generated images with the split through torch-fidelity. Without Inception weights, choose
+    another --extractor: its results are labelled FD_<extractor>, never FID.
     """
-    from importlib.metadata import version
-
-    from protodiff.checkpoint import EMA_FILE, load_model, resolve_checkpoint
-    from protodiff.config import ComponentSpec, apply_overrides, to_dict
-    from protodiff.experiment import experiment_from_dict
-    from protodiff.io import write_json
-    from protodiff.metrics.extractors import INCEPTION
-    from protodiff.metrics.shared import Shared
-    from protodiff.registry import registries
-    from protodiff.train import resolve_device
-
-    if inception_weights is not None:
-        if metric_options["extractor"] not in (None, INCEPTION) or metric_options["extractor_weights"] is not None:
-            raise ProtodiffError("--inception-weights selects the Inception extractor; drop --extractor/--extractor-weights")
-        metric_options.update(extractor=INCEPTION, extractor_weights=inception_weights)
-
-    path = resolve_checkpoint(checkpoint)
-    model, config = load_model(path, device=resolve_device(device), use_ema=not no_ema)
-    if data_overrides:
-        raw = apply_overrides(to_dict(config), [f"data.{item}" for item in data_overrides])
-        config = experiment_from_dict(raw, source="--data")
-    seed = config.seed if seed is None else seed
-    # Every option of metric_options (and the sampler) sets the Config field of the same name.
-    given = {k for k, v in metric_options.items() if v is not None} | ({"sampler"} if sampler or steps else set())
-    options = {k: v for k, v in metric_options.items() if v is not None}
-    options["sampler"] = override_component(config.sample.sampler, sampler, {"steps": steps} if steps else {})
-
     names = [n.strip() for n in metric_names.split(",") if n.strip()]
     if not names:
         raise ProtodiffError("--metrics is empty; name at least one metric, e.g. --metrics tad")
-    metrics = {}
-    for name in names:
-        cls = registries().metric.get(name)
-        fields = {f.name for f in dataclasses.fields(cls.Config)}
-        spec = ComponentSpec("metric", name, raw={k: v for k, v in options.items() if k in fields})
-        metrics[name] = spec.resolved(where=name, source="protodiff eval").build()
-    _refuse_unused(given, metrics)
-
-    source = config.data.build()
-    splits: dict[str, Any] = {}
-    for metric in metrics.values():
-        chosen = split or metric.default_split
-        if chosen not in splits:
-            splits[chosen] = source.open(chosen)
-            _check_shape(splits[chosen], model)
-    for metric in metrics.values():  # fail before any long computation
-        metric.check(model, splits[split or metric.default_split])
-
-    shared = Shared()
-    results: dict[str, Any] = {}
-    for name, metric in metrics.items():
-        chosen = split or metric.default_split
-        result = metric.compute(model, splits[chosen], shared=shared, seed=seed, progress=True, source=source)
-        label = result.get("label", name)
-        results[label] = {"metric": name, "split": chosen, **result}
-        click.echo(_summary(label, result, chosen))
-
-    write_json(
-        out,
-        {
-            "checkpoint": str(path.resolve()),
-            "weights": "ema" if not no_ema and (path / EMA_FILE).is_file() else "raw",
-            "dataset": to_dict(config.data),
-            "seed": seed,
-            "device": str(model.device),
-            "protodiff_version": version("protodiff"),
-            "results": results,
-        },
-    )
+    flags = {
+        "num_latents": num_latents, "num_samples": num_samples, "num_real": num_real, "conditions": conditions,
+        "extractor": extractor, "extractor_weights": extractor_weights, "batch_size": batch_size,
+    }  # fmt: skip
+    if inception_weights is not None:
+        if extractor not in (None, INCEPTION) or extractor_weights is not None:
+            raise ProtodiffError("--inception-weights selects the Inception extractor; drop --extractor/--extractor-weights")
+        flags.update(extractor=INCEPTION, extractor_weights=inception_weights)
+    options = _options_for_metrics(names, {k: v for k, v in flags.items() if v is not None})
+    if data_overrides:
+        options["data"] = apply_overrides({}, data_overrides)
+    run_sampler = {k: v for k, v in {"name": sampler, "steps": steps}.items() if v is not None}
+    if run_sampler:
+        options["sampler"] = run_sampler
+    results = evaluate(
+        checkpoint, names, split=split, seed=seed, options=apply_overrides(options, overrides),
+        device=device, use_ema=not no_ema, progress=True,
+    )  # fmt: skip
+    for line in results.summary():
+        click.echo(line)
+    results.save(out)
     click.echo(f"wrote {Path(out)}")
 
 
-def _refuse_unused(given: set[str], metrics: dict[str, Any]) -> None:
-    """A flag that no requested metric reads is a mistake worth a message, not a silent no-op."""
-    for key in sorted(given):
-        if not any(key in {f.name for f in dataclasses.fields(m.config)} for m in metrics.values()):
-            flag = "--" + key.replace("_", "-")
-            raise ProtodiffError(f"{flag} does not apply to the requested metrics ({', '.join(metrics)})")
-
-
-def _check_shape(data: Any, model: Any) -> None:
-    if (data.channels, data.image_size) != (model.in_channels, model.image_size):
-        raise ProtodiffError(
-            f"the dataset gives {data.channels}x{data.image_size}px images, the model takes "
-            f"{model.in_channels}x{model.image_size}px; fix --data image_size"
-        )
-
-
-def _summary(label: str, result: dict[str, Any], split: str) -> str:
-    """One line per metric; a plugin's metric with other keys is summarised as far as they go."""
-    if "value" in result:
-        value = f"{result['value']:.4g}"
-    elif "mean" in result:
-        value = f"{result['mean']:.4g}" + (f" ± {result['std']:.2g}" if "std" in result else "")
-    else:
-        value = "(see the JSON)"
-    if "num_latents" in result:
-        where = f"{result['num_latents']} {split} latents, {len(result.get('per_fold', []))} folds"
-    elif "num_generated" in result:
-        where = f"{result['num_generated']} generated vs {result.get('num_real')} {split}"
-    else:
-        where = split
-    return f"{label} = {value} ({where})"
+def _options_for_metrics(names: list[str], given: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each flag's value as the option of the same name of every requested metric that has it;
+    a flag that no requested metric reads is a mistake worth a message, not a silent no-op."""
+    options: dict[str, dict[str, Any]] = {}
+    for key, value in given.items():
+        takers = [name for name in names if key in {f.name for f in fields(registries().metric.get(name).Config)}]
+        if not takers:
+            raise ProtodiffError(f"--{key.replace('_', '-')} does not apply to the requested metrics ({', '.join(names)})")
+        for name in takers:
+            options.setdefault(name, {})[key] = value
+    return options

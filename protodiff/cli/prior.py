@@ -7,13 +7,18 @@ import torch
 
 from protodiff.cli.options import device_option, seed_option, set_option
 from protodiff.config import apply_overrides, to_dict
+from protodiff.contracts.conditioner import Conditioner
 from protodiff.errors import ProtodiffError
 from protodiff.experiment import experiment_from_dict
+from protodiff.plugins import registries
 
 
 @click.command("fit-prior")
 @click.argument("checkpoint", type=click.Path())
-@click.option("--prior", "prior_name", default=None, help="Latent prior to fit (default: the config's `prior`, else latent-ddpm).")
+@click.option(
+    "--prior", "prior_name", default=None,
+    help="Latent prior to fit (default: the config's `prior`, else the one the conditioner declares).",
+)
 @set_option
 @click.option("--split", default="train", show_default=True, help="Split whose conditions the prior learns.")
 @seed_option
@@ -26,7 +31,7 @@ def fit_prior(checkpoint: str, prior_name: str | None, overrides: tuple[str, ...
     """
     from protodiff.checkpoint import load_model, resolve_checkpoint, save_prior
     from protodiff.encoding import encode_split
-    from protodiff.train import resolve_device
+    from protodiff.training import resolve_device
 
     path = resolve_checkpoint(checkpoint)
     model, config = load_model(path, device=resolve_device(device))
@@ -34,7 +39,7 @@ def fit_prior(checkpoint: str, prior_name: str | None, overrides: tuple[str, ...
         raise ProtodiffError(f"{path}: the model is unconditional ({config.model.conditioner.name}); a prior needs a condition")
     raw = to_dict(config)
     if prior_name is not None or raw.get("prior") is None:
-        raw["prior"] = {"name": prior_name or "latent-ddpm"}
+        raw["prior"] = {"name": prior_name or _declared_prior(model.conditioner, config.model.conditioner.name)}
     config = experiment_from_dict(apply_overrides(raw, list(overrides)), source=f"{path}/config.yaml with --set")
     seed = config.seed if seed is None else seed
 
@@ -45,3 +50,10 @@ def fit_prior(checkpoint: str, prior_name: str | None, overrides: tuple[str, ...
     save_prior(path, prior.cpu(), config, info)
     click.echo(f"fitted {config.prior.name} on {len(encoded.vectors)} vectors (final loss {history[-1]:.4f}); saved in {path}")
 
+
+def _declared_prior(conditioner: Conditioner, name: str) -> str:
+    """The latent prior the conditioner declares (``default_prior``); the core names none itself."""
+    if conditioner.default_prior is None:
+        known = ", ".join(registries().latent_prior.names()) or "none installed"
+        raise ProtodiffError(f"conditioner {name!r} declares no latent prior; name one with --prior ({known})")
+    return conditioner.default_prior

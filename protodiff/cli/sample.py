@@ -52,8 +52,8 @@ def sample(
     --condition-on regenerates real images from their conditions (grid: original, sample).
     """
     from protodiff.checkpoint import load_model
-    from protodiff.explain.render import save_grid, stack_rows
-    from protodiff.train import resolve_device
+    from protodiff.figures import save_grid, stack_rows
+    from protodiff.training import resolve_device
 
     model, config = load_model(checkpoint, device=resolve_device(device), use_ema=not no_ema)
     seed = config.seed if seed is None else seed

@@ -30,7 +30,7 @@ def train(config: str, overrides: tuple[str, ...], out: str | None, resume: bool
     Launch with `torchrun --nproc_per_node N -m protodiff train ...` for data-parallel training.
     """
     from protodiff.checkpoint import checkpoint_step
-    from protodiff.train import train as run_training
+    from protodiff.training import train as run_training
 
     experiment = _load(config, overrides, seed)
     run_dir = Path(out) if out else Path("runs") / Path(config).stem

@@ -38,9 +38,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from protodiff.data.base import DatasetSource, DataSourceConfig, LabeledImages
+from protodiff.contracts.dataset import DatasetSource, DataSourceConfig, LabeledImages
 from protodiff.data.official import Distribution, ImageFiles
 from protodiff.errors import DataError
+from protodiff.hookspecs import hookimpl
+from protodiff.registry import Registries
 
 IMAGES = "img_align_celeba"
 ATTRIBUTES = "list_attr_celeba.txt"
@@ -181,3 +183,8 @@ class CelebA(DatasetSource):
             listed_in=(partition_path, part_lines[keep]),
             prepare=_CROPS[self.config.crop],
         )
+
+
+@hookimpl
+def protodiff_register(registry: Registries) -> None:
+    registry.dataset.add("celeba", CelebA)

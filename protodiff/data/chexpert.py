@@ -37,9 +37,11 @@ from typing import Literal
 import numpy as np
 import torch
 
-from protodiff.data.base import DatasetSource, DataSourceConfig, LabeledImages
+from protodiff.contracts.dataset import DatasetSource, DataSourceConfig, LabeledImages
 from protodiff.data.official import Distribution, ImageFiles
 from protodiff.errors import DataError
+from protodiff.hookspecs import hookimpl
+from protodiff.registry import Registries
 
 OBSERVATIONS = (
     "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema",
@@ -143,3 +145,8 @@ class CheXpert(DatasetSource):
             image_size=self.config.image_size,
             listed_in=(csv_path, lines),
         )
+
+
+@hookimpl
+def protodiff_register(registry: Registries) -> None:
+    registry.dataset.add("chexpert", CheXpert)

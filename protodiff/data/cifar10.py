@@ -26,9 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from protodiff.data.base import DatasetSource, LabeledImages
+from protodiff.contracts.dataset import DatasetSource, LabeledImages
 from protodiff.data.official import ClassImages, Distribution
 from protodiff.errors import DataError
+from protodiff.hookspecs import hookimpl
+from protodiff.registry import Registries
 
 try:  # numpy >= 2 (1.26 ships it too, for reading numpy 2 pickles)
     from numpy._core.multiarray import _reconstruct
@@ -129,3 +131,8 @@ class CIFAR10(DatasetSource):
         pixels = np.concatenate([p[0] for p in parts])
         labels = np.concatenate([p[1] for p in parts])
         return ClassImages(pixels, labels, names, self.config.image_size)
+
+
+@hookimpl
+def protodiff_register(registry: Registries) -> None:
+    registry.dataset.add("cifar10", CIFAR10)

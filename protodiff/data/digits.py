@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from protodiff.data.base import DatasetSource, LabeledImages
+from protodiff.contracts.dataset import DatasetSource, LabeledImages
 from protodiff.data.official import ClassImages
+from protodiff.hookspecs import hookimpl
+from protodiff.registry import Registries
 
 CLASSES = tuple(f"digit_{d}" for d in range(10))
 NUM_TRAIN = 1437
@@ -37,3 +39,8 @@ class Digits(DatasetSource):
         pixels = np.rint(bunch.images * (255 / _MAX_VALUE)).astype(np.uint8)
         part = slice(None, NUM_TRAIN) if split == "train" else slice(NUM_TRAIN, None)
         return ClassImages(pixels[part], bunch.target[part], CLASSES, self.config.image_size)
+
+
+@hookimpl
+def protodiff_register(registry: Registries) -> None:
+    registry.dataset.add("digits", Digits)

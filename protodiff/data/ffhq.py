@@ -29,10 +29,12 @@ from pathlib import Path
 
 import torch
 
-from protodiff.data.base import DatasetSource, DataSourceConfig, LabeledImages
+from protodiff.contracts.dataset import DatasetSource, DataSourceConfig, LabeledImages
 from protodiff.data.folder import read_attributes_csv
 from protodiff.data.official import Distribution, ImageFiles
 from protodiff.errors import DataError
+from protodiff.hookspecs import hookimpl
+from protodiff.registry import Registries
 
 NUM_IMAGES = 70000
 _VARIANT = re.compile(r"^(?:images|thumbnails)(\d+)x\1$")
@@ -111,3 +113,8 @@ class FFHQ(DatasetSource):
     def _range(self, split: str) -> str:
         start = self.config.test_start
         return f"00000..{start - 1:05d}" if split == "train" else f"{start:05d}..{NUM_IMAGES - 1:05d}"
+
+
+@hookimpl
+def protodiff_register(registry: Registries) -> None:
+    registry.dataset.add("ffhq", FFHQ)

@@ -26,9 +26,11 @@ from typing import Literal
 
 import numpy as np
 
-from protodiff.data.base import DatasetSource, DataSourceConfig, LabeledImages
+from protodiff.contracts.dataset import DatasetSource, DataSourceConfig, LabeledImages
 from protodiff.data.official import ClassImages, Distribution
 from protodiff.errors import DataError
+from protodiff.hookspecs import hookimpl
+from protodiff.registry import Registries
 
 CLASSES = ("tshirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot")
 _PREFIX = {"train": "train", "test": "t10k"}
@@ -97,3 +99,8 @@ class FashionMNIST(DatasetSource):
     @staticmethod
     def _file(root: Path, stem: str) -> Path:
         return DISTRIBUTION.find(root, [f"{folder}{stem}{suffix}" for folder in ("", "FashionMNIST/raw/") for suffix in ("", ".gz")])
+
+
+@hookimpl
+def protodiff_register(registry: Registries) -> None:
+    registry.dataset.add("fmnist", FashionMNIST)

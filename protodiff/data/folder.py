@@ -24,8 +24,11 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from protodiff.data.base import DatasetSource, DataSourceConfig, LabeledImages, read_image
+from protodiff.contracts.dataset import DatasetSource, DataSourceConfig, LabeledImages
+from protodiff.data.decode import read_image
 from protodiff.errors import DataError
+from protodiff.hookspecs import hookimpl
+from protodiff.registry import Registries
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 ATTRIBUTES_FILE = "attributes.csv"
@@ -125,3 +128,8 @@ class Folder(DatasetSource):
         """A stable per-file coin: the same file lands in the same split on every machine."""
         digest = hashlib.sha256(f"{self.config.subset_seed}:{filename}".encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2**64 < self.config.test_fraction
+
+
+@hookimpl
+def protodiff_register(registry: Registries) -> None:
+    registry.dataset.add("folder", Folder)

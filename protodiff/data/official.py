@@ -19,7 +19,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from protodiff.data.base import LabeledImages, pil_to_tensor, read_image
+from protodiff.contracts.dataset import LabeledImages
+from protodiff.data.decode import pil_to_tensor, read_image
 from protodiff.errors import DataError
 
 

@@ -26,7 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from protodiff.data.base import DatasetSource, DataSourceConfig, LabeledImages
+from protodiff.contracts.dataset import DatasetSource, DataSourceConfig, LabeledImages
+from protodiff.hookspecs import hookimpl
+from protodiff.registry import Registries
 
 LOCAL_ATTRIBUTES = ("red_square", "blue_disc", "green_triangle", "yellow_cross", "checker_patch")
 GLOBAL_ATTRIBUTES = ("dark_bg", "warm_cast", "gradient")
@@ -167,3 +169,8 @@ class Shapes(DatasetSource):
 
     def load(self, split: str) -> LabeledImages:
         return ShapesImages(self.config, split)
+
+
+@hookimpl
+def protodiff_register(registry: Registries) -> None:
+    registry.dataset.add("shapes", Shapes)

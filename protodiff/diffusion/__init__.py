@@ -1,17 +1,8 @@
-"""Noise schedules, the training objective, samplers and DDIM inversion."""
+"""Noise schedules, the training objective, and the core's samplers (the sampler contract, with
+the sampling loop and DDIM inversion, is :mod:`protodiff.contracts.sampler`)."""
 
 from protodiff.diffusion.objective import denoising_loss
-from protodiff.diffusion.samplers import Callback, DDIMSampler, DDPMSampler, EpsFn, Sampler, StepInfo
+from protodiff.diffusion.samplers import DDIMSampler, DDPMSampler
 from protodiff.diffusion.schedule import NoiseSchedule, ScheduleConfig
 
-__all__ = [
-    "Callback",
-    "DDIMSampler",
-    "DDPMSampler",
-    "EpsFn",
-    "NoiseSchedule",
-    "Sampler",
-    "ScheduleConfig",
-    "StepInfo",
-    "denoising_loss",
-]
+__all__ = ["DDIMSampler", "DDPMSampler", "NoiseSchedule", "ScheduleConfig", "denoising_loss"]

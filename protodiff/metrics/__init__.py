@@ -1,32 +1,17 @@
-"""Metrics of the paper's tables (TAD, attributes captured, latent AUROC, FID/KID)."""
+"""Evaluation metrics, one folder or module per family; each module registers its metrics.
 
-from protodiff.metrics.base import Metric
-from protodiff.metrics.concepts import DimensionAUROC, ReconstructionAgreement
-from protodiff.metrics.inversion import InversionError
-from protodiff.metrics.fidelity import FID, KID
-from protodiff.metrics.latent import TAD, AttributesCaptured, LatentAUROC
+``latent/``
+    How readable a model's condition vectors are: ``tad``, ``attributes-captured`` and
+    ``latent-auroc`` under InfoDiffusion's cross-validated protocol.
+``fidelity/``
+    ``fid`` and ``kid`` through torch-fidelity, with their registered feature extractors.
+``concepts.py``
+    ``dimension-auroc`` (which dimension responds to which attribute) and
+    ``reconstruction-agreement`` (does a regeneration keep the attributes, judged by
+    ``attribute_classifier.py``).
+``inversion.py``
+    ``inversion-error``: the DDIM invert-then-regenerate round trip.
 
-#: The core's metrics by registry name (registered by protodiff.builtins).
-METRICS: dict[str, type[Metric]] = {
-    "tad": TAD,
-    "attributes-captured": AttributesCaptured,
-    "latent-auroc": LatentAUROC,
-    "fid": FID,
-    "kid": KID,
-    "dimension-auroc": DimensionAUROC,
-    "reconstruction-agreement": ReconstructionAgreement,
-    "inversion-error": InversionError,
-}
-
-__all__ = [
-    "FID",
-    "KID",
-    "METRICS",
-    "TAD",
-    "AttributesCaptured",
-    "DimensionAUROC",
-    "InversionError",
-    "LatentAUROC",
-    "Metric",
-    "ReconstructionAgreement",
-]
+The contract, with the evaluation context every metric receives, is
+:mod:`protodiff.contracts.metric`; evaluation itself is :func:`protodiff.evaluate`.
+"""

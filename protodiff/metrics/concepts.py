@@ -23,15 +23,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from protodiff.config import ComponentSpec, component
+from protodiff.config import ComponentSpec, optional_component
+from protodiff.contracts.metric import EvalContext, Metric
 from protodiff.errors import ProtodiffError
-from protodiff.metrics.base import Metric
-from protodiff.metrics.latents import encode_latents, require_attributes, require_latent
-from protodiff.metrics.shared import Shared
+from protodiff.hookspecs import hookimpl
+from protodiff.metrics.latent.latents import cached_latents, require_attributes, require_latent
+from protodiff.registry import Registries
 
 if TYPE_CHECKING:
-    from protodiff.data.base import DatasetSource, LabeledImages
-    from protodiff.metrics.classifier import AttributeClassifier
+    from protodiff.contracts.dataset import DatasetSource, LabeledImages
+    from protodiff.metrics.attribute_classifier import AttributeClassifier
     from protodiff.model import ConditionedDiffusion
 
 
@@ -47,15 +48,10 @@ class DimensionAUROC(Metric):
         require_latent(model)
         require_attributes(data)
 
-    def compute(
-        self, model: ConditionedDiffusion, data: LabeledImages, *, shared: Shared | None = None, progress: bool = False, **_: Any
-    ) -> dict[str, Any]:
+    def compute(self, model: ConditionedDiffusion, data: LabeledImages, context: EvalContext) -> dict[str, Any]:
         from sklearn.metrics import roc_auc_score
 
-        def encode():
-            return encode_latents(model, data, self.config.num_latents, batch_size=self.config.batch_size, progress=progress)
-
-        latents = (shared or Shared()).get(("latents", id(model), id(data), self.config.num_latents), encode)
+        latents = cached_latents(model, data, context, self.config.num_latents, batch_size=self.config.batch_size)
         matrix = np.full((len(latents.attribute_names), len(latents.dimension_names)), np.nan)
         for i in range(matrix.shape[0]):
             y = latents.attributes[:, i]
@@ -85,8 +81,9 @@ class ReconstructionAgreement(Metric):
     @dataclass
     class Config:
         num_images: int = 500
-        sampler: ComponentSpec = component("sampler", "ddim", steps=50)
-        #: A saved attribute classifier (see protodiff.metrics.classifier); if none, one is trained
+        #: null: the run's sampler (``EvalContext.sampler``), else ``ddim`` with its defaults.
+        sampler: ComponentSpec | None = optional_component("sampler")
+        #: A saved attribute classifier (see protodiff.metrics.attribute_classifier); if none, one is trained
         #: on the train split for ``classifier_steps`` steps with the run's seed.
         classifier: str | None = None
         classifier_steps: int = 400
@@ -98,7 +95,7 @@ class ReconstructionAgreement(Metric):
 
     def judge(self, source: DatasetSource | None, seed: int, device: torch.device, progress: bool) -> AttributeClassifier:
         """The saved classifier, or one trained now on the train split of ``source``."""
-        from protodiff.metrics.classifier import AttributeClassifier, ClassifierConfig
+        from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
 
         if self.config.classifier is not None:
             return AttributeClassifier.load(self.config.classifier, device=device)
@@ -111,19 +108,11 @@ class ReconstructionAgreement(Metric):
         return judge.to(device)
 
     @torch.no_grad()
-    def compute(
-        self,
-        model: ConditionedDiffusion,
-        data: LabeledImages,
-        *,
-        seed: int = 0,
-        progress: bool = False,
-        source: DatasetSource | None = None,
-        **_: Any,
-    ) -> dict[str, Any]:
-        judge = self.judge(source, seed, model.device, progress)
+    def compute(self, model: ConditionedDiffusion, data: LabeledImages, context: EvalContext) -> dict[str, Any]:
+        seed, progress = context.seed, context.progress
+        judge = self.judge(context.source, seed, context.device, progress)
         count = min(self.config.num_images, len(data))
-        sampler = self.config.sampler.build(schedule=model.schedule)
+        sampler = (self.config.sampler or context.sampler or ComponentSpec("sampler", "ddim")).build(schedule=model.schedule)
         generator = torch.Generator().manual_seed(seed)
         originals, own, others = [], [], []
         for start in tqdm(range(0, count, self.config.batch_size), desc="regenerating", disable=not progress, leave=False):
@@ -163,3 +152,9 @@ class ReconstructionAgreement(Metric):
 def _decisions(judge: AttributeClassifier, batches: list[torch.Tensor]) -> np.ndarray:
     """The judge's present/absent call for every attribute of every image, (N, A) booleans."""
     return (judge.predict_proba(torch.cat(batches)) > 0.5).cpu().numpy()
+
+
+@hookimpl
+def protodiff_register(registry: Registries) -> None:
+    registry.metric.add("dimension-auroc", DimensionAUROC)
+    registry.metric.add("reconstruction-agreement", ReconstructionAgreement)

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from protodiff.metrics.base import Metric
+from protodiff.contracts.metric import EvalContext, Metric
+from protodiff.hookspecs import hookimpl
+from protodiff.registry import Registries
 
 if TYPE_CHECKING:
-    from protodiff.data.base import LabeledImages
+    from protodiff.contracts.dataset import LabeledImages
     from protodiff.model import ConditionedDiffusion
 
 
@@ -30,7 +32,8 @@ class InversionError(Metric):
         batch_size: int = 64
 
     @torch.no_grad()
-    def compute(self, model: ConditionedDiffusion, data: LabeledImages, *, progress: bool = False, **_: Any) -> dict[str, Any]:
+    def compute(self, model: ConditionedDiffusion, data: LabeledImages, context: EvalContext) -> dict[str, Any]:
+        progress = context.progress
         count = min(self.config.num_images, len(data))
         images = torch.stack([data[i][0] for i in range(count)])
         by_steps = {}
@@ -55,3 +58,8 @@ class InversionError(Metric):
             }
         return {"label": "DDIM inversion round trip", "num_images": count, "by_steps": by_steps,
                 "protocol": {"round_trip": "x_T = DDIM-invert(x0 | c(x0)); x0' = DDIM(x_T | c(x0)), eta 0, same steps"}}
+
+
+@hookimpl
+def protodiff_register(registry: Registries) -> None:
+    registry.metric.add("inversion-error", InversionError)

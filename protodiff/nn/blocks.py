@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from protodiff.conditioning import CondMode
+from protodiff.contracts.conditioner import CondMode
 
 
 class TimestepEmbedding(nn.Module):

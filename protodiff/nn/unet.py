@@ -2,7 +2,7 @@
 
 The default configuration is the one Patronus publishes for every dataset (base 64 channels,
 multipliers 1,2,4,4, two residual blocks per level, GroupNorm with 8 groups, dropout 0.1,
-4-head attention only in the first bottleneck block; see ../shared/REFERENCE.md). The ``tiny``
+4-head attention only in the first bottleneck block; see docs/reference.md). The ``tiny``
 preset is a CPU-sized model with the same structure.
 
 Layout: stem conv -> per level ``num_res_blocks`` blocks (+ downsample) -> two bottleneck blocks
@@ -18,9 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from protodiff.conditioning import CondMode
+from protodiff.contracts.conditioner import CondMode
+from protodiff.contracts.denoiser import Denoiser
+from protodiff.hookspecs import hookimpl
 from protodiff.nn.blocks import Downsample, ResAttnBlock, ResBlock, SelfAttention, TimestepEmbedding, Upsample
-from protodiff.nn.denoiser import Denoiser
+from protodiff.registry import Registries
 
 
 class _UpLevel(nn.Module):
@@ -149,3 +151,8 @@ class UNet(Denoiser):
             if level.upsample is not None:
                 h = level.upsample(h)
         return self.head(h).contiguous()
+
+
+@hookimpl
+def protodiff_register(registry: Registries) -> None:
+    registry.denoiser.add("unet", UNet)

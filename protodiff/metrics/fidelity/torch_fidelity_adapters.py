@@ -1,9 +1,10 @@
-"""The offline feature extractors, as torch-fidelity ``FeatureExtractorBase`` subclasses.
+"""The networks of the offline feature extractors, as torch-fidelity ``FeatureExtractorBase``
+subclasses: what torch-fidelity runs once :mod:`.feature_extractors` has checked the weights.
 
 torch-fidelity builds an extractor as ``cls(name, features_list, **calculate_metrics_kwargs)``
 and feeds it batches of the input Dataset's tensors (uint8 (B, 3, H, W) images here, except for
-``identity``, which takes any tensor). Which one runs, and how its results are labelled, is
-decided in :mod:`protodiff.metrics.extractors`.
+``identity``, which takes any tensor). Imported only when a distance is computed: torch-fidelity
+pulls in torchvision.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from torch_fidelity import FeatureExtractorBase, register_feature_extractor
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from protodiff.errors import ProtodiffError
+from protodiff.metrics.attribute_classifier import AttributeClassifier
 
 
-class IdentityExtractor(FeatureExtractorBase):
+class IdentityAdapter(FeatureExtractorBase):
     """The input itself, flattened to (B, D) float64: a Fréchet distance in input space."""
 
     def __init__(self, name: str, features_list: list[str], **_: Any) -> None:
@@ -41,7 +43,7 @@ class IdentityExtractor(FeatureExtractorBase):
         return (x.flatten(1).to(torch.float64),)
 
 
-class _ImageExtractor(FeatureExtractorBase):
+class _ImageAdapter(FeatureExtractorBase):
     """Base of the extractors that read uint8 image batches and load local weights.
 
     The weights path arrives as torch-fidelity's own ``feature_extractor_weights_path`` argument.
@@ -50,7 +52,7 @@ class _ImageExtractor(FeatureExtractorBase):
     def __init__(self, name: str, features_list: list[str], **kwargs: Any) -> None:
         super().__init__(name, features_list)
         self.weights = kwargs.get("feature_extractor_weights_path")
-        if self.weights is None:  # resolve_extractor checks this first; a direct caller may not
+        if self.weights is None:  # the registered extractor checks this first; a direct caller may not
             raise ValueError(f"feature extractor {name!r} needs feature_extractor_weights_path")
 
     @staticmethod
@@ -66,7 +68,7 @@ class _ImageExtractor(FeatureExtractorBase):
         return False
 
 
-class TimmExtractor(_ImageExtractor):
+class TimmAdapter(_ImageAdapter):
     """A timm backbone's pooled (pre-classifier) features; each ``timm-<model>`` is a subclass
     setting ``model_name``.
 
@@ -102,12 +104,10 @@ class TimmExtractor(_ImageExtractor):
         return (self.net((x - self.mean) / self.std).float(),)
 
 
-class ClassifierExtractor(_ImageExtractor):
+class ClassifierAdapter(_ImageAdapter):
     """Pooled features of an attribute classifier trained on the evaluated dataset."""
 
     def __init__(self, name: str, features_list: list[str], **kwargs: Any) -> None:
-        from protodiff.metrics.classifier import AttributeClassifier
-
         super().__init__(name, features_list, **kwargs)
         self.classifier = AttributeClassifier.load(self.weights)
 
@@ -118,11 +118,12 @@ class ClassifierExtractor(_ImageExtractor):
         return (self.classifier.features(images).float(),)
 
 
-def timm_extractor(model: str) -> type[TimmExtractor]:
-    return type(f"TimmExtractor_{model}", (TimmExtractor,), {"model_name": model})
+def timm_adapter(model: str) -> type[TimmAdapter]:
+    return type(f"TimmAdapter_{model}", (TimmAdapter,), {"model_name": model})
 
 
-def ensure_registered(name: str, cls: type[FeatureExtractorBase]) -> None:
+def ensure_registered(name: str, cls: type[FeatureExtractorBase]) -> str:
     """Register ``cls`` with torch-fidelity under ``name`` unless it already is (it refuses twice)."""
     if name not in FEATURE_EXTRACTORS_REGISTRY:
         register_feature_extractor(name, cls)
+    return name

@@ -1,4 +1,4 @@
-"""The explainer contract: an analysis of a model on a batch, saved as tensors plus figures."""
+"""The ``explainer`` contract: an analysis of a model on a batch, saved as tensors plus figures."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from safetensors.torch import save_file
 from torch import Tensor
 
-from protodiff.config import Component
+from protodiff.component import Component
 from protodiff.io import atomic_path, write_json
 
 if TYPE_CHECKING:

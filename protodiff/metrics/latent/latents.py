@@ -1,4 +1,5 @@
-"""Latents and labels of the first N images of a split: the input of the latent-quality metrics."""
+"""Latents and labels of the first N images of a split: the input of every latent-space metric,
+encoded once per evaluation."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError
 
 if TYPE_CHECKING:
-    from protodiff.data.base import LabeledImages
+    from protodiff.contracts.dataset import LabeledImages
+    from protodiff.contracts.metric import EvalContext
     from protodiff.model import ConditionedDiffusion
 
 
@@ -60,3 +62,15 @@ def encode_latents(
     if not np.isin(attributes, (0, 1)).all():
         raise ProtodiffError("the dataset's attributes are not binary 0/1: the latent metrics score binary attributes")
     return Latents(encoded.vectors.double().numpy(), attributes.astype(np.int64), encoded.names, encoded.attribute_names)
+
+
+def cached_latents(
+    model: ConditionedDiffusion, data: LabeledImages, context: EvalContext, num: int, *, batch_size: int = 256
+) -> Latents:
+    """:func:`encode_latents`, once per evaluation: every metric asking for the same model, split
+    and ``num`` shares one encoding through ``context.cache``."""
+
+    def encode() -> Latents:
+        return encode_latents(model, data, num, batch_size=batch_size, progress=context.progress)
+
+    return context.cache.get(("latents", id(model), id(data), num), encode)

@@ -1,8 +1,8 @@
-"""The latent-prior contract: a generative model of condition vectors.
+"""The ``latent_prior`` contract: a generative model of condition vectors.
 
 A conditional diffusion model only generates when given a condition. A latent prior, fitted to the
-conditions of real images (Patronus' ``s``, DiffAE's ``z``), supplies them: sample ``s`` from the
-prior, then ``x`` given ``s``.
+conditions of real images (Patronus' ``s``), supplies them: sample ``s`` from the prior, then ``x``
+given ``s``. A conditioner names the prior it is usually paired with in ``default_prior``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor, nn
 
-from protodiff.config import Component
+from protodiff.component import Component
 
 
 class LatentPrior(nn.Module, Component, ABC):

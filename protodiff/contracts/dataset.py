@@ -1,4 +1,4 @@
-"""The dataset contract: a named source of labelled images read from its official on-disk format.
+"""The ``dataset`` contract: a named source of labelled images read from its official on-disk format.
 
 Every source yields ``(image, attributes)`` pairs: ``image`` a float tensor (C, H, W) in [-1, 1],
 ``attributes`` a float tensor of 0/1 values, one per name in ``attribute_names``. The same pair
@@ -9,17 +9,14 @@ editing and shortcut tools (which need both).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from protodiff.config import Component
+from protodiff.component import Component
 from protodiff.errors import DataError
 
 
@@ -121,30 +118,3 @@ class DatasetSource(Component, ABC):
     @abstractmethod
     def load(self, split: str) -> LabeledImages:
         """The whole split, read from ``config.root`` (or generated)."""
-
-
-def pil_to_tensor(image: Image.Image, image_size: int, channels: int, resample: int = Image.Resampling.BICUBIC) -> Tensor:
-    """A PIL image resized straight to ``image_size`` square (no crop), as (C, H, W) in [-1, 1]."""
-    image = image.convert("L" if channels == 1 else "RGB")
-    if image.size != (image_size, image_size):
-        image = image.resize((image_size, image_size), resample=resample)
-    array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
-    tensor = torch.from_numpy(array.copy())
-    return tensor[None] if channels == 1 else tensor.permute(2, 0, 1).contiguous()
-
-
-def read_image(
-    path: str, image_size: int, channels: int, prepare: Callable[[Image.Image], Image.Image] | None = None
-) -> Tensor:
-    """Read and convert one image file; an unreadable file is a one-line DataError naming it.
-
-    ``prepare`` (e.g. a crop) runs on the decoded image before the resize.
-    """
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return pil_to_tensor(image if prepare is None else prepare(image), image_size, channels)
-    except FileNotFoundError:
-        raise DataError(f"{path}: image file is missing") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{path}: cannot read image ({' '.join(str(exc).split())})") from None

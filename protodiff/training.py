@@ -31,10 +31,10 @@ from tqdm.auto import tqdm
 
 from protodiff import checkpoint as ckpt
 from protodiff.config import dump_yaml, read_yaml, to_dict
-from protodiff.data.base import LabeledImages
+from protodiff.contracts.dataset import LabeledImages
 from protodiff.errors import CheckpointError, DataError, ProtodiffError, TrainingDiverged
 from protodiff.experiment import ExperimentConfig, TrainConfig, experiment_from_dict
-from protodiff.explain.render import plot_training_curve, save_grid, stack_rows
+from protodiff.figures import plot_training_curve, save_grid, stack_rows
 from protodiff.io import write_text
 from protodiff.model import ConditionedDiffusion
 

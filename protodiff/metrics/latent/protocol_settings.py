@@ -1,4 +1,4 @@
-"""Parameters of the published latent-quality protocol (the computations: disentanglement.py).
+"""The parameters of InfoDiffusion's latent-quality protocol (its computations: protocol_scores.py).
 
 Kept apart from the scikit-learn code so that metric configs can be built and validated without
 importing it (every CLI command builds the registries).

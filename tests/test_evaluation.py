@@ -19,17 +19,20 @@ from conftest import TINY_OVERRIDES, ChannelMeans
 from protodiff.checkpoint import load_model
 from protodiff.cli import main
 from protodiff.data.shapes import Shapes
+from protodiff.contracts.metric import EvalContext
 from protodiff.errors import ProtodiffError
 from protodiff.experiment import load_experiment
-from protodiff.metrics import FID, KID, TAD, AttributesCaptured, LatentAUROC
-from protodiff.metrics import latent as latent_module
-from protodiff.metrics.disentanglement import latent_auroc, tad_score
-from protodiff.metrics.extractors import inception_file
-from protodiff.metrics.fidelity import generate_images
-from protodiff.metrics.latents import encode_latents
-from protodiff.metrics.shared import Shared
-from protodiff.registry import registering_as, registries
-from protodiff.train import Trainer
+from protodiff.metrics.fidelity.feature_extractors import inception_file
+from protodiff.metrics.fidelity.images import generate_images
+from protodiff.metrics.fidelity.metric_fid_kid import FID, KID
+from protodiff.metrics.latent import latents as latents_module
+from protodiff.metrics.latent.latents import encode_latents
+from protodiff.metrics.latent.metric_latent_auroc import LatentAUROC
+from protodiff.metrics.latent.metric_tad import TAD, AttributesCaptured
+from protodiff.metrics.latent.protocol_scores import latent_auroc, tad_score
+from protodiff.plugins import registries
+from protodiff.registry import registering_as
+from protodiff.training import Trainer
 
 CONDITIONER = "metrics-channel-means"
 
@@ -75,11 +78,11 @@ def test_latent_metrics_share_one_encoding_and_match_the_array_protocol(conditio
     model, _ = load_model(conditional_run)
     data = shapes.open("train")
     calls = []
-    monkeypatch.setattr(latent_module, "encode_latents", lambda *a, **k: calls.append(1) or encode_latents(*a, **k))
-    shared = Shared()
-    tad = _metric(TAD, num_latents=250).compute(model, data, shared=shared)
-    captured = _metric(AttributesCaptured, num_latents=250).compute(model, data, shared=shared)
-    probe = _metric(LatentAUROC, num_latents=250).compute(model, data, shared=shared)
+    monkeypatch.setattr(latents_module, "encode_latents", lambda *a, **k: calls.append(1) or encode_latents(*a, **k))
+    context = EvalContext(shapes, "train", model.device)
+    tad = _metric(TAD, num_latents=250).compute(model, data, context)
+    captured = _metric(AttributesCaptured, num_latents=250).compute(model, data, context)
+    probe = _metric(LatentAUROC, num_latents=250).compute(model, data, context)
     assert len(calls) == 1
 
     latents = encode_latents(model, data, 250)
@@ -104,7 +107,7 @@ def test_a_model_without_latent_is_refused(ddpm_run, shapes):
         with pytest.raises(ProtodiffError, match="'none' has no latent"):
             _metric(cls).check(model, shapes.open("train"))
         with pytest.raises(ProtodiffError, match="has no latent"):
-            _metric(cls, num_latents=10).compute(model, shapes.open("train"))
+            _metric(cls, num_latents=10).compute(model, shapes.open("train"), EvalContext(shapes, "train", model.device))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -146,16 +149,16 @@ def test_fid_and_kid_metrics_share_images_and_label_the_extractor(conditional_ru
     model, config = load_model(conditional_run)
     data = shapes.open("test")
     options = dict(num_samples=50, num_real=40, extractor="identity", sampler=config.sample.sampler)
-    shared = Shared()
-    fid = _metric(FID, **options).compute(model, data, shared=shared, seed=0)
-    kid = _metric(KID, **options, kid_subsets=10).compute(model, data, shared=shared, seed=0)
+    context = EvalContext(shapes, "test", model.device, seed=0)
+    fid = _metric(FID, **options).compute(model, data, context)
+    kid = _metric(KID, **options, kid_subsets=10).compute(model, data, context)
     assert fid["label"] == "FD_identity" and kid["label"] == "KD_identity"
     assert fid["value"] > 0 and np.isfinite(kid["mean"])
     assert (fid["num_generated"], fid["num_real"], fid["num_distinct_conditions"]) == (50, 40, 40)
     assert kid["protocol"]["kid_subset_size"] == 40
     assert fid["extractor"] == {"name": "identity", "layer": "flat", "weights": None}
     assert fid["sampler"]["name"] == "ddim" and fid["sampler"]["steps"] == 2
-    assert len([k for k in shared._items if k[0] == "generated"]) == 1
+    assert len([k for k in context.cache.keys() if k[0] == "generated"]) == 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,6 +205,34 @@ def test_eval_latent_metrics_end_to_end(conditional_run, tmp_path):
     assert "TAD = " in result.output and "5 folds" in result.output
 
 
+def test_metric_options_are_set_like_any_component_option(conditional_run, tmp_path):
+    out = tmp_path / "tad.json"
+    args = ["--metrics", "tad", "--set", "tad.auroc_threshold=0.9", "--set", "tad.num_latents=40", "--out", str(out)]
+    result = _eval(str(conditional_run), *args)
+    assert result.exit_code == 0, result.output
+    tad = json.loads(out.read_text())["results"]["TAD"]
+    assert tad["protocol"]["auroc_threshold"] == 0.9 and tad["num_latents"] == 40
+
+
+def test_evaluate_is_the_library_call_behind_the_command(conditional_run):
+    import protodiff
+
+    results = protodiff.evaluate(
+        conditional_run, ["tad", "latent-auroc"], options={"tad": {"num_latents": 60}, "latent-auroc": {"num_latents": 60}}
+    )
+    assert list(results.results) == ["TAD", "latent AUROC"] and results["tad"] is results["TAD"]
+    assert results.weights == "ema" and results.checkpoint.endswith("step_0000002") and results.seed == 0
+    assert results.summary()[0].startswith("TAD = ") and "60 train latents" in results.summary()[0]
+
+    model, config = load_model(conditional_run)
+    model.train()
+    in_memory = protodiff.evaluate(model, "tad", options={"tad": {"num_latents": 60}}, experiment=config)
+    assert in_memory["TAD"]["per_fold"] == results["TAD"]["per_fold"] and in_memory.checkpoint is None
+    assert model.training  # evaluated in eval mode, handed back as it came
+    with pytest.raises(ProtodiffError, match="needs its experiment"):
+        protodiff.evaluate(model, "tad")
+
+
 @pytest.mark.parametrize(
     ("run", "args", "message"),
     [
@@ -210,8 +241,14 @@ def test_eval_latent_metrics_end_to_end(conditional_run, tmp_path):
         ("ddpm", ["--metrics", "fidd"], "unknown metric 'fidd'"),
         ("ddpm", ["--metrics", "tad", "--num-samples", "4"], "--num-samples does not apply"),
         ("ddpm", ["--metrics", "fid", "--inception-weights", "x.pth", "--extractor", "identity"], "--inception-weights"),
-        ("ddpm", ["--metrics", "fid", "--extractor", "nope"], "unknown feature extractor 'nope'"),
-        ("ddpm", ["--metrics", "fid", "--data", "image_size=32"], "fix --data image_size"),
+        ("ddpm", ["--metrics", "fid", "--extractor", "nope"], "unknown feature_extractor 'nope'"),
+        ("ddpm", ["--metrics", "fid", "--data", "image_size=32"], "set data.image_size=16"),
+        ("ddpm", ["--metrics", "fid", "--set", "data.image_size=32"], "set data.image_size=16"),
+        ("cond", ["--metrics", "tad", "--set", "tad.auroc_treshold=0.9"], "options: tad.auroc_treshold: unknown key (did you mean 'auroc_threshold'?)"),
+        ("cond", ["--metrics", "tad", "--set", "tad.bogus=1"], "options: tad.bogus: unknown key (allowed: num_latents"),
+        ("cond", ["--metrics", "tad", "--set", "tda.folds=3"], "options: tda: not a requested metric (tad) nor data or sampler; did you mean 'tad'?"),
+        ("cond", ["--metrics", "tad", "--set", "tad.auroc_threshold=2"], "options: tad: the AUROC threshold must be in [0.5, 1]"),
+        ("cond", ["--metrics", "tad", "--steps", "3"], "options: sampler: none of the requested metrics (tad) generates images"),
         ("cond", ["--metrics", "fid", "--extractor", "identity", "--conditions", "prior"], "need a latent prior"),
         ("cond", ["--metrics", "tad", "--num-latents", "3"], "tad: num_latents must be at least the number of folds"),
         ("cond", ["--metrics", "latent-auroc", "--data", "num_train=4"], "5-fold cross-validation needs at least 5"),

@@ -50,7 +50,7 @@ from sklearn.metrics import mutual_info_score, roc_auc_score
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import StandardScaler
 
-from protodiff.metrics.protocol import Folds, Summary, Thresholds
+from protodiff.metrics.latent.protocol_settings import Folds, Summary, Thresholds
 
 
 def standardised_folds(

@@ -10,8 +10,8 @@ from sklearn.metrics import mutual_info_score, roc_auc_score
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import StandardScaler
 
-from protodiff.metrics.disentanglement import auroc_matrix, entropy_reduction, latent_auroc, tad_fold, tad_score
-from protodiff.metrics.protocol import Folds, Thresholds
+from protodiff.metrics.latent.protocol_scores import auroc_matrix, entropy_reduction, latent_auroc, tad_fold, tad_score
+from protodiff.metrics.latent.protocol_settings import Folds, Thresholds
 
 N, A = 4000, 8
 

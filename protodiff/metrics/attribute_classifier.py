@@ -31,7 +31,7 @@ from protodiff.errors import ProtodiffError
 from protodiff.io import atomic_path
 
 if TYPE_CHECKING:
-    from protodiff.data.base import LabeledImages
+    from protodiff.contracts.dataset import LabeledImages
 
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "classifier.json"
