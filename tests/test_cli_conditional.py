@@ -60,3 +60,13 @@ def test_names_are_set_and_kept_in_the_checkpoint(run):
     assert model.conditioner.names[1] == "red square" and model.conditioner.names[4] == "stripes"
     result = CliRunner().invoke(main, ["names", str(run), "9=x"])
     assert result.exit_code == 2 and "index out of range" in result.output
+
+
+def test_a_conditioner_that_declares_no_prior_needs_one_named(toy_conditioner):
+    """Patronus declares latent-ddpm (see test_fit_prior_then_sample_from_nothing); the core names none."""
+    from protodiff.cli.prior import _declared_prior
+    from protodiff.errors import ProtodiffError
+
+    conditioner = toy_conditioner(toy_conditioner.Config(), in_channels=3, image_size=16)
+    with pytest.raises(ProtodiffError, match="conditioner 'channel-means' declares no latent prior; name one with --prior"):
+        _declared_prior(conditioner, "channel-means")

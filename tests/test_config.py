@@ -95,3 +95,22 @@ def test_component_spec_builds_with_context():
 
     sampler = ComponentSpec("sampler", "ddpm", raw={"steps": 10}).build(schedule=NoiseSchedule())
     assert type(sampler).__name__ == "DDPMSampler" and sampler.config.steps == 10
+
+
+def test_the_resolved_config_records_the_conditioning_mode(toy_conditioner):
+    from protodiff.plugins import registries
+    from protodiff.registry import registering_as
+
+    class PrefersAdaGN(toy_conditioner):
+        preferred_mode = "adagn"
+
+    with registering_as("tests-mode"):
+        registries().conditioner.add("prefers-adagn", PrefersAdaGN)
+    try:
+        assert parse(ExperimentConfig, {}).model.denoiser.config.cond_mode == "add"
+        chosen = parse(ExperimentConfig, {"model": {"conditioner": {"name": "prefers-adagn"}}})
+        assert "cond_mode: adagn" in dump_yaml(chosen)
+        overridden = {"model": {"conditioner": {"name": "prefers-adagn"}, "denoiser": {"name": "unet", "cond_mode": "scale"}}}
+        assert parse(ExperimentConfig, overridden).model.denoiser.config.cond_mode == "scale"
+    finally:
+        registries().remove_plugin("tests-mode")

@@ -32,6 +32,8 @@ def legacy():
 def test_the_old_config_parses_and_rebuilds_the_model(legacy):
     model, config, _ = legacy
     assert config.model.conditioner.name == "patronus" and model.prior is not None
+    assert "cond_mode: null" in (RUN / "config.yaml").read_text()
+    assert config.model.denoiser.config.cond_mode == "add"  # null meant the conditioner's preferred mode
     assert model.conditioner.names == [f"proto_{i:02d}" for i in range(5)]
 
 
