@@ -1,29 +1,94 @@
-"""Shared rendering: image grids and training curves, written atomically."""
+"""Figures a person can read: labelled image grids, the training curve, and a one-page summary.
+
+Datasets here are small (16-64 px), so every grid shows each image at least :data:`MIN_CELL` pixels
+wide, upscaled by an integer factor with nearest-neighbour (pixels stay pixels, nothing is
+smoothed that the model did not draw), and says what each column is: ``real`` next to
+``from condition``, for instance. Every file is written atomically.
+"""
 
 from __future__ import annotations
 
+import io
 import json
+import math
+from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-import torchvision
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from protodiff.io import write_file
 
+#: The smallest width, in pixels, an image is shown at.
+MIN_CELL = 96
+#: Pixels between the cells of a group, between groups, and around the figure.
+CELL_GAP, GROUP_GAP, MARGIN = 2, 10, 8
+BACKGROUND, INK = (255, 255, 255), (40, 40, 40)
 
-def to_unit(images: Tensor) -> Tensor:
-    """Images in [-1, 1] -> [0, 1] for display (values outside are clipped)."""
-    return (images.detach().float().cpu() * 0.5 + 0.5).clamp(0.0, 1.0)
+
+def font(size: int) -> ImageFont.FreeTypeFont:
+    """Pillow's bundled scalable font: the same on every machine, nothing to install."""
+    return ImageFont.load_default(size=size)
 
 
-def save_grid(images: Tensor, path: str | Path, nrow: int | None = None, padding: int = 1) -> Path:
-    """Save (N, C, H, W) images in [-1, 1] as one PNG grid (``nrow`` images per row, default ~square)."""
-    if images.dim() != 4 or images.shape[0] == 0:
-        raise ValueError(f"expected a non-empty (N, C, H, W) batch, got shape {tuple(images.shape)}")
-    nrow = nrow or max(1, int(round(images.shape[0] ** 0.5)))
-    grid = torchvision.utils.make_grid(to_unit(images), nrow=nrow, padding=padding, pad_value=1.0)
-    return write_file(path, lambda p: torchvision.utils.save_image(grid, p, format="png"))
+def text_width(text: str, size: int) -> int:
+    return math.ceil(font(size).getlength(text))
+
+
+def to_pil(image: Tensor, scale: int) -> Image.Image:
+    """One (C, H, W) image in [-1, 1] as an RGB PIL image, ``scale`` times larger (nearest)."""
+    array = ((image.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte()
+    array = array.expand(3, -1, -1) if array.shape[0] == 1 else array
+    pil = Image.fromarray(array.permute(1, 2, 0).numpy(), "RGB")
+    return pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.NEAREST)
+
+
+def image_grid(columns: Sequence[tuple[str, Tensor]], *, per_row: int | None = None, title: str | None = None) -> Image.Image:
+    """A grid of labelled image columns.
+
+    ``columns`` are (label, (N, C, H, W) images in [-1, 1]) with the same N: item ``i`` of every
+    column is shown side by side as one group (``real`` | ``from condition``), each cell under its
+    column's label; ``per_row`` groups make a row (default: about square). A single unlabelled
+    column is a plain grid. ``title`` is written above everything.
+    """
+    if not columns or any(len(images) != len(columns[0][1]) or images.dim() != 4 for _, images in columns):
+        raise ValueError("expected one or more (label, (N, C, H, W) images) columns of the same length")
+    count, (height, width) = len(columns[0][1]), columns[0][1].shape[-2:]
+    if count == 0:
+        raise ValueError("nothing to show: the columns are empty")
+    scale = max(1, math.ceil(MIN_CELL / min(height, width)))
+    cell_w, cell_h = width * scale, height * scale
+    per_row = per_row or max(1, round(math.sqrt(count)))
+    rows = math.ceil(count / per_row)
+    group_w = len(columns) * cell_w + (len(columns) - 1) * CELL_GAP
+    label_h = 18 if any(label for label, _ in columns) else 0
+    title_h = 24 if title else 0
+    width = max(per_row * group_w + (per_row - 1) * GROUP_GAP, text_width(title or "", 16))
+    height = title_h + rows * (label_h + cell_h) + (rows - 1) * GROUP_GAP
+    canvas = Image.new("RGB", (2 * MARGIN + width, 2 * MARGIN + height), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    if title:
+        draw.text((MARGIN, MARGIN), title, fill=INK, font=font(16))
+    for i in range(count):
+        x0 = MARGIN + (i % per_row) * (group_w + GROUP_GAP)
+        y0 = MARGIN + title_h + (i // per_row) * (label_h + cell_h + GROUP_GAP)
+        for j, (label, images) in enumerate(columns):
+            x = x0 + j * (cell_w + CELL_GAP)
+            if label:
+                draw.text((x + cell_w // 2, y0 + label_h // 2), label, fill=INK, font=font(13), anchor="mm")
+            canvas.paste(to_pil(images[i], scale), (x, y0 + label_h))
+    return canvas
+
+
+def save_image(image: Image.Image, path: str | Path) -> Path:
+    return write_file(path, lambda p: image.save(p, format="png"))
+
+
+def save_image_grid(
+    path: str | Path, columns: Sequence[tuple[str, Tensor]], *, per_row: int | None = None, title: str | None = None
+) -> Path:
+    """:func:`image_grid` written as a PNG."""
+    return save_image(image_grid(columns, per_row=per_row, title=title), path)
 
 
 def read_log(path: str | Path) -> list[dict]:
@@ -31,8 +96,8 @@ def read_log(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def plot_training_curve(log_path: str | Path, out_path: str | Path, key: str = "loss") -> Path | None:
-    """Plot ``key`` against ``step`` from a run's ``log.jsonl`` (None if nothing was logged)."""
+def training_curve(log_path: str | Path, key: str = "loss") -> Image.Image | None:
+    """``key`` against ``step`` from a run's ``log.jsonl``, log scale (None if nothing was logged)."""
     records = [r for r in read_log(log_path) if key in r]
     if not records:
         return None
@@ -41,21 +106,39 @@ def plot_training_curve(log_path: str | Path, out_path: str | Path, key: str = "
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = [r["step"] for r in records]
-    values = [r[key] for r in records]
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
-    ax.plot(steps, values, lw=1.2)
-    ax.set_xlabel("step")
-    ax.set_ylabel(key)
-    ax.set_yscale("log")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
     try:
-        return write_file(out_path, lambda p: fig.savefig(p, format="png"))
+        ax.plot([r["step"] for r in records], [r[key] for r in records], lw=1.2)
+        ax.set_xlabel("step")
+        ax.set_ylabel(key)
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
     finally:
         plt.close(fig)
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB")
 
 
-def stack_rows(rows: list[Tensor]) -> Tensor:
-    """Interleave equally sized batches so each row of a grid shows the same index across them."""
-    return torch.stack(rows, dim=1).flatten(0, 1)
+def plot_training_curve(log_path: str | Path, out_path: str | Path, key: str = "loss") -> Path | None:
+    """Write :func:`training_curve` as a PNG (None if nothing was logged)."""
+    curve = training_curve(log_path, key)
+    return None if curve is None else save_image(curve, out_path)
+
+
+def summary_figure(title: str, panels: Sequence[tuple[str, Image.Image]]) -> Image.Image:
+    """Panels side by side, each under its caption, below a title line: one page to open first."""
+    caption_h, title_h, gap = 26, 34, 24
+    width = max(sum(max(p.width, text_width(c, 15)) for c, p in panels) + gap * (len(panels) - 1), text_width(title, 18))
+    height = title_h + caption_h + max(p.height for _, p in panels)
+    canvas = Image.new("RGB", (2 * MARGIN + width, 2 * MARGIN + height), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    draw.text((MARGIN, MARGIN), title, fill=INK, font=font(18))
+    x = MARGIN
+    for caption, panel in panels:
+        draw.text((x, MARGIN + title_h), caption, fill=INK, font=font(15))
+        canvas.paste(panel, (x, MARGIN + title_h + caption_h))
+        x += max(panel.width, text_width(caption, 15)) + gap
+    return canvas

@@ -34,7 +34,7 @@ from protodiff.config import dump_yaml, read_yaml, to_dict
 from protodiff.contracts.dataset import LabeledImages
 from protodiff.errors import CheckpointError, DataError, ProtodiffError, TrainingDiverged
 from protodiff.experiment import ExperimentConfig, TrainConfig, experiment_from_dict
-from protodiff.figures import plot_training_curve, save_grid, stack_rows
+from protodiff.figures import plot_training_curve, save_image_grid
 from protodiff.io import write_text
 from protodiff.model import ConditionedDiffusion
 
@@ -401,8 +401,10 @@ class Trainer:
         if model.is_conditional:
             originals = torch.stack([self.dataset[i][0] for i in range(min(PREVIEW_IMAGES // 2, len(self.dataset)))])
             samples = model.sample(condition=model.encode(originals), sampler=sampler, generator=generator)
-            return save_grid(stack_rows([originals, samples.cpu()]), path, nrow=2)
-        return save_grid(model.sample(PREVIEW_IMAGES, sampler=sampler, generator=generator).cpu(), path)
+            columns = [("real", originals), ("from condition", samples.cpu())]
+            return save_image_grid(path, columns, per_row=2, title=f"step {self.step}: training images, regenerated")
+        samples = model.sample(PREVIEW_IMAGES, sampler=sampler, generator=generator).cpu()
+        return save_image_grid(path, [("", samples)], title=f"step {self.step}: samples")
 
 
 def train(config: ExperimentConfig, run_dir: str | Path, *, device: str = "auto", resume: bool = False) -> Path:

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Set up protodiff in .venv and run the main job on the bundled default: train Patronus on the
 # generated `shapes` dataset (a few minutes on 2 CPU cores), fit its latent prior, and write
-#   runs/quickstart/reconstructions.png   test images (left) regenerated from their prototype activations
-#   runs/quickstart/samples.png           new images: s ~ prior, x ~ p(x | s)
+#   runs/quickstart/summary.png           open this first: test images next to their regeneration
+#                                         from their prototype activations s, new images from the
+#                                         prior (s ~ prior, x ~ p(x | s)), and the training loss
+#   runs/quickstart/reconstructions.png   16 test images, each next to its regeneration from s
+#   runs/quickstart/samples.png           64 new images from the prior
 #   runs/quickstart/loss.png              the training loss
 # STEPS=... changes the length of the run (the full patronus-shapes preset is 3000 steps).
 set -euo pipefail
@@ -15,4 +18,5 @@ rm -rf "$run"
 .venv/bin/protodiff fit-prior "$run" --seed 0
 .venv/bin/protodiff sample "$run" --condition-on test --n 16 --out "$run/reconstructions.png" --seed 0
 .venv/bin/protodiff sample "$run" --n 64 --out "$run/samples.png" --seed 0
-echo "done: see $run/reconstructions.png, $run/samples.png and $run/loss.png"
+.venv/bin/protodiff summary "$run" --seed 0
+echo "done: open $run/summary.png first (then reconstructions.png, samples.png, loss.png)"

@@ -8,6 +8,7 @@ from PIL import Image
 
 from conftest import TINY_OVERRIDES
 from protodiff.cli import main
+from protodiff.figures import GROUP_GAP, MARGIN
 
 
 def sets(*overrides: str) -> list[str]:
@@ -37,8 +38,15 @@ def test_sample_writes_a_png_grid_and_is_seeded(trained_run, tmp_path):
         assert result.exit_code == 0, result.output
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
-    with Image.open(tmp_path / "a.png") as image:
-        assert image.size == (2 * 16 + 3, 2 * 16 + 3)  # 2x2 grid of 16 px images, 1 px padding
+    with Image.open(tmp_path / "a.png") as image:  # 2x2 grid of 16 px images shown at 96 px, under a title
+        assert image.size == (2 * MARGIN + 2 * 96 + GROUP_GAP, 2 * MARGIN + 24 + 2 * 96 + GROUP_GAP)
+
+
+def test_summary_writes_one_page_beside_the_run(trained_run):
+    result = CliRunner().invoke(main, ["summary", str(trained_run), "--n", "2", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    with Image.open(trained_run / "summary.png") as page:
+        assert page.width > 4 * 96  # samples and the training loss, side by side
 
 
 def test_sample_with_another_sampler(trained_run, tmp_path):

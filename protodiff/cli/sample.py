@@ -49,10 +49,11 @@ def sample(
     """Sample images from CHECKPOINT (a checkpoint or a run directory) into a PNG grid.
 
     A conditional model samples its conditions from its latent prior (see fit-prior), or with
-    --condition-on regenerates real images from their conditions (grid: original, sample).
+    --condition-on regenerates real images from their conditions (grid: each real image next to
+    its regeneration). Small images are shown upscaled and every column is labelled.
     """
     from protodiff.checkpoint import load_model
-    from protodiff.figures import save_grid, stack_rows
+    from protodiff.figures import save_image_grid
     from protodiff.training import resolve_device
 
     model, config = load_model(checkpoint, device=resolve_device(device), use_ema=not no_ema)
@@ -73,8 +74,11 @@ def sample(
         condition = model.encode(originals)
         x_T = model.invert(originals, condition=condition, sampler=chosen, progress=True) if invert else None
         images = model.sample(len(originals), condition=condition, x_T=x_T, sampler=chosen, generator=generator, progress=True)
-        grid = stack_rows([originals.cpu(), images.cpu()])
-        save_grid(grid, out, nrow=2 * max(1, int(round(len(originals) ** 0.5))))
+        label, how = ("from inversion", "from their DDIM inversion") if invert else ("from condition", "from fresh noise")
+        columns = [("real", originals.cpu()), (label, images.cpu())]
+        save_image_grid(out, columns, title=f"{condition_on} images regenerated from their condition, {how}")
     else:
-        save_grid(model.sample(n, sampler=chosen, generator=generator, progress=True), out)
+        samples = model.sample(n, sampler=chosen, generator=generator, progress=True).cpu()
+        title = "new images: conditions from the latent prior" if model.is_conditional else "samples"
+        save_image_grid(out, [("", samples)], title=title)
     click.echo(f"wrote {Path(out)}")
