@@ -1,17 +1,17 @@
-"""The plugin example in CONTRIBUTING.md, installed as a real distribution and run."""
+"""The plugin example in CONTRIBUTING.md, built by setuptools, installed by pip, and run."""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
+import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 
-from protodiff.plugins import reset_plugin_manager
-from protodiff.plugins import registries
+from protodiff.plugins import registries, reset_plugin_manager
 
 GUIDE = Path(__file__).parent.parent / "CONTRIBUTING.md"
 
@@ -22,31 +22,50 @@ def example_files() -> dict[str, str]:
     return dict(blocks)
 
 
-@pytest.fixture
-def installed_example(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """The example project, pip-installed into a directory of its own.
+
+    ``--no-build-isolation`` builds with this environment's setuptools (no index needed) and
+    ``--target`` keeps the install out of the environment; what setuptools accepts and what it
+    installs are exactly what ``pip install -e .`` in the example's directory would get.
+    """
     files = example_files()
     assert {"protodiff_quadratic.py", "pyproject.toml", "test_quadratic.py"} <= set(files)
+    project = tmp_path_factory.mktemp("protodiff-quadratic")
     for name, text in files.items():
-        (tmp_path / name).write_text(text)
-    project = tomllib.loads(files["pyproject.toml"])["project"]
-    info = tmp_path / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n")
-    entry_points = project["entry-points"]["protodiff"]
-    (info / "entry_points.txt").write_text("[protodiff]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items()))
-    monkeypatch.syspath_prepend(str(tmp_path))
+        (project / name).write_text(text)
+    target = tmp_path_factory.mktemp("site")
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+               "--no-index", "--target", str(target), str(project)]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return target, project
+
+
+@pytest.fixture
+def installed_example(site, monkeypatch):
+    target, _ = site
+    monkeypatch.syspath_prepend(str(target))
     monkeypatch.delenv("PROTODIFF_DISABLE_PLUGIN_AUTOLOAD", raising=False)
     importlib.invalidate_caches()
     reset_plugin_manager()
-    yield
-    for module in ("protodiff_quadratic", "test_quadratic"):
-        sys.modules.pop(module, None)
+    yield target
+    sys.modules.pop("protodiff_quadratic", None)
     reset_plugin_manager()
 
 
-def test_the_guide_plugin_registers_and_passes_its_own_tests(installed_example):
+@pytest.mark.slow
+def test_the_guide_plugin_installs_registers_and_passes_its_own_tests(installed_example, site):
+    installed = sorted(p.name for p in installed_example.iterdir())
+    assert "protodiff_quadratic.py" in installed and "test_quadratic.py" not in installed
+    assert any(name.endswith(".dist-info") for name in installed)
     assert "ddim-quadratic" in registries().sampler
-    example_tests = importlib.import_module("test_quadratic")
+    assert registries().sampler.entry("ddim-quadratic").plugin == "quadratic"
+    assert importlib.import_module("protodiff_quadratic").__file__.startswith(str(installed_example))
+    spec = importlib.util.spec_from_file_location("test_quadratic", site[1] / "test_quadratic.py")
+    example_tests = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example_tests)
     for name in dir(example_tests):
         if name.startswith("test_"):
             getattr(example_tests, name)()
