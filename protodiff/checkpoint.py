@@ -18,7 +18,7 @@ import json
 import re
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -29,9 +29,7 @@ from protodiff.config import dump_yaml, read_yaml
 from protodiff.errors import CheckpointError, ProtodiffError
 from protodiff.experiment import ExperimentConfig, experiment_from_dict
 from protodiff.io import atomic_path, write_text
-
-if TYPE_CHECKING:
-    from protodiff.model import ConditionedDiffusion
+from protodiff.model import ConditionedDiffusion
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.safetensors"
@@ -163,8 +161,6 @@ def load_model(
     path: str | Path, *, device: str | torch.device = "cpu", use_ema: bool = True
 ) -> tuple[ConditionedDiffusion, ExperimentConfig]:
     """The model and config of a checkpoint (or a run's latest), EMA weights preferred when present."""
-    from protodiff.model import ConditionedDiffusion
-
     checkpoint = resolve_checkpoint(path)
     config = read_config(checkpoint)
     try:

@@ -128,7 +128,10 @@ def evaluate(
     try:
         for name, metric in built.items():
             chosen = split or metric.default_split
-            context = EvalContext(source, chosen, model.device, seed, experiment.sample.sampler, cache, progress)
+            context = EvalContext(
+                source=source, split=chosen, device=model.device, seed=seed,
+                sampler=experiment.sample.sampler, cache=cache, progress=progress,
+            )  # fmt: skip
             result = metric.compute(model, splits[chosen], context)
             results[result.get("label", name)] = {"metric": name, "split": chosen, **result}
     finally:

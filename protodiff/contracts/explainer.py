@@ -1,4 +1,8 @@
-"""The ``explainer`` contract: an analysis of a model on a batch, saved as tensors plus figures."""
+"""The ``explainer`` contract: an analysis of a model on a batch, saved as tensors plus figures.
+
+The core ships no explainer and no command runs one yet: a plugin's explainer is used from Python,
+``registries().explainer.get(name)(config).explain(model, batch).save(directory)``.
+"""
 
 from __future__ import annotations
 
