@@ -1,8 +1,8 @@
 """ConditionedDiffusion: a conditioner, a denoiser and a noise schedule, used as one model.
 
 This is the object research code holds: ``loss`` for training, ``encode`` to read an image's
-condition, ``sample`` / ``invert`` / ``reconstruct`` to generate, and ``eps_fn`` to hand the
-denoiser (with a condition bound in) to samplers and analysis tools.
+condition, ``sample`` / ``invert`` / ``reconstruct`` to generate, and ``net_fn`` / ``eps_fn`` to
+hand the denoiser (with a condition bound in) to samplers and analysis tools.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from protodiff.config import ComponentSpec
 from protodiff.contracts.conditioner import Condition, Conditioner
 from protodiff.contracts.denoiser import Denoiser
 from protodiff.contracts.latent_prior import LatentPrior
-from protodiff.contracts.sampler import Callback, EpsFn, Sampler, randn
+from protodiff.contracts.sampler import Callback, EpsFn, NetFn, Sampler, randn
 from protodiff.diffusion.objective import denoising_loss
 from protodiff.diffusion.schedule import NoiseSchedule
 from protodiff.errors import ProtodiffError
@@ -88,11 +88,19 @@ class ConditionedDiffusion(nn.Module):
             raise ProtodiffError(f"condition has shape {tuple(vector.shape)}, expected ({batch}, {self.conditioner.dim})")
         return vector.to(self.device)
 
-    def eps_fn(self, condition: Condition | Tensor | None, batch: int) -> EpsFn:
-        """The denoiser with ``condition`` bound in: ``eps_fn(x_t, t) -> eps_hat`` for a batch of ``batch``."""
+    def net_fn(self, condition: Condition | Tensor | None, batch: int) -> NetFn:
+        """The denoiser with ``condition`` bound in: ``net_fn(x_t, t)`` is its raw prediction for a
+        batch of ``batch``, eps or v as ``schedule.config.prediction`` says (what samplers take,
+        with that ``prediction``, so that x0_hat is read from v directly)."""
         vector = self._as_vector(condition, batch)
         embedding = self.conditioner.embed(vector) if vector is not None else None
-        return lambda x_t, t: self.schedule.eps_from_prediction(x_t, t, self.denoiser(x_t, t, embedding))
+        return lambda x_t, t: self.denoiser(x_t, t, embedding)
+
+    def eps_fn(self, condition: Condition | Tensor | None, batch: int) -> EpsFn:
+        """The denoiser with ``condition`` bound in, as ``eps_fn(x_t, t) -> eps_hat`` (a v-prediction
+        converted): for tools that work with the noise estimate, whatever the parameterisation."""
+        net_fn = self.net_fn(condition, batch)
+        return lambda x_t, t: self.schedule.eps_from_prediction(x_t, t, net_fn(x_t, t))
 
     # -- generation -----------------------------------------------------------------------------
     def sampler(self, spec: ComponentSpec | str = "ddim", **options: object) -> Sampler:
@@ -106,7 +114,7 @@ class ConditionedDiffusion(nn.Module):
         like = torch.empty(0, device=self.device)
         return randn((n, self.in_channels, self.image_size, self.image_size), generator, like)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def sample(
         self,
         n: int | None = None,
@@ -122,6 +130,8 @@ class ConditionedDiffusion(nn.Module):
         """Generate images in [-1, 1] from ``x_T`` (default: fresh noise for ``n`` images).
 
         A conditional model given no condition draws one from its latent prior, if it has one.
+        Runs under ``torch.inference_mode`` (the tensors a ``callback`` sees are inference
+        tensors: clone one to use it with autograd); the images returned are ordinary tensors.
         """
         if x_T is None:
             if n is None:
@@ -131,10 +141,12 @@ class ConditionedDiffusion(nn.Module):
             condition = self.prior.sample(x_T.shape[0], generator=generator)
         x_T = x_T.to(self.device)
         sampler = sampler or self.sampler()
-        eps_fn = self.eps_fn(condition, x_T.shape[0])
-        return sampler.sample(eps_fn, x_T, timesteps=timesteps, callback=callback, generator=generator, progress=progress)
+        net_fn = self.net_fn(condition, x_T.shape[0])
+        x0 = sampler.sample(net_fn, x_T, prediction=self.schedule.config.prediction, timesteps=timesteps,
+                            callback=callback, generator=generator, progress=progress)
+        return _ordinary(x0)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def invert(
         self,
         x0: Tensor,
@@ -142,23 +154,34 @@ class ConditionedDiffusion(nn.Module):
         condition: Condition | Tensor | None = None,
         sampler: Sampler | None = None,
         timesteps: Sequence[int] | None = None,
+        callback: Callback | None = None,
         progress: bool = False,
     ) -> Tensor:
-        """DDIM-invert clean images to the x_T that regenerates them (under ``condition``)."""
+        """Invert clean images to the x_T from which ``sampler`` regenerates them (under ``condition``):
+        DDIM inversion, or the sampler's own (``dpm-solver++`` inverts with its multistep solver)."""
         x0 = x0.to(self.device)
         sampler = sampler or self.sampler()
-        return sampler.invert(self.eps_fn(condition, x0.shape[0]), x0, timesteps=timesteps, progress=progress)
+        x_T = sampler.invert(self.net_fn(condition, x0.shape[0]), x0, prediction=self.schedule.config.prediction,
+                             timesteps=timesteps, callback=callback, progress=progress)
+        return _ordinary(x_T)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def reconstruct(
         self, x0: Tensor, *, sampler: Sampler | None = None, invert: bool = True, generator: torch.Generator | None = None
     ) -> Tensor:
         """Encode ``x0``, then regenerate it from its condition.
 
-        With ``invert`` the stochastic part comes from DDIM inversion of ``x0`` (a near-exact round
-        trip); without it, from fresh noise, so the result shows only what the condition carries.
+        With ``invert`` the stochastic part comes from inverting ``x0`` (a near-exact round trip);
+        without it, from fresh noise, so the result shows only what the condition carries.
         """
         condition = self.encode(x0)
         sampler = sampler or self.sampler()
         x_T = self.invert(x0, condition=condition, sampler=sampler) if invert else self.noise(x0.shape[0], generator)
         return self.sample(condition=condition, x_T=x_T, sampler=sampler, generator=generator)
+
+
+def _ordinary(x: Tensor) -> Tensor:
+    """An inference-mode result as an ordinary tensor (one copy), so that the caller may change
+    it in place or feed it to autograd."""
+    with torch.inference_mode(False):
+        return x.clone()

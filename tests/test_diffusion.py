@@ -8,16 +8,7 @@ import torch
 
 from protodiff.contracts.sampler import evenly_spaced
 from protodiff.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, ScheduleConfig, denoising_loss
-
-
-def gaussian_oracle(schedule: NoiseSchedule, mean: float, std: float):
-    """E[eps | x_t] for data ~ N(mean, std^2) per pixel: the exact minimiser of the training loss."""
-
-    def eps_fn(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        a = schedule.alpha_bar(t, x_t)
-        return (1 - a).sqrt() * (x_t - a.sqrt() * mean) / (a * std**2 + 1 - a)
-
-    return eps_fn
+from protodiff.testing import gaussian_eps_oracle as gaussian_oracle
 
 
 @pytest.fixture
@@ -158,3 +149,31 @@ def test_v_prediction_targets_and_conversion_are_consistent():
     off = torch.tensor([999])
     assert (s.training_target(x0[-1:] + 1, noise[-1:], off) - v[-1:]).abs().mean() > 0.99
     assert (NoiseSchedule().predict_eps(x_t[-1:], 999, x0[-1:] + 1) - noise[-1:]).abs().mean() < 0.01
+
+
+def test_x0_hat_is_read_from_v_directly_to_float32_precision_near_t_max():
+    """At t = 999 of the cosine schedule sqrt(alpha_bar) is 5e-5: x0 read off an eps converted from
+    v divides eps's float32 rounding by it; read from v directly it keeps float32 precision."""
+    s = NoiseSchedule(ScheduleConfig(schedule="cosine", prediction="v"))
+    x0, noise = torch.rand(64, 3, 8, 8, dtype=torch.float64) * 2 - 1, torch.randn(64, 3, 8, 8, dtype=torch.float64)
+    t = torch.full((64,), 999)
+    x_t, v = s.q_sample(x0, t, noise), s.training_target(x0, noise, t)
+    _, direct = s.eps_and_x0(x_t.float(), 999, v.float(), "v")
+    through_eps = s.predict_x0(x_t.float(), t, s.eps_from_prediction(x_t.float(), t, v.float()))
+    assert (direct.double() - x0).abs().max() < 1e-6
+    assert (through_eps.double() - x0).abs().max() > 1e-4  # what the callback's x0_hat used to carry
+
+
+def test_a_v_predictor_samples_as_its_eps_twin(schedule):
+    """Sampler.sample(prediction="v") converts v as the schedule says, and gives what the same
+    predictor given as eps gives."""
+    eps_fn = gaussian_oracle(schedule, 0.2, 0.4)
+
+    def v_fn(x_t, t):
+        eps = eps_fn(x_t, t)
+        a = schedule.alpha_bar(t, x_t)
+        return a.sqrt() * eps - (1 - a).sqrt() * schedule.predict_x0(x_t, t, eps)
+
+    sampler = DDIMSampler(DDIMSampler.Config(steps=20), schedule=schedule)
+    x_T = torch.randn(512, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(sampler.sample(v_fn, x_T, prediction="v"), sampler.sample(eps_fn, x_T))

@@ -1,5 +1,6 @@
-"""The core's samplers, ``ddim`` and ``ddpm``: each only says how to step between two timesteps
-(the loop, the per-step callback and DDIM inversion live in :mod:`protodiff.contracts.sampler`)."""
+"""The core's single-step samplers, ``ddim`` and ``ddpm``: each only says how to step between two
+timesteps (the loop, the per-step callback and inversion live in :mod:`protodiff.contracts.sampler`;
+the multistep ``dpm-solver++`` in :mod:`protodiff.diffusion.dpm_solver`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from protodiff.registry import Registries
 
 
 class DDIMSampler(Sampler):
-    """DDIM (Song et al. 2021): eta=0 is deterministic, eta=1 matches DDPM's posterior variance."""
+    """DDIM (Song et al. 2021, eq. 12): eta=0 is deterministic, eta=1 matches DDPM's posterior variance."""
 
     @dataclass
     class Config(Sampler.Config):
@@ -26,15 +27,14 @@ class DDIMSampler(Sampler):
                 raise ValueError("eta must be >= 0")
 
     def step(
-        self, x_t: Tensor, t: int, t_prev: int, eps: Tensor, generator: torch.Generator | None
-    ) -> tuple[Tensor, Tensor]:
-        x0, eps = self.x0_and_eps(x_t, t, eps)
-        a_t, a_prev = self.schedule.alpha_bar(t, x_t), self.schedule.alpha_bar(t_prev, x_t)
-        sigma = self.config.eta * ((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev)).sqrt()
-        x_prev = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps
-        if self.config.eta > 0 and t_prev >= 0:
-            x_prev = x_prev + sigma * randn(x_t.shape, generator, x_t)
-        return x_prev, x0
+        self, x_t: Tensor, t: int, t_next: int, eps: Tensor, x0: Tensor, generator: torch.Generator | None
+    ) -> Tensor:
+        if self.config.eta == 0 or t_next < 0:
+            return self.ddim_step(x_t, t, t_next, eps, x0)
+        a_t, a_next = self.schedule.alpha_bar_at(t), self.schedule.alpha_bar_at(t_next)
+        sigma = self.config.eta * ((1 - a_next) / (1 - a_t) * (1 - a_t / a_next)) ** 0.5
+        x_next = (x0 * a_next**0.5).add_(eps, alpha=max(1 - a_next - sigma**2, 0.0) ** 0.5)
+        return x_next.add_(randn(x_t.shape, generator, x_t), alpha=sigma)
 
 
 class DDPMSampler(Sampler):
@@ -50,16 +50,16 @@ class DDPMSampler(Sampler):
         variance: Literal["small", "large"] = "small"
 
     def step(
-        self, x_t: Tensor, t: int, t_prev: int, eps: Tensor, generator: torch.Generator | None
-    ) -> tuple[Tensor, Tensor]:
-        x0, eps = self.x0_and_eps(x_t, t, eps)
-        a_t, a_prev = self.schedule.alpha_bar(t, x_t), self.schedule.alpha_bar(t_prev, x_t)
+        self, x_t: Tensor, t: int, t_next: int, eps: Tensor, x0: Tensor, generator: torch.Generator | None
+    ) -> Tensor:
+        a_t, a_prev = self.schedule.alpha_bar_at(t), self.schedule.alpha_bar_at(t_next)
         beta = 1 - a_t / a_prev
-        mean = (a_prev.sqrt() * beta * x0 + (1 - beta).sqrt() * (1 - a_prev) * x_t) / (1 - a_t)
-        if t_prev < 0:
-            return mean, x0
+        # the posterior mean q(x_prev | x_t, x0): Ho et al. 2020, eq. 7
+        mean = (x0 * (a_prev**0.5 * beta / (1 - a_t))).add_(x_t, alpha=(1 - beta) ** 0.5 * (1 - a_prev) / (1 - a_t))
+        if t_next < 0:
+            return mean
         variance = beta * (1 - a_prev) / (1 - a_t) if self.config.variance == "small" else beta
-        return mean + variance.sqrt() * randn(x_t.shape, generator, x_t), x0
+        return mean.add_(randn(x_t.shape, generator, x_t), alpha=variance**0.5)
 
 
 @hookimpl

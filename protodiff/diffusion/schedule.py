@@ -101,3 +101,39 @@ class NoiseSchedule:
             return prediction
         a = self.alpha_bar(t, x_t)
         return a.sqrt() * prediction + (1 - a).sqrt() * x_t
+
+    # -- one integer timestep, Python-float coefficients: what samplers use ----------------------
+    def alpha_bar_at(self, t: int) -> float:
+        """alpha_bar_t from the float64 table as a Python float (1 for t = -1, clean).
+
+        Multiplying a tensor by a Python float builds nothing on the device and moves nothing to
+        it, so a sampler's step never waits for the GPU, and the coefficient keeps float64 until
+        the kernel casts it.
+        """
+        return 1.0 if t < 0 else float(self.alphas_cumprod[t])
+
+    def eps_and_x0(self, x_t: Tensor, t: int, prediction: Tensor, kind: str) -> tuple[Tensor, Tensor]:
+        """(eps, x0) implied by a network's ``prediction`` of ``kind`` (``eps`` or ``v``) at (x_t, t).
+
+        For v both come straight from v (Salimans & Ho 2022, sec. 4): x0 = sqrt(a) x_t -
+        sqrt(1-a) v and eps = sqrt(a) v + sqrt(1-a) x_t. Neither divides by sqrt(a), which is
+        what reading x0 off an eps converted from v does: near t = T that division amplifies the
+        float32 rounding of eps by 1/sqrt(a) (x0_hat off by ~1e-3 at t = 999 of a cosine schedule
+        instead of ~1e-7). diffusers' schedulers read v the same way (``v_prediction``).
+        """
+        if kind == "eps":
+            return prediction, self.x0_from_eps(x_t, t, prediction)
+        a = self.alpha_bar_at(t)
+        x0 = torch.add(x_t * a**0.5, prediction, alpha=-((1 - a) ** 0.5))
+        eps = torch.add(prediction * a**0.5, x_t, alpha=(1 - a) ** 0.5)
+        return eps, x0
+
+    def x0_from_eps(self, x_t: Tensor, t: int, eps: Tensor) -> Tensor:
+        """x0 = (x_t - sqrt(1-a) eps) / sqrt(a) at one timestep (x_t itself at t = -1)."""
+        a = self.alpha_bar_at(t)
+        return torch.add(x_t, eps, alpha=-((1 - a) ** 0.5)).mul_(a**-0.5)
+
+    def eps_from_x0(self, x_t: Tensor, t: int, x0: Tensor) -> Tensor:
+        """eps = (x_t - sqrt(a) x0) / sqrt(1-a) at one timestep (t >= 0)."""
+        a = self.alpha_bar_at(t)
+        return torch.add(x_t, x0, alpha=-(a**0.5)).mul_((1 - a) ** -0.5)
