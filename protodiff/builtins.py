@@ -10,6 +10,7 @@ protodiff_plugins = (
     "protodiff.unconditional",
     "protodiff.nn.unet",
     "protodiff.diffusion.samplers",
+    "protodiff.diffusion.dpm_solver",
     "protodiff.data.shapes",
     "protodiff.data.digits",
     "protodiff.data.folder",

@@ -32,8 +32,9 @@ from protodiff.errors import RegistrationError, UnknownComponentError
 
 T = TypeVar("T")
 
-#: Lower-case words joined by single hyphens: ``log-l2``, ``latent-ddpm``, ``patronus-conv``.
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+#: Lower-case words joined by single hyphens: ``log-l2``, ``latent-ddpm``, ``patronus-conv``; the
+#: last may end in ``+`` or ``++`` where a method is named so (``dpm-solver++``).
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*\+{0,2}$")
 
 _current_plugin: contextvars.ContextVar[str] = contextvars.ContextVar("protodiff_plugin", default="<direct>")
 
@@ -106,7 +107,7 @@ class Registry(Generic[T]):
         if not isinstance(name, str) or not NAME_PATTERN.match(name):
             raise RegistrationError(
                 f"invalid {self.kind} name {name!r} from plugin {_current_plugin.get()!r}: "
-                "use lower-case words joined by hyphens, e.g. 'log-l2'"
+                "use lower-case words joined by hyphens, e.g. 'log-l2' (a final + or ++ allowed: 'dpm-solver++')"
             )
 
     def _check_contract(self, name: str, target: Any) -> None:

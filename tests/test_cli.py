@@ -49,8 +49,9 @@ def test_summary_writes_one_page_beside_the_run(trained_run):
         assert page.width > 4 * 96  # samples and the training loss, side by side
 
 
-def test_sample_with_another_sampler(trained_run, tmp_path):
-    result = CliRunner().invoke(main, ["sample", str(trained_run), "--n", "2", "--sampler", "ddpm", "--steps", "3", "--out", str(tmp_path / "s.png")])
+@pytest.mark.parametrize("sampler", ["ddpm", "dpm-solver++"])
+def test_sample_with_another_sampler(trained_run, tmp_path, sampler):
+    result = CliRunner().invoke(main, ["sample", str(trained_run), "--n", "2", "--sampler", sampler, "--steps", "3", "--out", str(tmp_path / "s.png")])
     assert result.exit_code == 0, result.output
 
 
@@ -62,6 +63,7 @@ def test_sample_with_another_sampler(trained_run, tmp_path):
         (["train", "ddpm-shapes", "--set", "train.stepz=3"], "train.stepz: unknown key (did you mean 'steps'?)"),
         (["train", "ddpm-shapes", "--device", "cuda:7"], "CUDA is not available"),
         (["sample", "RUN", "--sampler", "nope"], "unknown sampler 'nope'"),
+        (["sample", "RUN", "--sampler", "dpm-solver++", "--eta", "0.5"], "eta: unknown key"),
     ],
 )
 def test_errors_are_one_line_with_exit_code_2(trained_run, args, message, monkeypatch, tmp_path):

@@ -43,6 +43,23 @@ def test_reconstruct_and_invert_shapes(toy_model):
     assert model.reconstruct(x0, sampler=sampler).shape == x0.shape
 
 
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_dpm_solver_samples_and_inverts_a_model_in_inference_mode(toy_conditioner, tiny_config, prediction):
+    model = ConditionedDiffusion.from_experiment(
+        tiny_config("model.conditioner.name=channel-means", f"model.diffusion.prediction={prediction}")
+    )
+    x0 = torch.rand(2, 3, 16, 16) * 2 - 1
+    condition = model.encode(x0)
+    sampler = model.sampler("dpm-solver++", steps=4)
+    seen = []
+    x_T = model.invert(x0, condition=condition, sampler=sampler, callback=lambda info: seen.append(info.t_next))
+    images = model.sample(condition=condition, x_T=x_T, sampler=sampler, callback=lambda info: seen.append(info.x0_hat.is_inference()))
+    assert seen == [*sorted(sampler.timesteps()), True, True, True, True]  # callbacks run in inference mode
+    assert images.shape == x0.shape and torch.isfinite(images).all()
+    assert not images.is_inference() and not x_T.is_inference()  # ordinary tensors: changeable in place
+    images.clamp_(-1, 1)
+
+
 def test_save_and_load_round_trip_keeps_weights_and_condition_names(toy_model, tmp_path):
     model, config = toy_model
     model.conditioner.names = ["red", "green", "blue"]

@@ -20,10 +20,16 @@ def test_add_and_get():
     assert reg.names() == ["none"]
 
 
-@pytest.mark.parametrize("bad", ["Patronus", "log_l2", "-x", "x-", "a--b", "", "9lives", "a b"])
+@pytest.mark.parametrize("bad", ["Patronus", "log_l2", "-x", "x-", "a--b", "", "9lives", "a b", "a+b", "x+++", "+"])
 def test_names_are_validated(bad):
     with pytest.raises(RegistrationError, match="lower-case words joined by hyphens"):
         Registry("conditioner", Conditioner).add(bad, Unconditional)
+
+
+def test_a_method_named_with_plus_signs_is_a_valid_name():
+    reg = Registry("sampler", None)
+    reg.add("dpm-solver++", object)
+    assert reg.get("dpm-solver++") is object
 
 
 def test_duplicates_name_the_first_plugin():

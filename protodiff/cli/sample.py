@@ -15,7 +15,7 @@ from protodiff.errors import ProtodiffError
 @click.command()
 @click.argument("checkpoint", type=click.Path())
 @click.option("--n", "num_images", type=click.IntRange(min=1), default=None, help="Number of images (default: the config's).")
-@click.option("--sampler", default=None, help="Sampler name (default: the config's), e.g. ddim or ddpm.")
+@click.option("--sampler", default=None, help="Sampler name (default: the config's): ddim, ddpm, dpm-solver++ or a plugin's.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Number of sampling steps.")
 @click.option("--eta", type=float, default=None, help="DDIM eta (0 = deterministic).")
 @click.option(
@@ -26,7 +26,7 @@ from protodiff.errors import ProtodiffError
 )
 @click.option(
     "--invert", is_flag=True,
-    help="With --condition-on: start from the DDIM inversion of each image (a near-exact reconstruction) "
+    help="With --condition-on: start from the inversion of each image by the sampler (a near-exact reconstruction) "
          "instead of fresh noise (which shows only what the condition carries).",
 )
 @click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True, help="Output PNG grid.")
@@ -74,7 +74,7 @@ def sample(
         condition = model.encode(originals)
         x_T = model.invert(originals, condition=condition, sampler=chosen, progress=True) if invert else None
         images = model.sample(len(originals), condition=condition, x_T=x_T, sampler=chosen, generator=generator, progress=True)
-        label, how = ("from inversion", "from their DDIM inversion") if invert else ("from condition", "from fresh noise")
+        label, how = ("from inversion", "from their inversion") if invert else ("from condition", "from fresh noise")
         columns = [("real", originals.cpu()), (label, images.cpu())]
         save_image_grid(out, columns, title=f"{condition_on} images regenerated from their condition, {how}")
     else:
