@@ -244,8 +244,15 @@ def to_dict(obj: Any) -> Any:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """Apply ``key.path=value`` overrides (values read as YAML) to a raw config mapping, in place."""
-    for item in overrides:
+    """Apply ``key.path=value`` overrides (values read as YAML) to a raw config mapping, in place.
+
+    Naming another component (``--set sample.sampler.name=dpm-solver++``) starts it from that
+    component's defaults, as ``override_component`` does on the command line: the options the
+    file gave the old one (DDIM's ``eta``) are dropped, those set by other overrides are kept
+    (renames are applied first).
+    """
+    renames = [item for item in overrides if item.partition("=")[0].strip().endswith(".name")]
+    for item in renames + [item for item in overrides if item not in renames]:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.steps=200")
@@ -264,6 +271,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
             elif not isinstance(child, dict):
                 raise ConfigError(f"--set {item!r}: {part!r} is not a section")
             node = child
+        if parts[-1] == "name" and len(parts) > 1 and node.get("name") not in (None, value):
+            node.clear()
         node[parts[-1]] = value
     return data
 

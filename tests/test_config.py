@@ -67,6 +67,15 @@ def test_overrides_apply_before_validation(tmp_path):
         apply_overrides({}, ["train.steps"])
 
 
+def test_naming_another_component_starts_from_its_defaults():
+    """The published presets give DDIM an eta that dpm-solver++ does not take: renaming drops the
+    file's options, keeps the other overrides whatever their order."""
+    config = load_experiment("patronus-celeba", ["sample.sampler.steps=15", "sample.sampler.name=dpm-solver++"])
+    assert config.sample.sampler.name == "dpm-solver++" and config.sample.sampler.config.steps == 15
+    assert load_experiment("patronus-celeba", ["sample.sampler.name=dpm-solver++"]).sample.sampler.config.steps == 20
+    assert load_experiment("patronus-celeba", ["sample.sampler.name=ddim"]).sample.sampler.config.steps == 1000
+
+
 def test_preset_values_are_overridden_by_explicit_keys():
     config = parse(ExperimentConfig, {"model": {"denoiser": {"name": "unet", "preset": "tiny", "dropout": 0.2}}})
     assert config.model.denoiser.config.dropout == 0.2
