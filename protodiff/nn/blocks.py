@@ -7,6 +7,9 @@ How the condition enters a block is the block's ``cond_mode``:
 ``add``   (Patronus)       h = conv1(...) + W_t silu(t) + W_c silu(c)         -- additive bias
 ``scale`` (DiffAE)         h = GN(h)(1 + s_t) + b_t;  h = h (1 + W_c silu(c))  -- scale only
 ``adagn`` (InfoDiffusion)  h = GN(h)(1 + s_t) + b_t;  h = h (1 + s_c) + b_c    -- scale and shift
+
+A block built with ``time_dim=0`` and ``cond_dim=0`` takes neither: GroupNorm-SiLU-Conv twice with
+a residual, the block of an image encoder (DiffAE's and InfoDiffusion's encoders have no time input).
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ class TimestepEmbedding(nn.Module):
 
 
 class ResBlock(nn.Module):
-    """GroupNorm-SiLU-Conv twice with a residual connection, conditioned on time and condition."""
+    """GroupNorm-SiLU-Conv twice with a residual connection, conditioned on time and condition
+    (either may be absent: ``time_dim`` or ``cond_dim`` 0)."""
 
     def __init__(
         self,
@@ -55,7 +59,7 @@ class ResBlock(nn.Module):
         self.norm1 = nn.GroupNorm(groups, in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
         time_width = out_channels if cond_mode == "add" else 2 * out_channels
-        self.time_proj = nn.Linear(time_dim, time_width)
+        self.time_proj = nn.Linear(time_dim, time_width) if time_dim > 0 else None
         cond_width = 2 * out_channels if cond_mode == "adagn" else out_channels
         self.cond_proj = nn.Linear(cond_dim, cond_width) if cond_dim > 0 else None
         self.norm2 = nn.GroupNorm(groups, out_channels)
@@ -66,17 +70,20 @@ class ResBlock(nn.Module):
         nn.init.zeros_(self.conv2.bias)
         self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
 
-    def forward(self, x: Tensor, t_act: Tensor, c_act: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, t_act: Tensor | None, c_act: Tensor | None) -> Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
+        conditioned = self.cond_proj is not None and c_act is not None
         if self.cond_mode == "add":
-            bias = self.time_proj(t_act)
-            if self.cond_proj is not None and c_act is not None:
-                bias = bias + self.cond_proj(c_act)
-            h = F.silu(self.norm2(h + bias[:, :, None, None]))
+            bias = self.time_proj(t_act) if self.time_proj is not None else None
+            if conditioned:
+                bias = self.cond_proj(c_act) if bias is None else bias + self.cond_proj(c_act)
+            h = F.silu(self.norm2(h if bias is None else h + bias[:, :, None, None]))
         else:
-            t_scale, t_shift = self.time_proj(t_act)[:, :, None, None].chunk(2, dim=1)
-            h = torch.addcmul(t_shift, self.norm2(h), 1 + t_scale)
-            if self.cond_proj is not None and c_act is not None:
+            h = self.norm2(h)
+            if self.time_proj is not None:
+                t_scale, t_shift = self.time_proj(t_act)[:, :, None, None].chunk(2, dim=1)
+                h = torch.addcmul(t_shift, h, 1 + t_scale)
+            if conditioned:
                 c = self.cond_proj(c_act)[:, :, None, None]
                 if self.cond_mode == "scale":
                     h = h * (1 + c)
@@ -114,7 +121,7 @@ class ResAttnBlock(nn.Module):
         self.res = res
         self.attention = attention
 
-    def forward(self, x: Tensor, t_act: Tensor, c_act: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, t_act: Tensor | None, c_act: Tensor | None) -> Tensor:
         h = self.res(x, t_act, c_act)
         return self.attention(h) if self.attention is not None else h
 
