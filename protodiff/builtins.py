@@ -11,6 +11,7 @@ protodiff_plugins = (
     "protodiff.nn.unet",
     "protodiff.diffusion.samplers",
     "protodiff.diffusion.dpm_solver",
+    "protodiff.diffusion.latent_ddpm",
     "protodiff.data.shapes",
     "protodiff.data.digits",
     "protodiff.data.folder",

@@ -4,8 +4,7 @@ Loaded through the same entry point any third-party plugin uses; each module bel
 it defines:
     encoder.py       encoder          patronus-conv, timm-<name>
     prototypes.py    prototype_layer  log-l2, cosine
-    conditioner.py   conditioner      patronus (its latent prior: latent-ddpm)
-    prior.py         latent_prior     latent-ddpm
+    conditioner.py   conditioner      patronus (its latent prior: the core's latent-ddpm)
     presets/         preset           patronus-shapes (CPU) and the published configurations
                                       patronus-{fmnist,cifar10,celeba,ffhq,chexpert}
 """
@@ -14,6 +13,5 @@ protodiff_plugins = (
     "protodiff_patronus.encoder",
     "protodiff_patronus.prototypes",
     "protodiff_patronus.conditioner",
-    "protodiff_patronus.prior",
     "protodiff_patronus.presets",
 )
