@@ -38,3 +38,7 @@ class DataError(ProtodiffError):
 
 class TrainingDiverged(ProtodiffError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class UnsupportedModel(ProtodiffError):
+    """A model given to a tool that needs another kind (a prototype tool given a DiffAE model)."""

@@ -60,6 +60,18 @@ def test_dpm_solver_samples_and_inverts_a_model_in_inference_mode(toy_conditione
     images.clamp_(-1, 1)
 
 
+def test_edit_regenerates_from_the_inversion_under_the_new_condition(toy_model):
+    model, _ = toy_model
+    for p in model.denoiser.parameters():  # leave the zero-initialised residual branches: the condition matters
+        p.data.add_(0.05 * torch.randn_like(p))
+    x0 = torch.rand(2, 3, 16, 16) * 2 - 1
+    sampler = model.sampler("ddim", steps=4)
+    unedited = model.edit(x0, model.encode(x0), sampler=sampler)
+    torch.testing.assert_close(unedited, model.reconstruct(x0, sampler=sampler))
+    edited = model.edit(x0, model.encode(x0).vector + 1.0, sampler=sampler)
+    assert edited.shape == x0.shape and (edited - unedited).abs().mean() > 1e-3
+
+
 def test_save_and_load_round_trip_keeps_weights_and_condition_names(toy_model, tmp_path):
     model, config = toy_model
     model.conditioner.names = ["red", "green", "blue"]

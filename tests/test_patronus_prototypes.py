@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from protodiff.config import ComponentSpec
+from protodiff_patronus.conditioner import nearest_patch_boxes
 from protodiff_patronus.prototypes import distinct_loss
 
 
@@ -78,7 +79,7 @@ def test_nearest_patches_point_at_the_matching_patch():
     cond = patronus(prototype_layer={"name": "log-l2", "num_prototypes": 3})
     maps = torch.full((1, 3, 10, 10), 5.0)
     maps[0, 1, 4, 6] = 0.0
-    box = cond.nearest_patches(maps)[0][1]
+    box = nearest_patch_boxes(cond.encoder, maps)[0][1]
     assert box == cond.encoder.receptive_field(4, 6)
     assert (box.top, box.left, box.height, box.width) == (7, 11, 15, 15)
 

@@ -9,6 +9,7 @@ patch-to-prototype distances, i.e. *where* each prototype fired.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -16,9 +17,12 @@ from torch import Tensor, nn
 from protodiff.config import ComponentSpec, component
 from protodiff.contracts.conditioner import Condition, Conditioner
 from protodiff.contracts.encoder import Box, Encoder
-from protodiff.contracts.prototype_layer import PrototypeLayer
+from protodiff.contracts.prototype_layer import PrototypeLayer, require_prototypes
 from protodiff.hookspecs import hookimpl
 from protodiff.registry import Registries
+
+if TYPE_CHECKING:
+    from protodiff.model import ConditionedDiffusion
 
 
 class PatronusConditioner(Conditioner):
@@ -61,12 +65,22 @@ class PatronusConditioner(Conditioner):
     def embed(self, vector: Tensor) -> Tensor:
         return self.embedding(vector)
 
-    def nearest_patches(self, maps: Tensor) -> list[list[Box]]:
-        """For each image and prototype, the pixel box of the patch closest to the prototype."""
-        width = maps.shape[-1]
-        flat = maps.flatten(2).argmin(dim=2).cpu()
-        rows, cols = torch.div(flat, width, rounding_mode="floor"), flat % width
-        return [[self.encoder.receptive_field(int(r), int(c)) for r, c in zip(rs, cs)] for rs, cs in zip(rows, cols)]
+
+def nearest_patch_boxes(encoder: Encoder, maps: Tensor) -> list[list[Box]]:
+    """For each image and prototype, the pixel box of the patch of ``maps`` (B, m, H, W) closest to
+    the prototype (its smallest distance), placed by ``encoder``'s receptive fields."""
+    width = maps.shape[-1]
+    flat = maps.flatten(2).argmin(dim=2).cpu()
+    rows, cols = torch.div(flat, width, rounding_mode="floor"), flat % width
+    return [[encoder.receptive_field(int(r), int(c)) for r, c in zip(rs, cs)] for rs, cs in zip(rows, cols)]
+
+
+@torch.no_grad()
+def nearest_patches(model: ConditionedDiffusion, x0: Tensor) -> list[list[Box]]:
+    """For each image of ``x0`` and each prototype of ``model``, the pixel box of the image patch
+    closest to the prototype: where in the image the prototype is (a prototype conditioner only)."""
+    conditioner = require_prototypes(model, "nearest_patches")
+    return nearest_patch_boxes(conditioner.encoder, model.encode(x0).maps)
 
 
 @hookimpl

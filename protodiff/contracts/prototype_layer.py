@@ -1,12 +1,24 @@
-"""The ``prototype_layer`` contract: patch features -> one activation per prototype, and where it fired."""
+"""The ``prototype_layer`` contract: patch features -> one activation per prototype, and where it fired.
+
+A conditioner *built on prototypes* keeps its layer as ``prototype_layer`` and the encoder that
+places them on the image as ``encoder``; tools that show or locate prototypes find them there
+through :func:`require_prototypes`, which answers any other model in one line.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
 from protodiff.component import Component
+from protodiff.contracts.encoder import Encoder
+from protodiff.errors import UnsupportedModel
+
+if TYPE_CHECKING:
+    from protodiff.contracts.conditioner import Conditioner
+    from protodiff.model import ConditionedDiffusion
 
 
 class PrototypeLayer(nn.Module, Component, ABC):
@@ -24,3 +36,21 @@ class PrototypeLayer(nn.Module, Component, ABC):
     def aux_loss(self) -> Tensor | None:
         """An optional regulariser on the prototypes themselves (e.g. the distinct loss)."""
         return None
+
+
+def require_prototypes(model: ConditionedDiffusion, tool: str) -> Conditioner:
+    """``model``'s conditioner if it is built on prototypes (a :class:`PrototypeLayer` as its
+    ``prototype_layer`` and an encoder as its ``encoder``), else a one-line error naming ``tool``.
+
+    Every prototype-only tool calls this first, so a model whose condition has no prototypes (a
+    DiffAE semantic code, an InfoDiffusion latent) is refused before anything is computed.
+    """
+    conditioner = model.conditioner
+    if isinstance(getattr(conditioner, "prototype_layer", None), PrototypeLayer) and isinstance(
+        getattr(conditioner, "encoder", None), Encoder
+    ):
+        return conditioner
+    raise UnsupportedModel(
+        f"{tool} needs a prototype conditioner (such as patronus); this model's conditioner "
+        f"{model.config.conditioner.name!r} has no prototypes"
+    )
