@@ -8,6 +8,7 @@ import ast
 import inspect
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,11 @@ from protodiff import builtins
 from protodiff.plugins import registries
 
 ROOT = Path(__file__).parent.parent
-PACKAGES = {"protodiff": ROOT / "protodiff", "protodiff_patronus": ROOT / "plugins" / "patronus"}
+#: The core and every built-in plugin package (each plugins/<name> folder, as pyproject maps it).
+PACKAGES = {
+    "protodiff": ROOT / "protodiff",
+    **{package: ROOT / folder for package, folder in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].items()},
+}
 
 
 def module_files() -> dict[str, Path]:

@@ -1,4 +1,4 @@
-"""The distribution ships every package, and the built-in plugin loads through its entry point."""
+"""The distribution ships every package, and each built-in plugin loads through its entry point."""
 
 from __future__ import annotations
 
@@ -33,3 +33,15 @@ def test_builtin_plugins_are_entry_points():
     installed = {ep.name: ep.value for ep in entry_points(group="protodiff")}
     for name, value in declared.items():
         assert installed.get(name) == value, f"reinstall (pip install -e .) to pick up entry point {name}"
+
+
+def test_every_plugin_folder_is_a_package_with_an_entry_point_and_its_presets():
+    """plugins/<name> is mapped to its package, advertised in the protodiff group, and ships its YAML presets."""
+    folders = {path.name for path in (ROOT / "plugins").iterdir() if (path / "__init__.py").is_file()}
+    mapped = {Path(folder).name: package for package, folder in PROJECT["tool"]["setuptools"]["package-dir"].items()}
+    assert folders == set(mapped), "map every plugins/<name> folder in [tool.setuptools.package-dir]"
+    assert set(PROJECT["project"]["entry-points"]["protodiff"].values()) == set(mapped.values())
+    package_data = PROJECT["tool"]["setuptools"]["package-data"]
+    for folder, package in mapped.items():
+        if (ROOT / "plugins" / folder / "presets").is_dir():
+            assert package_data.get(f"{package}.presets") == ["*.yaml"], f"ship {package}'s presets as package data"
