@@ -1,0 +1,11 @@
+"""InfoDiffusion's experiment presets: every ``*.yaml`` beside this file, registered under its stem."""
+
+from pathlib import Path
+
+from protodiff.hookspecs import hookimpl
+from protodiff.registry import Registries
+
+
+@hookimpl
+def protodiff_register(registry: Registries) -> None:
+    registry.add_presets(Path(__file__).parent)
