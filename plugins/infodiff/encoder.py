@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from protodiff.errors import ConfigError
 from protodiff.nn.levels import UNetLevels, UNetShape, run_down, run_middle, run_up
 
 
@@ -21,11 +20,7 @@ class UNetEncoder(nn.Module):
 
     def __init__(self, shape: UNetShape, *, in_channels: int, image_size: int, dim: int) -> None:
         super().__init__()
-        if image_size % shape.downsampling_factor:
-            raise ConfigError(
-                f"infodiff: the encoder halves a {image_size} px image {len(shape.channel_mult) - 1} times; "
-                f"use an image size divisible by {shape.downsampling_factor} or fewer encoder levels"
-            )
+        shape.require_side(image_size, "infodiff: the encoder")
         levels = UNetLevels(shape)
         self.stem = nn.Conv2d(in_channels, shape.base_channels, 3, padding=1)
         self.down, skips = levels.down()

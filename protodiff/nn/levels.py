@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from protodiff.contracts.conditioner import CondMode
+from protodiff.errors import ConfigError
 from protodiff.nn.blocks import Downsample, ResAttnBlock, ResBlock, SelfAttention, Upsample
 
 
@@ -53,6 +54,14 @@ class UNetShape:
     def downsampling_factor(self) -> int:
         """Input sides must be divisible by this."""
         return 2 ** (len(self.channel_mult) - 1)
+
+    def require_side(self, image_size: int, owner: str) -> None:
+        """A one-line error naming ``owner`` unless ``image_size`` halves at every level."""
+        if image_size % self.downsampling_factor:
+            raise ConfigError(
+                f"{owner} halves a {image_size} px image {len(self.channel_mult) - 1} times; use an image "
+                f"size divisible by {self.downsampling_factor} or fewer levels"
+            )
 
     @property
     def deepest_channels(self) -> int:
