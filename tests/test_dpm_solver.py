@@ -20,13 +20,13 @@ def exact_solution(schedule: NoiseSchedule, x_T: torch.Tensor) -> torch.Tensor:
     return MEAN + STD * (x_T - a**0.5 * MEAN) / (a * STD**2 + 1 - a) ** 0.5
 
 
-def dpm(schedule: NoiseSchedule, steps: int, order: int = 2) -> DPMSolverPlusPlus:
-    return DPMSolverPlusPlus(DPMSolverPlusPlus.Config(steps=steps, order=order), schedule=schedule)
+def dpm(schedule: NoiseSchedule, steps: int, order: int = 2, spacing: str = "logsnr") -> DPMSolverPlusPlus:
+    return DPMSolverPlusPlus(DPMSolverPlusPlus.Config(steps=steps, order=order, spacing=spacing), schedule=schedule)
 
 
 @pytest.fixture
 def schedule() -> NoiseSchedule:
-    return NoiseSchedule(ScheduleConfig(timesteps=1000, schedule="cosine"))
+    return NoiseSchedule(ScheduleConfig(timesteps=1000))
 
 
 @pytest.fixture
@@ -34,17 +34,25 @@ def x_T() -> torch.Tensor:
     return torch.randn(4096, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 
 
-def test_timesteps_follow_diffusers_linspace_spacing(schedule):
-    assert dpm(schedule, 10).timesteps() == [999, 899, 799, 699, 599, 500, 400, 300, 200, 100]
-    assert dpm(schedule, 1).timesteps() == [999]
-    assert dpm(schedule, 1000).timesteps() == list(range(999, 0, -1))  # rounding's duplicates dropped
+def test_linspace_timesteps_follow_diffusers_default_spacing(schedule):
+    assert dpm(schedule, 10, spacing="linspace").timesteps() == [999, 899, 799, 699, 599, 500, 400, 300, 200, 100]
+    assert dpm(schedule, 1, spacing="linspace").timesteps() == [999]
+    assert dpm(schedule, 1000, spacing="linspace").timesteps() == list(range(999, 0, -1))  # repeats dropped
     with pytest.raises(ValueError, match="between 1 and 1000"):
         dpm(schedule, 0).timesteps()
 
 
+def test_logsnr_timesteps_are_uniform_in_lambda_from_t_max_to_0(schedule):
+    steps = dpm(schedule, 20).timesteps()
+    assert steps[0] == 999 and steps[-1] == 0 and len(steps) == 20 and dpm(schedule, 1).timesteps() == [999]
+    a = schedule.alphas_cumprod[steps]
+    gaps = (0.5 * (a / (1 - a)).log()).diff()[:15]  # the last few are bent by rounding t near 0
+    assert gaps.min() > 0.95 * gaps.mean() and gaps.max() < 1.05 * gaps.mean()
+
+
 def test_first_order_is_ddim_on_the_same_timesteps(schedule, x_T):
     eps_fn = gaussian_oracle(schedule, MEAN, STD)
-    solver = dpm(schedule, 10, order=1)
+    solver = dpm(schedule, 10, order=1)  # on logsnr timesteps: DDIM walks whatever it is given
     ddim = DDIMSampler(DDIMSampler.Config(), schedule=schedule)
     torch.testing.assert_close(solver.sample(eps_fn, x_T), ddim.sample(eps_fn, x_T, timesteps=solver.timesteps()))
 
