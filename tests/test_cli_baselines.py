@@ -73,7 +73,7 @@ def test_eval_latent_and_inversion_metrics(run, tmp_path):
     results = json.loads((tmp_path / "e.json").read_text())["results"]
     assert 0.0 <= results["TAD"]["mean"] and 0.0 <= results["latent AUROC"]["mean"] <= 1.0
     assert results["dimension AUROC"]["dimensions"][0] == "dim_00"
-    assert set(results["DDIM inversion round trip"]["by_steps"]) == {"2"}
+    assert set(results["inversion round trip"]["by_steps"]) == {"2"}
 
 
 @pytest.mark.parametrize("run", ["infodiff"], indirect=True)

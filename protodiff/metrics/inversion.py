@@ -1,8 +1,9 @@
-"""``inversion-error``: how exactly DDIM inversion followed by regeneration returns a real image.
+"""``inversion-error``: how exactly inversion followed by regeneration returns a real image.
 
-Editing a real image (turn one prototype up, keep everything else) starts from its DDIM inversion
-x_T; if regenerating from x_T with the *unchanged* condition does not give the image back, part of
-any edit is inversion error rather than the edit. This metric measures that round trip.
+Editing a real image (turn one prototype up, keep everything else) starts from its inversion x_T;
+if regenerating from x_T with the *unchanged* condition does not give the image back, part of any
+edit is inversion error rather than the edit. This metric measures that round trip, for the
+sampler the options name (else the run's): DDIM inverts with DDIM, ``dpm-solver++`` with itself.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from protodiff.config import ComponentSpec, optional_component, override_component
 from protodiff.contracts.metric import EvalContext, Metric
 from protodiff.hookspecs import hookimpl
 from protodiff.registry import Registries
@@ -23,22 +25,25 @@ if TYPE_CHECKING:
 
 
 class InversionError(Metric):
-    """Mean absolute error and PSNR of invert-then-regenerate, per number of DDIM steps."""
+    """Mean absolute error and PSNR of invert-then-regenerate, per number of steps."""
 
     @dataclass
     class Config:
         num_images: int = 64
         steps: tuple[int, ...] = (20, 50, 200)
         batch_size: int = 64
+        #: null: the run's sampler (``EvalContext.sampler``), else ``ddim``; its steps are ``steps``.
+        sampler: ComponentSpec | None = optional_component("sampler")
 
     @torch.no_grad()
     def compute(self, model: ConditionedDiffusion, data: LabeledImages, context: EvalContext) -> dict[str, Any]:
         progress = context.progress
         count = min(self.config.num_images, len(data))
         images = torch.stack([data[i][0] for i in range(count)])
+        chosen = self.config.sampler or context.sampler or ComponentSpec("sampler", "ddim")
         by_steps = {}
         for steps in self.config.steps:
-            sampler = model.sampler("ddim", steps=steps)
+            sampler = model.sampler(override_component(chosen, None, {"steps": steps}))
             errors, squared, spreads = [], [], []
             for start in range(0, count, self.config.batch_size):
                 x0 = images[start : start + self.config.batch_size].to(model.device)
@@ -56,8 +61,8 @@ class InversionError(Metric):
                 # ~1 when the inverted latent looks like the Gaussian noise sampling starts from
                 "x_T_std": torch.cat(spreads).mean().item(),
             }
-        return {"label": "DDIM inversion round trip", "num_images": count, "by_steps": by_steps,
-                "protocol": {"round_trip": "x_T = DDIM-invert(x0 | c(x0)); x0' = DDIM(x_T | c(x0)), eta 0, same steps"}}
+        return {"label": "inversion round trip", "num_images": count, "by_steps": by_steps, "sampler": chosen.name,
+                "protocol": {"round_trip": "x_T = invert(x0 | c(x0)); x0' = sample(x_T | c(x0)), same sampler and steps"}}
 
 
 @hookimpl
