@@ -2,9 +2,8 @@
 
 Every candidate does the same work per step: a batch of clean images, a random timestep and
 noise per image, the epsilon-prediction MSE, backward, and one AdamW step. Each measurement runs
-in a fresh process (so peak memory is that candidate's own), and rounds are interleaved across
-candidates so that a slow moment of the machine does not favour one of them. The median round
-is reported.
+in a fresh process and rounds are interleaved across candidates (``harness.py``); the median
+round is reported.
 
     python benchmarks/train_throughput.py                       # the published 32 px config
     python benchmarks/train_throughput.py --candidates unet-tiny,unet-paper --image-size 16
@@ -24,61 +23,26 @@ Candidates:
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
-import platform
-import resource
-import statistics
-import sys
-import time
 from collections.abc import Callable
 
 import torch
+from harness import interleaved, machine, memory, peak_rss_mib, timed
+from models import diffusers_unet, protodiff_model
 
 DEFAULT_CANDIDATES = "unet-paper,unet-paper-nchw,diffusers"
 
 
 def _protodiff_model(name: str, image_size: int, channels: int):
-    from protodiff.experiment import load_experiment
-    from protodiff.model import ConditionedDiffusion
-
-    overrides = [f"data.image_size={image_size}"]
-    if name.startswith("unet-"):
-        preset = {"unet-paper": "paper", "unet-paper-nchw": "paper", "unet-tiny": "tiny"}[name]
-        overrides += [f"model.denoiser.preset={preset}", "model.conditioner.name=none"]
-        if name == "unet-paper-nchw":
-            overrides.append("model.denoiser.channels_last=false")
-        config = load_experiment("ddpm-shapes", overrides)
-    else:
-        config = load_experiment(name, overrides)
-    model = ConditionedDiffusion.from_experiment(config)
-    if model.in_channels != channels:
-        raise SystemExit(f"{name}: its dataset has {model.in_channels} channels, the benchmark uses {channels}")
+    model = protodiff_model(name, image_size, channels)
     generator = torch.Generator().manual_seed(0)
     return model, lambda x0: model(x0, generator)[0]
 
 
 def _diffusers_model(image_size: int, channels: int):
-    try:
-        from diffusers import UNet2DModel
-    except ImportError:
-        raise SystemExit("the diffusers reference needs `pip install diffusers` (or the `bench` extra)") from None
     from protodiff.diffusion import NoiseSchedule, denoising_loss
 
-    # The published Patronus UNet: 64 base channels x (1, 2, 4, 4), 2 res blocks per level,
-    # GroupNorm(8), dropout 0.1, attention only in the bottleneck (4 heads of 64 channels).
-    model = UNet2DModel(
-        sample_size=image_size,
-        in_channels=channels,
-        out_channels=channels,
-        layers_per_block=2,
-        block_out_channels=(64, 128, 256, 256),
-        down_block_types=("DownBlock2D",) * 4,
-        up_block_types=("UpBlock2D",) * 4,
-        norm_num_groups=8,
-        attention_head_dim=64,
-        dropout=0.1,
-    )
+    model = diffusers_unet(image_size, channels)
     schedule = NoiseSchedule()
     generator = torch.Generator().manual_seed(0)
     return model, lambda x0: denoising_loss(lambda x_t, t: model(x_t, t).sample, schedule, x0, generator)
@@ -90,15 +54,11 @@ def build(name: str, image_size: int, channels: int) -> tuple[torch.nn.Module, C
     return _protodiff_model(name, image_size, channels)
 
 
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
 def measure(name: str, args: argparse.Namespace, queue: mp.Queue) -> None:
     """Run in a child process: build, warm up, time ``args.steps`` training steps."""
     torch.manual_seed(0)
     device = torch.device(args.device)
-    baseline = _peak_rss_mib()
+    baseline = peak_rss_mib()
     model, loss_fn = build(name, args.image_size, args.channels)
     model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -112,55 +72,16 @@ def measure(name: str, args: argparse.Namespace, queue: mp.Queue) -> None:
 
     for _ in range(args.warmup):
         step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    elapsed = time.perf_counter() - start
-    queue.put(
-        {
-            "images_per_sec": args.steps * args.batch_size / elapsed,
-            "peak_rss_mib": _peak_rss_mib(),
-            "rss_before_model_mib": baseline,
-            "peak_cuda_mib": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None,
-            "parameters_m": sum(p.numel() for p in model.parameters()) / 1e6,
-        }
-    )
+    elapsed = timed(device, step, args.steps)
+    queue.put({"images_per_sec": args.steps * args.batch_size / elapsed, **memory(device, baseline, model)})
 
 
 def run(args: argparse.Namespace) -> dict:
     names = [n.strip() for n in args.candidates.split(",") if n.strip()]
-    context = mp.get_context("spawn")
-    rounds: dict[str, list[dict]] = {n: [] for n in names}
-    for round_index in range(args.rounds):
-        for name in names:
-            queue = context.Queue()
-            process = context.Process(target=measure, args=(name, args, queue))
-            process.start()
-            process.join()
-            if process.exitcode != 0:
-                raise SystemExit(f"{name}: benchmark process failed (exit {process.exitcode})")
-            rounds[name].append(queue.get())
-            print(f"round {round_index + 1}/{args.rounds} {name:>18}: {rounds[name][-1]['images_per_sec']:.2f} img/s", file=sys.stderr)
-    summary = {}
-    for name, results in rounds.items():
-        summary[name] = {
-            "images_per_sec_median": statistics.median(r["images_per_sec"] for r in results),
-            "images_per_sec_rounds": [round(r["images_per_sec"], 3) for r in results],
-            "peak_rss_mib": max(r["peak_rss_mib"] for r in results),
-            "rss_before_model_mib": min(r["rss_before_model_mib"] for r in results),
-            "peak_cuda_mib": results[0]["peak_cuda_mib"],
-            "parameters_m": results[0]["parameters_m"],
-        }
     return {
         "workload": {k: getattr(args, k) for k in ("batch_size", "image_size", "channels", "steps", "warmup", "rounds", "device")},
-        "machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "cpu": platform.processor() or platform.machine()},
-        "results": summary,
+        "results": interleaved(names, measure, args, args.rounds),
+        "machine": machine(),
     }
 
 
