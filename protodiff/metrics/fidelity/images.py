@@ -83,14 +83,18 @@ def generate_images(
     conditions: Conditions = "data",
     sampler: ComponentSpec | None = None,
     seed: int = 0,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     progress: bool = False,
 ) -> Tensor:
     """``num`` generated images as uint8 RGB (see the module docstring for ``conditions``).
 
-    ``sampler`` defaults to the model's default (``ddim`` with its default options).
+    ``sampler`` defaults to the model's default (``ddim`` with its default options);
+    ``batch_size`` to what the device's memory holds (:mod:`protodiff.batching`).
     """
+    from protodiff.batching import sampling_batch_size
+
     require_conditions(model, conditions)
+    batch_size = batch_size or sampling_batch_size(model, cap=num)
     chosen = (sampler or DEFAULT_SAMPLER).build(schedule=model.schedule)
     generator = torch.Generator().manual_seed(seed)
     chunks = []

@@ -104,12 +104,14 @@ class FidelityMetric(Metric):
         extractor_weights: str | None = None
         #: null: the run's sampler (``EvalContext.sampler``), else ``ddim`` with its defaults.
         sampler: ComponentSpec | None = optional_component("sampler")
-        batch_size: int = 64
+        #: Images per batch, generated and through the extractor (null: generate as many as the
+        #: device's free memory holds, see protodiff.batching; 64 through the extractor).
+        batch_size: int | None = None
 
         def __post_init__(self) -> None:
             if self.num_samples < 2 or (self.num_real is not None and self.num_real < 2):
                 raise ValueError("num_samples and num_real must be at least 2 (a covariance needs two samples)")
-            if self.batch_size < 1:
+            if self.batch_size is not None and self.batch_size < 1:
                 raise ValueError("batch_size must be positive")
 
     def sampler(self, context: EvalContext) -> ComponentSpec:
@@ -147,7 +149,7 @@ class FidelityMetric(Metric):
         extractor = self.extractor()
         generated, real = self.images(model, data, context)
         scores = fidelity_scores(
-            generated, real, extractor, seed=context.seed, device=context.device, batch_size=self.config.batch_size,
+            generated, real, extractor, seed=context.seed, device=context.device, batch_size=self.config.batch_size or 64,
             progress=context.progress, **self.score_options(),
         )  # fmt: skip
         return {
