@@ -25,8 +25,8 @@ class ScheduleConfig:
     ``prediction: v`` (Salimans & Ho 2022) trains the network on v = sqrt(a) eps - sqrt(1-a) x0
     instead of eps. Near pure noise an eps-network must reproduce x_t to within sqrt(a) (0.006 at
     t = 999) for x0 to come out right, which a briefly trained network does not: its samples
-    drift in overall tone and saturate. A v-network predicts x0 directly there. Samplers are
-    unaffected: the model converts every prediction to eps.
+    drift in overall tone and saturate. A v-network predicts x0 directly there. Samplers take
+    either: the loop reads eps_hat and x0_hat from the prediction directly (``eps_and_x0``).
     """
 
     timesteps: int = 1000
