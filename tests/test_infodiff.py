@@ -104,3 +104,10 @@ def test_the_standard_normal_prior_measures_its_fit():
     assert len(matching) == 1 and matching[0] < 0.01 < shifted[0]
     a = prior.sample(6, generator=torch.Generator().manual_seed(2))
     assert a.shape == (6, 8) and torch.equal(a, prior.sample(6, generator=torch.Generator().manual_seed(2)))
+
+
+def test_the_regularisers_stay_float32_under_autocast():
+    cond = infodiff(kld_weight=0.5, mmd_weight=0.1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        condition = cond.encode(torch.rand(2, 3, 32, 32))
+    assert condition.vector.dtype == torch.bfloat16 and condition.aux_loss.dtype == torch.float32

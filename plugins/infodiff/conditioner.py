@@ -95,16 +95,17 @@ class InfoDiffConditioner(Conditioner):
             return Condition(a, self.names, aux_loss=self._regulariser(a))
         mean, log_var = self.mean_head(a), self.log_var_head(a)
         vector = mean + torch.randn_like(mean) * (0.5 * log_var).exp() if self.training else mean
-        kl = gaussian_kl(mean, log_var) if self.training else None
+        kl = gaussian_kl(mean.float(), log_var.float()) if self.training else None
         return Condition(vector, self.names, aux_loss=self._regulariser(mean, kl), extras={"log_var": log_var})
 
     def _regulariser(self, latent: Tensor, kl: Tensor | None = None) -> Tensor | None:
         """mmd_weight x MMD(latent, N(0, I) samples) + kld_weight x ``kl``, in training only (None
-        when no term is on)."""
+        when no term is on); in float32 whatever autocast chose for the encoder."""
         if not self.training:
             return None
         terms = []
         if self.config.mmd_weight > 0:
+            latent = latent.float()
             terms.append(self.config.mmd_weight * mmd(torch.randn_like(latent), latent))
         if kl is not None:
             terms.append(self.config.kld_weight * kl)
