@@ -59,6 +59,9 @@ class TrainConfig:
     #: Global batch size (split evenly over DDP ranks).
     batch_size: int = 16
     lr: float = 1e-4
+    #: Per-module learning-rate factors: parameter-name prefix -> multiplier of ``lr``, e.g.
+    #: ``{conditioner: 3.0}``; the longest matching prefix wins, unmatched parameters get 1.
+    lr_multipliers: dict[str, float] = field(default_factory=dict)
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     lr_schedule: Literal["constant", "cosine"] = "constant"
@@ -87,6 +90,8 @@ class TrainConfig:
             raise ValueError("batch_size must be positive")
         if self.lr <= 0:
             raise ValueError("lr must be positive")
+        if any(m <= 0 for m in self.lr_multipliers.values()):
+            raise ValueError("lr_multipliers must be positive")
         if self.checkpoint_every < 1 or self.log_every < 1 or self.keep_checkpoints < 1:
             raise ValueError("checkpoint_every, log_every and keep_checkpoints must be positive")
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:

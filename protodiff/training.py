@@ -117,6 +117,23 @@ def total_steps(train: TrainConfig, dataset_size: int) -> int:
     return train.steps if train.steps is not None else train.epochs * (dataset_size // train.batch_size)
 
 
+def parameter_groups(model: nn.Module, train: TrainConfig) -> list[dict[str, Any]]:
+    """Optimizer groups by learning rate: ``train.lr`` times the multiplier of the longest
+    ``train.lr_multipliers`` prefix a parameter's name starts with (1 if none)."""
+    prefixes = sorted(train.lr_multipliers, key=len, reverse=True)
+    unknown = [p for p in prefixes if not any(n.startswith(p) for n, _ in model.named_parameters())]
+    if unknown:
+        raise ProtodiffError(
+            f"train.lr_multipliers: no parameter name starts with {unknown[0]!r}; prefixes are module paths "
+            "such as 'conditioner', 'conditioner.prototype_layer' or 'denoiser'"
+        )
+    groups: dict[float, list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        match = next((p for p in prefixes if name.startswith(p)), None)
+        groups.setdefault(train.lr_multipliers[match] if match else 1.0, []).append(param)
+    return [{"params": params, "lr": train.lr * factor} for factor, params in groups.items()]
+
+
 def lr_lambda(train: TrainConfig, total: int):
     """Linear warm-up, then constant or cosine decay to zero."""
 
@@ -194,7 +211,7 @@ class Trainer:
         self.total_steps = total_steps(train, len(self.dataset))
         self.model = ConditionedDiffusion.from_experiment(config).to(self.ctx.device)
         self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=train.lr, betas=train.betas, weight_decay=train.weight_decay
+            parameter_groups(self.model, train), lr=train.lr, betas=train.betas, weight_decay=train.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(train, self.total_steps))
         self.ema = (

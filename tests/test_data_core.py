@@ -44,6 +44,33 @@ def test_red_pixels_appear_exactly_when_the_red_square_is_present(size):
         assert is_red == bool(attrs[red]), i
 
 
+@pytest.mark.parametrize("size", [16, 32, 64])
+def test_aligned_marks_stay_in_their_home_cells(size):
+    """Saturated red pixels appear exactly when red_square is set, and only inside its home cell."""
+    from protodiff.data.shapes import HOME_CELLS
+
+    data = shapes(image_size=size, layout="aligned").open("train")
+    red = ATTRIBUTES.index("red_square")
+    row, col = HOME_CELLS["red_square"]
+    cell = size / 3
+    for i in range(60):
+        image, attrs = data[i]
+        rgb = image * 0.5 + 0.5
+        ys, xs = ((rgb[0] > 0.4) & (rgb[0] > 2.5 * rgb[1]) & (rgb[0] > 2.5 * rgb[2])).nonzero(as_tuple=True)
+        assert (len(ys) > 0) == bool(attrs[red]), i
+        if len(ys):  # anti-aliased edges may bleed one pixel
+            assert row * cell - 1 <= ys.min() and ys.max() < (row + 1) * cell + 1, i
+            assert col * cell - 1 <= xs.min() and xs.max() < (col + 1) * cell + 1, i
+
+
+def test_the_layouts_share_attributes_and_differ_only_in_placement():
+    random, aligned = shapes().open("train"), shapes(layout="aligned").open("train")
+    assert torch.equal(random.attributes(), aligned.attributes())
+    image_r, attrs = random[1]
+    image_a, _ = aligned[1]
+    assert attrs[:5].sum() > 0 and not torch.equal(image_r, image_a)
+
+
 def test_dark_background_is_a_global_tone():
     data = shapes().open("train")
     dark = ATTRIBUTES.index("dark_bg")

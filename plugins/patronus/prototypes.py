@@ -43,20 +43,47 @@ def distinct_loss(prototypes: Tensor, margin: float) -> Tensor:
     return F.relu(margin - distance.min(dim=1).values).mean()
 
 
-def farthest_point_patches(z: Tensor, count: int) -> Tensor:
+def farthest_point_patches(z: Tensor, count: int, keep: Tensor | None = None) -> Tensor:
     """``count`` patches of ``z`` (B, D, H, W) chosen greedily to be far from each other.
 
-    Starting from the patch farthest from the mean, each next pick is the patch farthest from all
-    picks so far; rare patches (a small mark) are picked before the tenth copy of the background.
+    Starting from the patch farthest from the mean (or from the points ``keep`` (k, D) when given),
+    each next pick is the patch farthest from all picks so far; rare patches (a small mark) are
+    picked before the tenth copy of the background.
     """
     patches = z.detach().permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-    nearest = (patches - patches.mean(0)).square().sum(1)
+    if keep is not None and len(keep):
+        nearest = torch.cdist(patches, keep.detach()).square().min(dim=1).values
+    else:
+        nearest = (patches - patches.mean(0)).square().sum(1)
     picks = []
     for _ in range(count):
         index = int(nearest.argmax())
         picks.append(index)
         nearest = torch.minimum(nearest, (patches - patches[index]).square().sum(1))
     return patches[picks]
+
+
+def activation_correlation(s: Tensor) -> Tensor:
+    """(m, m) Pearson correlation of the prototypes' activations over a batch ``s`` (B, m)."""
+    centred = s - s.mean(0)
+    normed = centred / (centred.norm(dim=0) + 1e-6)
+    return normed.T @ normed
+
+
+def correlation_penalty(s: Tensor) -> Tensor:
+    """Mean squared off-diagonal activation correlation over the batch."""
+    corr = activation_correlation(s)
+    m = corr.shape[0]
+    return (corr.square().sum() - corr.diagonal().square().sum()) / max(1, m * (m - 1))
+
+
+def redundant_prototypes(s: Tensor, threshold: float) -> Tensor:
+    """(m,) mask of prototypes that duplicate an earlier one (|correlation| > ``threshold`` over the
+    batch) or barely vary (std below 1% of the mean std): candidates for a restart."""
+    corr = activation_correlation(s).abs().triu(diagonal=1)
+    duplicate = (corr > threshold).any(dim=0)
+    std = s.std(dim=0)
+    return duplicate | (std < 0.01 * std.mean())
 
 
 class LogL2Prototypes(PrototypeLayer):
@@ -77,6 +104,17 @@ class LogL2Prototypes(PrototypeLayer):
         #: Weight of the prototype-distinct loss (0 = off, the published default).
         distinct_weight: float = 0.0
         distinct_margin: float = 0.2
+        #: Every this many training batches, re-place redundant prototypes (activations over the
+        #: batch correlated above ``restart_correlation`` with another's, or constant) on the
+        #: batch's patches farthest from the rest, as VQ-VAE codebooks restart dead codes (null: off).
+        restart_every: int | None = None
+        restart_correlation: float = 0.9
+        #: Every this many training batches, move each prototype onto its nearest patch of the
+        #: batch (ProtoPNet's projection, on a batch rather than the whole train set; null: off).
+        project_every: int | None = None
+        #: Weight of a penalty on the squared correlation between prototypes' activations over the
+        #: batch (0 = off): two prototypes that fire on the same images are one concept twice.
+        decorrelation_weight: float = 0.0
 
         def __post_init__(self) -> None:
             if self.num_prototypes < 1:
@@ -93,13 +131,37 @@ class LogL2Prototypes(PrototypeLayer):
         self.prototypes = nn.Parameter(torch.rand(config.num_prototypes, feature_dim))
         # Saved with the weights, so a resumed or loaded model is never re-initialised.
         self.register_buffer("initialised", torch.tensor(config.init == "uniform"))
+        self.register_buffer("batches_seen", torch.tensor(0))
+        self._last_s: Tensor | None = None
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         if not self.initialised:
             self._place_on_patches(z)
+        if self.training and torch.is_grad_enabled():
+            self._maintain(z)
         distances = patch_prototype_distances(z, self.prototypes)
         nearest = distances.flatten(2).min(dim=2).values
-        return torch.log((nearest + 1) / (nearest + self.config.epsilon)), distances
+        s = torch.log((nearest + 1) / (nearest + self.config.epsilon))
+        self._last_s = s if self.training else None
+        return s, distances
+
+    @torch.no_grad()
+    def _maintain(self, z: Tensor) -> None:
+        self.batches_seen += 1
+        n = int(self.batches_seen)
+        c = self.config
+        if c.project_every and n % c.project_every == 0:
+            patches = z.detach().permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+            self.prototypes.copy_(patches[torch.cdist(self.prototypes, patches).argmin(dim=1)])
+        if c.restart_every and n % c.restart_every == 0:
+            nearest = patch_prototype_distances(z, self.prototypes).flatten(2).min(dim=2).values
+            s = torch.log((nearest + 1) / (nearest + c.epsilon))
+            redundant = redundant_prototypes(s, c.restart_correlation)
+            if redundant.any():
+                keep = self.prototypes[~redundant]
+                self.prototypes[redundant] = farthest_point_patches(z, int(redundant.sum()), keep=keep)
+        if dist.is_available() and dist.is_initialized():
+            dist.broadcast(self.prototypes.data, src=0)
 
     @torch.no_grad()
     def _place_on_patches(self, z: Tensor) -> None:
@@ -109,9 +171,13 @@ class LogL2Prototypes(PrototypeLayer):
         self.initialised.fill_(True)
 
     def aux_loss(self) -> Tensor | None:
-        if self.config.distinct_weight == 0:
-            return None
-        return self.config.distinct_weight * distinct_loss(self.prototypes, self.config.distinct_margin)
+        c = self.config
+        terms = []
+        if c.distinct_weight:
+            terms.append(c.distinct_weight * distinct_loss(self.prototypes, c.distinct_margin))
+        if c.decorrelation_weight and self._last_s is not None and len(self._last_s) > 1:
+            terms.append(c.decorrelation_weight * correlation_penalty(self._last_s))
+        return sum(terms) if terms else None
 
 
 class CosinePrototypes(PrototypeLayer):

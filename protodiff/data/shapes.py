@@ -7,7 +7,10 @@ independently, with known labels.
 
 Local attributes are small marks, each in its own cell of a 3x3 grid at a random offset:
 ``red_square``, ``blue_disc``, ``green_triangle``, ``yellow_cross``, ``checker_patch``
-(a black-and-white checkerboard: texture, not colour). Global attributes change the whole image:
+(a black-and-white checkerboard: texture, not colour). With ``layout: random`` (the default) the
+cells are a random permutation, so a mark may appear anywhere; with ``layout: aligned`` every mark
+has a home cell (:data:`HOME_CELLS`) and only its offset inside the cell varies, the way the parts
+of an aligned face (eyes, nose, mouth) sit at nearly fixed places in CelebA. Global attributes change the whole image:
 ``dark_bg`` (background tone), ``warm_cast`` (colour cast), ``gradient`` (top-to-bottom shading).
 
 Each attribute is present with probability 1/2, independently, except that ``shortcut`` plants a
@@ -42,6 +45,15 @@ _COLOURS = {
 }
 _SUPERSAMPLE = 4
 _GRID = 3
+#: ``layout: aligned``: the (row, column) of each mark's home cell in the 3x3 grid.
+HOME_CELLS = {
+    "red_square": (0, 0),
+    "blue_disc": (0, 2),
+    "green_triangle": (1, 1),
+    "yellow_cross": (2, 1),
+    "checker_patch": (2, 0),
+}
+Layout = Literal["random", "aligned"]
 _SPLIT_IDS = {"train": 0, "test": 1}
 
 
@@ -89,7 +101,7 @@ def sample_attributes(rng: np.random.Generator, shortcut: ShortcutConfig | None)
     return attrs.astype(np.float32)
 
 
-def render(attrs: np.ndarray, image_size: int, rng: np.random.Generator) -> np.ndarray:
+def render(attrs: np.ndarray, image_size: int, rng: np.random.Generator, layout: Layout = "random") -> np.ndarray:
     """An (H, W, 3) float image in [0, 1] showing exactly the attributes set in ``attrs``."""
     present = {name for name, on in zip(ATTRIBUTES, attrs) if on}
     big = image_size * _SUPERSAMPLE
@@ -99,9 +111,9 @@ def render(attrs: np.ndarray, image_size: int, rng: np.random.Generator) -> np.n
 
     cell = big // _GRID
     mark = int(cell * 0.8)
-    cells = rng.permutation(_GRID * _GRID)
+    cells = rng.permutation(_GRID * _GRID)  # drawn in both layouts, so each draws the same offsets
     for slot, name in enumerate(n for n in LOCAL_ATTRIBUTES if n in present):
-        row, col = divmod(int(cells[slot]), _GRID)
+        row, col = divmod(int(cells[slot]), _GRID) if layout == "random" else HOME_CELLS[name]
         top = row * cell + int(rng.integers(0, cell - mark + 1))
         left = col * cell + int(rng.integers(0, cell - mark + 1))
         region = canvas[top : top + mark, left : left + mark]
@@ -143,7 +155,7 @@ class ShapesImages(LabeledImages):
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         attr_rng, draw_rng = self._rngs(index)
         attrs = sample_attributes(attr_rng, self.shortcut)
-        image = render(attrs, self.image_size, draw_rng)
+        image = render(attrs, self.image_size, draw_rng, self.config.layout)
         return torch.from_numpy(image).permute(2, 0, 1).mul(2).sub(1).contiguous(), torch.from_numpy(attrs)
 
     def attributes(self) -> Tensor:
@@ -158,6 +170,8 @@ class Shapes(DatasetSource):
         num_train: int = 4000
         num_test: int = 1000
         seed: int = 0
+        #: ``random``: marks in random cells; ``aligned``: each mark in its home cell (HOME_CELLS).
+        layout: Layout = "random"
         shortcut: ShortcutConfig | None = None
 
         def __post_init__(self) -> None:

@@ -11,6 +11,15 @@ from torch import Tensor
 from protodiff.diffusion.schedule import NoiseSchedule
 
 
+def training_timesteps(schedule: NoiseSchedule, n: int, generator: torch.Generator | None, device) -> Tensor:
+    """``n`` training timesteps drawn as the schedule's ``t_sampling`` says."""
+    c = schedule.config
+    if c.t_sampling == "uniform":
+        return torch.randint(0, schedule.num_timesteps, (n,), generator=generator, device=device)
+    u = torch.sigmoid(c.t_mean + c.t_std * torch.randn(n, generator=generator, device=device))
+    return (u * schedule.num_timesteps).long().clamp(max=schedule.num_timesteps - 1)
+
+
 def denoising_loss(
     net_fn: Callable[[Tensor, Tensor], Tensor],
     schedule: NoiseSchedule,
@@ -24,6 +33,6 @@ def denoising_loss(
     seeded run draws the same ones on every device and after a resume.
     """
     gen_device = generator.device if generator is not None else x0.device
-    t = torch.randint(0, schedule.num_timesteps, (x0.shape[0],), generator=generator, device=gen_device).to(x0.device)
+    t = training_timesteps(schedule, x0.shape[0], generator, gen_device).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator, device=gen_device, dtype=x0.dtype).to(x0.device)
     return F.mse_loss(net_fn(schedule.q_sample(x0, t, noise), t), schedule.training_target(x0, noise, t))

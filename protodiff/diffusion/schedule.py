@@ -34,8 +34,15 @@ class ScheduleConfig:
     beta_start: float = 1e-4
     beta_end: float = 0.02
     prediction: Literal["eps", "v"] = "eps"
+    #: How training draws t: ``uniform`` (DDPM) or ``logit-normal``, t/T = sigmoid(N(t_mean, t_std))
+    #: (Esser et al. 2024), which with ``t_mean`` > 0 trains more on the noisy steps.
+    t_sampling: Literal["uniform", "logit-normal"] = "uniform"
+    t_mean: float = 0.0
+    t_std: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.t_std <= 0:
+            raise ValueError("t_std must be positive")
         if self.timesteps < 1:
             raise ValueError("timesteps must be at least 1")
         if self.schedule == "linear" and not 0.0 < self.beta_start <= self.beta_end < 1.0:

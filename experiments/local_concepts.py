@@ -1,0 +1,256 @@
+"""Ablations for "does Patronus learn local concepts on shapes within a CPU budget?"
+
+Each variant is a list of ``--set`` overrides on top of a base preset. A run trains from scratch,
+then measures on the held-out split:
+
+- per attribute, the best single prototype's AUROC (``dimension-auroc``);
+- reconstruction agreement from s alone, fresh noise (``reconstruction-agreement``), judged by
+  an attribute classifier trained once per dataset configuration and cached;
+- prototype redundancy: mean pairwise cosine of the prototype vectors and of the activation
+  profiles s over the test images, and how many prototypes each attribute has (AUROC >= 0.9).
+
+Usage::
+
+    python experiments/local_concepts.py VARIANT [VARIANT ...] --seed 0 [--threads 1]
+    python experiments/local_concepts.py --table            # the collected results
+
+Results are appended to ``runs/lc/results.jsonl`` (one JSON object per run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+OUT = Path("runs/lc")
+
+BASE = "patronus-shapes"
+SHORT = ["train.steps=1000", "train.checkpoint_every=1000", "train.log_every=50"]
+
+VARIANTS: dict[str, list[str]] = {
+    "baseline": SHORT,
+    "oracle": SHORT,
+    "oracle-aligned": SHORT + ["data.layout=aligned"],
+    "aligned": SHORT + ["data.layout=aligned"],
+    "restart": SHORT + ["model.conditioner.prototype_layer.restart_every=50"],
+    "decor": SHORT + ["model.conditioner.prototype_layer.decorrelation_weight=0.1"],
+    "tlate": SHORT + ["model.diffusion.t_sampling=logit-normal", "model.diffusion.t_mean=1.0"],
+    "condlr3": SHORT + ["train.lr_multipliers={conditioner: 3.0}"],
+    "p32": SHORT + ["model.conditioner.prototype_layer.num_prototypes=32"],
+    "rf11": SHORT + ["model.conditioner.encoder.channels=[32,64,128]", "model.conditioner.encoder.kernel_sizes=[3,3,3]",
+                     "model.conditioner.encoder.strides=[2,1,1]", "model.conditioner.encoder.paddings=[1,0,0]"],
+}
+
+
+def register_oracle() -> None:
+    """``oracle-judge``: s = the attribute classifier's calls on the clean image (frozen).
+
+    An upper bound for any learned conditioner: can this denoiser, in this budget, use a perfect
+    description of the attributes?
+    """
+    from dataclasses import dataclass
+
+    from protodiff.conditioning import Condition, Conditioner
+    from protodiff.metrics.classifier import AttributeClassifier
+    from protodiff.registry import registries
+
+    class OracleJudge(Conditioner):
+        @dataclass
+        class Config:
+            classifier: str = ""
+            embed_dim: int = 128
+
+        def __init__(self, config, *, in_channels: int, image_size: int) -> None:
+            super().__init__()
+            self.config = config
+            judge = AttributeClassifier.load(config.classifier)
+            for p in judge.parameters():
+                p.requires_grad_(False)
+            self.judge = [judge]  # not a submodule: not saved, not trained
+            self.dim = len(judge.attribute_names)
+            self.embed_dim = config.embed_dim
+            self.embedding = torch.nn.Sequential(
+                torch.nn.Linear(self.dim, config.embed_dim), torch.nn.SiLU(), torch.nn.Linear(config.embed_dim, config.embed_dim)
+            )
+
+        def encode(self, x0):
+            with torch.no_grad():
+                self.judge[0].to(x0.device).eval()
+                vector = (torch.sigmoid(self.judge[0](x0)) > 0.5).float()
+            return Condition(vector, self.names)
+
+        def embed(self, vector):
+            return self.embedding(vector)
+
+    if "oracle-judge" not in registries().conditioner:
+        registries().conditioner.add("oracle-judge", OracleJudge)
+
+
+def judge_for(config, seed: int):
+    """An attribute classifier for the run's dataset configuration (trained once, cached)."""
+    from protodiff.config import to_dict
+    from protodiff.metrics.classifier import AttributeClassifier, ClassifierConfig
+
+    data = to_dict(config.data)
+    key = hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
+    path = OUT / "judges" / key
+    if not (path / "classifier.json").is_file():
+        train = config.data.build().open("train")
+        judge = AttributeClassifier.for_dataset(train, ClassifierConfig(steps=400, seed=0))
+        judge.fit(train)
+        judge.save(path)
+        (path / "data.json").write_text(json.dumps(data, indent=1))
+    return path
+
+
+def evaluate(run_dir: Path, seed: int, recon_images: int, recon_steps: int) -> dict:
+    from protodiff.checkpoint import load_model
+    from protodiff.config import ComponentSpec
+    from protodiff.metrics.concepts import DimensionAUROC, ReconstructionAgreement
+
+    model, config = load_model(run_dir)
+    source = config.data.build()
+    test = source.open("test")
+    dims = DimensionAUROC(DimensionAUROC.Config(num_latents=len(test))).compute(model, test)
+    auroc = np.array(dims["auroc"], dtype=float)  # (A, K)
+    names = dims["attributes"]
+    best = {n: float(np.nanmax(auroc[i])) for i, n in enumerate(names)}
+    worst = {n: float(np.nanmin(auroc[i])) for i, n in enumerate(names)}
+    per_attr = {n: int((auroc[i] >= 0.9).sum()) for i, n in enumerate(names)}
+    owners = {}
+    for j in range(auroc.shape[1]):
+        i = int(np.nanargmax(auroc[:, j]))
+        owners.setdefault(names[i] if auroc[i, j] >= 0.75 else "none", []).append(j)
+
+    judge = judge_for(config, seed)
+    recon_cfg = ReconstructionAgreement.Config(
+        num_images=recon_images,
+        sampler=ComponentSpec("sampler", "ddim", raw={"steps": recon_steps}),
+        classifier=str(judge),
+    )
+    recon = ReconstructionAgreement(recon_cfg).compute(model, test, seed=seed)
+    agreement = {n: v["agreement"] for n, v in recon["per_attribute"].items()}
+    chance = {n: v["chance"] for n, v in recon["per_attribute"].items()}
+
+    protos = None
+    layer = getattr(model.conditioner, "prototype_layer", None)
+    if layer is not None and hasattr(layer, "prototypes"):
+        p = torch.nn.functional.normalize(layer.prototypes.detach().float(), dim=1)
+        cos = p @ p.T
+        k = len(p)
+        protos = float((cos.sum() - k) / (k * (k - 1)))
+    from protodiff.encoding import encode_split
+
+    s = encode_split(model, test).vectors
+    sc = torch.corrcoef(s.T.float())
+    k = sc.shape[0]
+    act_corr = float((sc.nan_to_num().abs().sum() - k) / (k * (k - 1)))
+    return {
+        "best_auroc": best,
+        "min_auroc": worst,
+        "protos_per_attr_ge_0.9": per_attr,
+        "owners": owners,
+        "agreement": agreement,
+        "chance": chance,
+        "prototype_cosine": protos,
+        "activation_abs_corr": act_corr,
+        "judge_accuracy": {n: v["judge_accuracy"] for n, v in recon["per_attribute"].items()},
+    }
+
+
+def run(variant: str, seed: int, args) -> dict:
+    from protodiff.experiment import load_experiment
+    from protodiff.train import train
+
+    overrides = VARIANTS[variant] + [f"seed={seed}"] + list(args.set)
+    if variant.startswith("oracle"):
+        data_only = load_experiment(args.base, overrides)
+        judge = judge_for(data_only, seed)
+        overrides = overrides + [f"model.conditioner={{name: oracle-judge, classifier: {judge}}}"]
+    config = load_experiment(args.base, overrides)
+    run_dir = OUT / f"{variant}-s{seed}{args.tag}"
+    if run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    start = time.perf_counter()
+    train(config, run_dir, device="cpu")
+    wall = time.perf_counter() - start
+    result = {
+        "variant": variant + args.tag,
+        "seed": seed,
+        "overrides": overrides,
+        "train_seconds": round(wall, 1),
+        "threads": torch.get_num_threads(),
+        **evaluate(run_dir, seed, args.recon_images, args.recon_steps),
+    }
+    with open(OUT / "results.jsonl", "a") as handle:
+        handle.write(json.dumps(result) + "\n")
+    print(summary_line(result), flush=True)
+    return result
+
+
+ORDER = ["red_square", "blue_disc", "green_triangle", "yellow_cross", "checker_patch", "dark_bg", "warm_cast", "gradient"]
+SHORTNAMES = ["red", "blue", "grn", "yel", "chk", "dark", "warm", "grad"]
+
+
+GLOBALS = {"dark_bg", "warm_cast", "gradient"}
+
+
+def oriented(r: dict, name: str) -> float:
+    """Best AUROC of one prototype: for a global attribute either value is a concept (dark or light
+    background), so a prototype firing on its absence counts too; a mark must be fired on."""
+    best = r["best_auroc"].get(name, float("nan"))
+    if name in GLOBALS and "min_auroc" in r:
+        return max(best, 1 - r["min_auroc"][name])
+    return best
+
+
+def summary_line(r: dict) -> str:
+    a = " ".join(f"{oriented(r, n):.2f}" for n in ORDER)
+    g = " ".join(f"{r['agreement'].get(n, float('nan')):.2f}" for n in ORDER)
+    return (
+        f"{r['variant']:<28} s{r['seed']} {r['train_seconds']:>6.0f}s | AUROC {a} | agree {g} | "
+        f"cos {r['prototype_cosine'] if r['prototype_cosine'] is None else round(r['prototype_cosine'], 2)} "
+        f"corr {r['activation_abs_corr']:.2f}"
+    )
+
+
+def table() -> None:
+    print(f"{'variant':<28} seed  time | AUROC {' '.join(f'{s:>4}' for s in SHORTNAMES)} | agree ...")
+    for line in (OUT / "results.jsonl").read_text().splitlines():
+        print(summary_line(json.loads(line)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("variants", nargs="*")
+    parser.add_argument("--seed", type=int, nargs="+", default=[0])
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--base", default=BASE)
+    parser.add_argument("--set", nargs="*", default=[], help="extra overrides for every variant")
+    parser.add_argument("--tag", default="", help="suffix for run names")
+    parser.add_argument("--recon-images", type=int, default=250)
+    parser.add_argument("--recon-steps", type=int, default=25)
+    parser.add_argument("--table", action="store_true")
+    args = parser.parse_args()
+    if args.table:
+        table()
+        return
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    register_oracle()
+    OUT.mkdir(parents=True, exist_ok=True)
+    for variant in args.variants:
+        for seed in args.seed:
+            run(variant, seed, args)
+
+
+if __name__ == "__main__":
+    main()
