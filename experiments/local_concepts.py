@@ -32,12 +32,24 @@ OUT = Path("runs/lc")
 
 BASE = "patronus-shapes"
 SHORT = ["train.steps=1000", "train.checkpoint_every=1000", "train.log_every=50"]
+LONG = ["train.steps=2000", "train.checkpoint_every=2000", "train.log_every=50"]
+ALIGNED = ["data.layout=aligned"]
+#: A 2-layer encoder whose 7 px receptive field is smaller than a mark (8 px at 32 px).
+RF7 = ["model.conditioner.encoder.channels=[32,128]", "model.conditioner.encoder.kernel_sizes=[3,3]",
+       "model.conditioner.encoder.strides=[2,1]", "model.conditioner.encoder.paddings=[1,0]"]
 
 VARIANTS: dict[str, list[str]] = {
     "baseline": SHORT,
     "oracle": SHORT,
     "oracle-aligned": SHORT + ["data.layout=aligned"],
     "aligned": SHORT + ["data.layout=aligned"],
+    "oracle-aligned-2k": LONG + ALIGNED,
+    "aligned-decor": SHORT + ALIGNED + ["model.conditioner.prototype_layer.decorrelation_weight=0.1"],
+    "aligned-restart": SHORT + ALIGNED + ["model.conditioner.prototype_layer.restart_every=50"],
+    "aligned-2k": LONG + ALIGNED,
+    "aligned-rf7": SHORT + ALIGNED + RF7,
+    "aligned-rf7-decor": SHORT + ALIGNED + RF7 + ["model.conditioner.prototype_layer.decorrelation_weight=0.1"],
+    "rf7-decor": SHORT + RF7 + ["model.conditioner.prototype_layer.decorrelation_weight=0.1"],
     "restart": SHORT + ["model.conditioner.prototype_layer.restart_every=50"],
     "decor": SHORT + ["model.conditioner.prototype_layer.decorrelation_weight=0.1"],
     "tlate": SHORT + ["model.diffusion.t_sampling=logit-normal", "model.diffusion.t_mean=1.0"],
@@ -239,6 +251,7 @@ def main() -> None:
     parser.add_argument("--recon-images", type=int, default=250)
     parser.add_argument("--recon-steps", type=int, default=25)
     parser.add_argument("--table", action="store_true")
+    parser.add_argument("--eval-only", metavar="RUN", help="evaluate an existing run directory and print it")
     args = parser.parse_args()
     if args.table:
         table()
@@ -246,6 +259,12 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     register_oracle()
+    if args.eval_only:
+        result = {"variant": Path(args.eval_only).name + args.tag, "seed": args.seed[0], "train_seconds": 0.0,
+                  **evaluate(Path(args.eval_only), args.seed[0], args.recon_images, args.recon_steps)}
+        print(summary_line(result))
+        print(json.dumps(result["owners"]))
+        return
     OUT.mkdir(parents=True, exist_ok=True)
     for variant in args.variants:
         for seed in args.seed:

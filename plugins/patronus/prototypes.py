@@ -131,13 +131,14 @@ class LogL2Prototypes(PrototypeLayer):
         self.prototypes = nn.Parameter(torch.rand(config.num_prototypes, feature_dim))
         # Saved with the weights, so a resumed or loaded model is never re-initialised.
         self.register_buffer("initialised", torch.tensor(config.init == "uniform"))
-        self.register_buffer("batches_seen", torch.tensor(0))
+        if config.restart_every or config.project_every:  # counts batches for both schedules (saved, so resumes agree)
+            self.register_buffer("batches_seen", torch.tensor(0))
         self._last_s: Tensor | None = None
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
         if not self.initialised:
             self._place_on_patches(z)
-        if self.training and torch.is_grad_enabled():
+        if self.training and torch.is_grad_enabled() and hasattr(self, "batches_seen"):
             self._maintain(z)
         distances = patch_prototype_distances(z, self.prototypes)
         nearest = distances.flatten(2).min(dim=2).values
