@@ -68,9 +68,9 @@ def register_oracle() -> None:
     """
     from dataclasses import dataclass
 
-    from protodiff.conditioning import Condition, Conditioner
-    from protodiff.metrics.classifier import AttributeClassifier
-    from protodiff.registry import registries
+    from protodiff import registries
+    from protodiff.contracts.conditioner import Condition, Conditioner
+    from protodiff.metrics.attribute_classifier import AttributeClassifier
 
     class OracleJudge(Conditioner):
         @dataclass
@@ -107,7 +107,7 @@ def register_oracle() -> None:
 def judge_for(config, seed: int):
     """An attribute classifier for the run's dataset configuration (trained once, cached)."""
     from protodiff.config import to_dict
-    from protodiff.metrics.classifier import AttributeClassifier, ClassifierConfig
+    from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
 
     data = to_dict(config.data)
     key = hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
@@ -122,63 +122,65 @@ def judge_for(config, seed: int):
 
 
 def evaluate(run_dir: Path, seed: int, recon_images: int, recon_steps: int) -> dict:
-    from protodiff.checkpoint import load_model
-    from protodiff.config import ComponentSpec
-    from protodiff.metrics.concepts import DimensionAUROC, ReconstructionAgreement
+    import protodiff
 
-    model, config = load_model(run_dir)
-    source = config.data.build()
-    test = source.open("test")
-    dims = DimensionAUROC(DimensionAUROC.Config(num_latents=len(test))).compute(model, test)
-    auroc = np.array(dims["auroc"], dtype=float)  # (A, K)
+    model, config = protodiff.load_model(run_dir)
+    judge = judge_for(config, seed)
+    results = protodiff.evaluate(
+        model,
+        metrics=["dimension-auroc", "reconstruction-agreement"],
+        split="test",
+        seed=seed,
+        experiment=config,
+        device="cpu",
+        options={
+            "dimension-auroc": {"num_latents": 100000},
+            "reconstruction-agreement": {
+                "num_images": recon_images,
+                "sampler": {"name": "ddim", "steps": recon_steps},
+                "classifier": str(judge),
+            },
+        },
+    )
+    dims = results["dimension-auroc"]
+    auroc = np.array([[np.nan if v is None else v for v in row] for row in dims["auroc"]], dtype=float)  # (A, K)
     names = dims["attributes"]
     best = {n: float(np.nanmax(auroc[i])) for i, n in enumerate(names)}
     worst = {n: float(np.nanmin(auroc[i])) for i, n in enumerate(names)}
     per_attr = {n: int((auroc[i] >= 0.9).sum()) for i, n in enumerate(names)}
-    owners = {}
+    owners: dict[str, list[int]] = {}
     for j in range(auroc.shape[1]):
-        i = int(np.nanargmax(auroc[:, j]))
-        owners.setdefault(names[i] if auroc[i, j] >= 0.75 else "none", []).append(j)
-
-    judge = judge_for(config, seed)
-    recon_cfg = ReconstructionAgreement.Config(
-        num_images=recon_images,
-        sampler=ComponentSpec("sampler", "ddim", raw={"steps": recon_steps}),
-        classifier=str(judge),
-    )
-    recon = ReconstructionAgreement(recon_cfg).compute(model, test, seed=seed)
-    agreement = {n: v["agreement"] for n, v in recon["per_attribute"].items()}
-    chance = {n: v["chance"] for n, v in recon["per_attribute"].items()}
+        i = int(np.nanargmax(np.abs(auroc[:, j] - 0.5)))
+        strong = abs(auroc[i, j] - 0.5) >= 0.25
+        owners.setdefault(names[i] if strong else "none", []).append(j)
+    recon = results["reconstruction-agreement"]
 
     protos = None
     layer = getattr(model.conditioner, "prototype_layer", None)
     if layer is not None and hasattr(layer, "prototypes"):
         p = torch.nn.functional.normalize(layer.prototypes.detach().float(), dim=1)
-        cos = p @ p.T
         k = len(p)
-        protos = float((cos.sum() - k) / (k * (k - 1)))
+        protos = float(((p @ p.T).sum() - k) / (k * (k - 1)))
     from protodiff.encoding import encode_split
 
-    s = encode_split(model, test).vectors
-    sc = torch.corrcoef(s.T.float())
-    k = sc.shape[0]
-    act_corr = float((sc.nan_to_num().abs().sum() - k) / (k * (k - 1)))
+    s = encode_split(model, config.data.build().open("test")).vectors
+    corr = torch.corrcoef(s.T.float()).nan_to_num().abs()
+    k = corr.shape[0]
     return {
         "best_auroc": best,
         "min_auroc": worst,
         "protos_per_attr_ge_0.9": per_attr,
         "owners": owners,
-        "agreement": agreement,
-        "chance": chance,
+        "agreement": {n: v["agreement"] for n, v in recon["per_attribute"].items()},
+        "chance": {n: v["chance"] for n, v in recon["per_attribute"].items()},
         "prototype_cosine": protos,
-        "activation_abs_corr": act_corr,
+        "activation_abs_corr": float((corr.sum() - k) / (k * (k - 1))),
         "judge_accuracy": {n: v["judge_accuracy"] for n, v in recon["per_attribute"].items()},
     }
 
 
 def run(variant: str, seed: int, args) -> dict:
-    from protodiff.experiment import load_experiment
-    from protodiff.train import train
+    from protodiff import load_experiment, train
 
     overrides = VARIANTS[variant] + [f"seed={seed}"] + list(args.set)
     if variant.startswith("oracle"):

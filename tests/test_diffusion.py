@@ -177,3 +177,16 @@ def test_a_v_predictor_samples_as_its_eps_twin(schedule):
     sampler = DDIMSampler(DDIMSampler.Config(steps=20), schedule=schedule)
     x_T = torch.randn(512, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(sampler.sample(v_fn, x_T, prediction="v"), sampler.sample(eps_fn, x_T))
+def test_logit_normal_timesteps_stay_in_range_and_lean_towards_noise():
+    from protodiff.diffusion.objective import training_timesteps
+
+    generator = torch.Generator().manual_seed(0)
+    uniform = training_timesteps(NoiseSchedule(), 20000, generator, "cpu")
+    noisy = training_timesteps(NoiseSchedule(ScheduleConfig(t_sampling="logit-normal", t_mean=1.0)), 20000, generator, "cpu")
+    for t in (uniform, noisy):
+        assert t.dtype == torch.long and 0 <= t.min() and t.max() <= 999
+    assert abs(uniform.float().mean().item() - 499.5) < 10
+    # t/T = sigmoid(N(1, 1)): the median is sigmoid(1) = 0.731
+    assert abs(noisy.float().median().item() - 731) < 15
+    with pytest.raises(ValueError, match="t_std"):
+        ScheduleConfig(t_std=0)

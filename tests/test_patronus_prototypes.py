@@ -103,3 +103,24 @@ def test_patch_init_places_prototypes_on_distinct_patches_once():
     fresh = layer("log-l2", 2, num_prototypes=3, init="patches")
     fresh.load_state_dict(proto.state_dict())
     assert fresh.initialised  # a loaded model is never re-initialised
+
+
+def test_decorrelation_penalises_prototypes_that_fire_on_the_same_images():
+    from protodiff_patronus.prototypes import activation_correlation, correlation_penalty
+
+    generator = torch.Generator().manual_seed(0)
+    independent = torch.randn(4096, 3, generator=generator)
+    assert correlation_penalty(independent) < 1e-3
+    duplicated = torch.cat([independent[:, :1], independent[:, :1] * 2 + 1, independent[:, 2:]], dim=1)
+    corr = activation_correlation(duplicated)
+    assert torch.allclose(corr, torch.corrcoef(duplicated.T), atol=1e-4)
+    assert correlation_penalty(duplicated) == pytest.approx(2 / 6, abs=1e-3)  # one pair of six off-diagonal entries
+
+    proto = layer("log-l2", 4, num_prototypes=3, decorrelation_weight=0.5)
+    proto.train()
+    proto(torch.rand(8, 4, 3, 3))
+    aux = proto.aux_loss()
+    assert aux is not None and aux.requires_grad and aux.item() >= 0
+    proto.eval()
+    proto(torch.rand(8, 4, 3, 3))
+    assert proto.aux_loss() is None  # a batch statistic of training only

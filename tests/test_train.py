@@ -114,3 +114,23 @@ def test_ema_warms_up_then_decays_at_the_configured_rate():
     late = torch.zeros(1)
     update([late], [torch.ones(1)], torch.tensor(100000))
     assert late.item() == pytest.approx(0.001)
+
+
+def test_lr_multipliers_give_each_module_its_own_learning_rate(tiny_config):
+    from protodiff.config import parse
+    from protodiff.experiment import TrainConfig
+    from protodiff.errors import ProtodiffError
+    from protodiff.model import ConditionedDiffusion
+    from protodiff.training import parameter_groups
+
+    model = ConditionedDiffusion.from_experiment(tiny_config())
+    train = parse(TrainConfig, {"lr": 1e-3, "lr_multipliers": {"denoiser": 0.5, "denoiser.head": 2.0}})
+    groups = parameter_groups(model, train)
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    named = dict(model.named_parameters())
+    assert lr_of[id(named["denoiser.head.2.weight"])] == pytest.approx(2e-3)  # the longest prefix wins
+    assert lr_of[id(named["denoiser.stem.weight"])] == pytest.approx(5e-4)
+    assert all(lr_of[id(p)] == pytest.approx(1e-3) for n, p in named.items() if not n.startswith("denoiser"))
+    assert sum(len(g["params"]) for g in groups) == len(named)
+    with pytest.raises(ProtodiffError, match="no parameter name starts with 'denoser'"):
+        parameter_groups(model, parse(TrainConfig, {"lr_multipliers": {"denoser": 2.0}}))
