@@ -177,6 +177,8 @@ def test_a_v_predictor_samples_as_its_eps_twin(schedule):
     sampler = DDIMSampler(DDIMSampler.Config(steps=20), schedule=schedule)
     x_T = torch.randn(512, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(sampler.sample(v_fn, x_T, prediction="v"), sampler.sample(eps_fn, x_T))
+
+
 def test_logit_normal_timesteps_stay_in_range_and_lean_towards_noise():
     from protodiff.diffusion.objective import training_timesteps
 
