@@ -124,3 +124,31 @@ def test_decorrelation_penalises_prototypes_that_fire_on_the_same_images():
     proto.eval()
     proto(torch.rand(8, 4, 3, 3))
     assert proto.aux_loss() is None  # a batch statistic of training only
+
+
+def test_restarts_move_duplicate_prototypes_to_unexplained_patches_and_projection_onto_patches():
+    from protodiff_patronus.prototypes import redundant_prototypes
+
+    s = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    s[:, 2] = s[:, 0] * 3  # prototype 2 fires exactly where prototype 0 does
+    s[:, 3] = 1.0  # prototype 3 never varies
+    assert redundant_prototypes(s, 0.9).tolist() == [False, False, True, True]
+
+    z = torch.zeros(2, 2, 3, 3)
+    z[1, 1] = 0.5  # a second background shade, so activations vary over the batch
+    z[0, :, 0, 0] = torch.tensor([4.0, 0.0])  # a rare patch no prototype explains
+    proto = layer("log-l2", 2, num_prototypes=2, restart_every=1)
+    with torch.no_grad():
+        proto.prototypes.copy_(torch.tensor([[0.25, 0.0], [0.25, 0.0]]))  # two copies of the background
+    proto.train()
+    with torch.enable_grad():
+        proto(z)
+    assert {tuple(p) for p in proto.prototypes.detach().tolist()} == {(0.25, 0.0), (4.0, 0.0)}
+
+    projecting = layer("log-l2", 2, num_prototypes=2, project_every=1)
+    with torch.no_grad():
+        projecting.prototypes.copy_(torch.tensor([[3.0, 0.5], [0.2, -0.1]]))
+    projecting.train()
+    with torch.enable_grad():
+        projecting(z)
+    assert projecting.prototypes.detach().tolist() == [[4.0, 0.0], [0.0, 0.0]]  # each onto its nearest patch

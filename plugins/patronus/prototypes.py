@@ -83,7 +83,7 @@ def redundant_prototypes(s: Tensor, threshold: float) -> Tensor:
     corr = activation_correlation(s).abs().triu(diagonal=1)
     duplicate = (corr > threshold).any(dim=0)
     std = s.std(dim=0)
-    return duplicate | (std < 0.01 * std.mean())
+    return duplicate | (std <= 0.01 * std.mean())
 
 
 class LogL2Prototypes(PrototypeLayer):
