@@ -63,6 +63,28 @@ def test_aligned_marks_stay_in_their_home_cells(size):
             assert col * cell - 1 <= xs.min() and xs.max() < (col + 1) * cell + 1, i
 
 
+@pytest.mark.parametrize("layout", ["random", "aligned"])
+def test_mark_boxes_hold_each_mark_and_nothing_else_does(layout):
+    """Every saturated-colour pixel lies in the box of the mark of that colour, and every box
+    holds some of its mark: the ground truth saliency and prototype locations are scored against."""
+    data = shapes(layout=layout).open("test")
+    for i in range(40):
+        image, attrs = data[i]
+        boxes = data.mark_boxes(i)
+        assert [b.name for b in boxes] == [n for n, on in zip(ATTRIBUTES, attrs) if on and n in LOCAL_ATTRIBUTES]
+        rgb = image * 0.5 + 0.5
+        red = (rgb[0] > 0.4) & (rgb[0] > 2.5 * rgb[1]) & (rgb[0] > 2.5 * rgb[2])
+        blue = (rgb[2] > 0.4) & (rgb[2] > 2.0 * rgb[0])
+        for name, mask in (("red_square", red), ("blue_disc", blue)):
+            inside = torch.zeros_like(mask)
+            for b in boxes:
+                if b.name == name:
+                    assert 0 <= b.top < b.bottom <= 32 and 0 <= b.left < b.right <= 32
+                    inside[b.top : b.bottom, b.left : b.right] = True
+                    assert mask[b.top : b.bottom, b.left : b.right].any(), (i, name)
+            assert not (mask & ~inside).any(), (i, name)
+
+
 def test_the_layouts_share_attributes_and_differ_only_in_placement():
     random, aligned = shapes().open("train"), shapes(layout="aligned").open("train")
     assert torch.equal(random.attributes(), aligned.attributes())

@@ -101,21 +101,47 @@ def sample_attributes(rng: np.random.Generator, shortcut: ShortcutConfig | None)
     return attrs.astype(np.float32)
 
 
-def render(attrs: np.ndarray, image_size: int, rng: np.random.Generator, layout: Layout = "random") -> np.ndarray:
-    """An (H, W, 3) float image in [0, 1] showing exactly the attributes set in ``attrs``."""
-    present = {name for name, on in zip(ATTRIBUTES, attrs) if on}
-    big = image_size * _SUPERSAMPLE
-    tone = 0.22 if "dark_bg" in present else 0.78
-    canvas = np.empty((big, big, 3), dtype=np.float32)
-    canvas[:] = tone + rng.normal(0.0, 0.03, size=(1, 1, 3)).astype(np.float32)  # slight per-image tint
+@dataclass(frozen=True)
+class MarkBox:
+    """Where one mark was drawn, in output pixels: rows ``[top, bottom)``, columns ``[left, right)``
+    (the anti-aliased edge pixels the mark touches included)."""
 
-    cell = big // _GRID
+    name: str
+    top: int
+    left: int
+    bottom: int
+    right: int
+
+
+def _plan(present: set[str], image_size: int, rng: np.random.Generator, layout: Layout) -> tuple[np.ndarray, list[tuple[str, int, int, int]]]:
+    """The per-image tint and each present mark's (name, top, left, size) at supersampled
+    resolution: every random draw of an image, in the order :func:`render` has always made them."""
+    tint = rng.normal(0.0, 0.03, size=(1, 1, 3)).astype(np.float32)
+    cell = image_size * _SUPERSAMPLE // _GRID
     mark = int(cell * 0.8)
     cells = rng.permutation(_GRID * _GRID)  # drawn in both layouts, so each draws the same offsets
+    placements = []
     for slot, name in enumerate(n for n in LOCAL_ATTRIBUTES if n in present):
         row, col = divmod(int(cells[slot]), _GRID) if layout == "random" else HOME_CELLS[name]
         top = row * cell + int(rng.integers(0, cell - mark + 1))
         left = col * cell + int(rng.integers(0, cell - mark + 1))
+        placements.append((name, top, left, mark))
+    return tint, placements
+
+
+def _present(attrs: np.ndarray) -> set[str]:
+    return {name for name, on in zip(ATTRIBUTES, attrs) if on}
+
+
+def render(attrs: np.ndarray, image_size: int, rng: np.random.Generator, layout: Layout = "random") -> np.ndarray:
+    """An (H, W, 3) float image in [0, 1] showing exactly the attributes set in ``attrs``."""
+    present = _present(attrs)
+    big = image_size * _SUPERSAMPLE
+    tone = 0.22 if "dark_bg" in present else 0.78
+    tint, placements = _plan(present, image_size, rng, layout)
+    canvas = np.empty((big, big, 3), dtype=np.float32)
+    canvas[:] = tone + tint  # slight per-image tint
+    for name, top, left, mark in placements:
         region = canvas[top : top + mark, left : left + mark]
         if name == "checker_patch":
             yy, xx = np.mgrid[0:mark, 0:mark]
@@ -130,6 +156,15 @@ def render(attrs: np.ndarray, image_size: int, rng: np.random.Generator, layout:
         canvas *= np.array([1.25, 1.0, 0.7], dtype=np.float32)
     small = canvas.reshape(image_size, _SUPERSAMPLE, image_size, _SUPERSAMPLE, 3).mean(axis=(1, 3))
     return np.clip(small, 0.0, 1.0)
+
+
+def mark_boxes(attrs: np.ndarray, image_size: int, rng: np.random.Generator, layout: Layout = "random") -> list[MarkBox]:
+    """The box of every mark :func:`render` draws for the same arguments (the same ``rng`` state)."""
+    _, placements = _plan(_present(attrs), image_size, rng, layout)
+    return [
+        MarkBox(name, top // _SUPERSAMPLE, left // _SUPERSAMPLE, -(-(top + size) // _SUPERSAMPLE), -(-(left + size) // _SUPERSAMPLE))
+        for name, top, left, size in placements
+    ]
 
 
 class ShapesImages(LabeledImages):
@@ -160,6 +195,11 @@ class ShapesImages(LabeledImages):
 
     def attributes(self) -> Tensor:
         return torch.from_numpy(np.stack([self._attributes(i) for i in range(self.size)]))
+
+    def mark_boxes(self, index: int) -> list[MarkBox]:
+        """Where item ``index``'s marks are (the ground truth for saliency and prototype locations)."""
+        attr_rng, draw_rng = self._rngs(index)
+        return mark_boxes(sample_attributes(attr_rng, self.shortcut), self.image_size, draw_rng, self.config.layout)
 
 
 class Shapes(DatasetSource):
