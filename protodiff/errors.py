@@ -41,4 +41,4 @@ class TrainingDiverged(ProtodiffError):
 
 
 class UnsupportedModel(ProtodiffError):
-    """A model given to a tool that needs another kind (a prototype tool given a DiffAE model)."""
+    """A model given to a tool that needs another kind (a prototype tool given a model without prototypes)."""

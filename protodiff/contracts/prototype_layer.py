@@ -43,7 +43,7 @@ def require_prototypes(model: ConditionedDiffusion, tool: str) -> Conditioner:
     ``prototype_layer`` and an encoder as its ``encoder``), else a one-line error naming ``tool``.
 
     Every prototype-only tool calls this first, so a model whose condition has no prototypes (a
-    DiffAE semantic code, an InfoDiffusion latent) is refused before anything is computed.
+    semantic code, a regularised latent) is refused before anything is computed.
     """
     conditioner = model.conditioner
     if isinstance(getattr(conditioner, "prototype_layer", None), PrototypeLayer) and isinstance(
@@ -51,6 +51,6 @@ def require_prototypes(model: ConditionedDiffusion, tool: str) -> Conditioner:
     ):
         return conditioner
     raise UnsupportedModel(
-        f"{tool} needs a prototype conditioner (such as patronus); this model's conditioner "
+        f"{tool} needs a prototype conditioner (one with a prototype layer); this model's conditioner "
         f"{model.config.conditioner.name!r} has no prototypes"
     )
