@@ -7,7 +7,7 @@
 #   runs/quickstart/reconstructions.png   16 test images, each next to its regeneration from s
 #   runs/quickstart/samples.png           64 new images from the prior
 #   runs/quickstart/loss.png              the training loss
-# STEPS=... changes the length of the run (the full patronus-shapes preset is 3000 steps).
+# STEPS=... changes the length of the run (the full patronus-shapes preset is 2000 steps).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv

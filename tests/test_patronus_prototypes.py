@@ -152,3 +152,16 @@ def test_restarts_move_duplicate_prototypes_to_unexplained_patches_and_projectio
     with torch.enable_grad():
         projecting(z)
     assert projecting.prototypes.detach().tolist() == [[4.0, 0.0], [0.0, 0.0]]  # each onto its nearest patch
+
+
+def test_standardise_puts_every_prototype_at_unit_scale_before_the_embedding():
+    cond = patronus(prototype_layer={"name": "log-l2", "num_prototypes": 3}, standardise=True)
+    vector = torch.tensor([[0.8, 5.0, 0.30], [0.4, 5.2, 0.40], [0.6, 4.8, 0.20]])
+    cond.train()
+    scaled = cond.embedding[0](vector)
+    assert torch.allclose(scaled.mean(0), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(scaled.std(0, unbiased=False), torch.ones(3), atol=1e-2)  # small gaps count as much as large ones
+    cond.eval()
+    assert cond.embed(vector[:1]).shape == (1, cond.embed_dim)  # inference: running statistics, any batch size
+    plain = patronus(prototype_layer={"name": "log-l2", "num_prototypes": 3})
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in plain.embedding)  # off: as published

@@ -37,6 +37,10 @@ class PatronusConditioner(Conditioner):
         prototype_layer: ComponentSpec = component("prototype_layer", "log-l2")
         #: Width of the condition embedding (published: 4 x the UNet's 64 base channels).
         embed_dim: int = 256
+        #: Standardise s before the embedding with batch statistics (running averages at
+        #: inference): every prototype's signal reaches the denoiser at unit scale, however small
+        #: the gap between its activation on images with and without its concept (off: as published).
+        standardise: bool = False
 
     presets = {
         "test": {
@@ -53,7 +57,10 @@ class PatronusConditioner(Conditioner):
         self.prototype_layer: PrototypeLayer = config.prototype_layer.build(feature_dim=self.encoder.out_channels)
         self.dim = self.prototype_layer.num_prototypes
         self.embed_dim = config.embed_dim
-        self.embedding = nn.Sequential(nn.Linear(self.dim, config.embed_dim), nn.SiLU(), nn.Linear(config.embed_dim, config.embed_dim))
+        layers = [nn.BatchNorm1d(self.dim, affine=False)] if config.standardise else []
+        self.embedding = nn.Sequential(
+            *layers, nn.Linear(self.dim, config.embed_dim), nn.SiLU(), nn.Linear(config.embed_dim, config.embed_dim)
+        )
 
     def default_names(self) -> list[str]:
         return [f"proto_{i:02d}" for i in range(self.dim)]
