@@ -4,6 +4,12 @@ exponential time-step sampling) for any model the registry can build.
 Each module below registers what it defines:
     exponential.py   sampler          exponential (modes early and late): DDIM along timesteps
                                       crowded into one stage of denoising
+    saliency.py      -                DF-RISE and DF-CAM with captum's shape, DFRise(model).attribute(
+                                      x_t, t=..., condition=...) and DFCam(model, layer=...), and
+                                      layer_names(model), the blocks DF-CAM can read
 """
 
+from protodiff_dfx.saliency import DFCam, DFRise, layer_names
+
 protodiff_plugins = ("protodiff_dfx.exponential",)
+__all__ = ["DFCam", "DFRise", "layer_names"]

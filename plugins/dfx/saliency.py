@@ -1,0 +1,166 @@
+"""DF-RISE and DF-CAM: where in x_t a denoiser's noise prediction comes from, for any model.
+
+Both follow captum's shape: ``DFRise(model).attribute(x_t, t=..., condition=...)`` and
+``DFCam(model, layer="...").attribute(...)`` return one map per image, (B, H, W), at the input's
+size. ``model`` is any :class:`~protodiff.model.ConditionedDiffusion` (Patronus, a baseline, a
+plain DDPM, a stranger's plugin); both read the noise estimate through ``model.eps_fn``, so a
+v-prediction model is explained in the same units as an eps one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from protodiff.contracts.conditioner import Condition
+from protodiff.errors import ProtodiffError
+from protodiff.model import ConditionedDiffusion
+
+
+def _gaussian_window(size: int, sigma: float, channels: int, like: Tensor) -> Tensor:
+    coords = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
+
+
+def ssim_structure(x: Tensor, y: Tensor, *, window: int = 15, sigma: float = 1.5, c3: float = 0.03**2 / 2) -> Tensor:
+    """SSIM's structure term (sigma_xy + C3) / (sigma_x sigma_y + C3), averaged over pixels and
+    channels: one number per image of ``x`` and ``y`` (N, C, H, W). Local statistics under a
+    Gaussian window (15, sigma 1.5) and C3 = (0.03)^2 / 2, as DF-RISE scores its masks (the
+    window is cut to the image where the image is smaller)."""
+    channels, side = x.shape[1], min(window, x.shape[-2], x.shape[-1])
+    kernel = _gaussian_window(side, sigma, channels, x)
+
+    def blur(z: Tensor) -> Tensor:
+        return F.conv2d(z, kernel, groups=channels)
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = (blur(x * x) - mu_x**2).clamp_min(0)
+    var_y = (blur(y * y) - mu_y**2).clamp_min(0)
+    cov = blur(x * y) - mu_x * mu_y
+    return ((cov + c3) / (var_x.sqrt() * var_y.sqrt() + c3)).mean(dim=(1, 2, 3))
+
+
+def rise_masks(n: int, height: int, width: int, *, cell: int, probability: float, generator: torch.Generator,
+               device: torch.device | str = "cpu") -> Tensor:
+    """RISE's masks (Petsiuk et al. 2018): a coarse Bernoulli(``probability``) grid of ``cell``-pixel
+    cells, upsampled bilinearly and shifted by a random offset below one cell, so that mask edges
+    fall anywhere: (n, 1, height, width) in [0, 1]."""
+    rows, cols = math.ceil(height / cell), math.ceil(width / cell)
+    grids, shifts = [], []
+    for _ in range(n):  # mask by mask, so the masks do not depend on how they are batched
+        grids.append(torch.rand(1, rows + 1, cols + 1, generator=generator) < probability)
+        shifts.append(torch.randint(0, cell, (2,), generator=generator).tolist())
+    smooth = F.interpolate(torch.stack(grids).float(), size=((rows + 1) * cell, (cols + 1) * cell), mode="bilinear",
+                           align_corners=False)
+    return torch.stack([smooth[i, :, dy : dy + height, dx : dx + width] for i, (dy, dx) in enumerate(shifts)]).to(device)
+
+
+def _timesteps(t: int, batch: int, device: torch.device) -> Tensor:
+    return torch.full((batch,), int(t), dtype=torch.long, device=device)
+
+
+def _repeat(condition: Condition | Tensor | None, times: int) -> Tensor | None:
+    if condition is None:
+        return None
+    vector = condition.vector if isinstance(condition, Condition) else condition
+    return vector.repeat_interleave(times, dim=0)
+
+
+class DFRise:
+    """DF-RISE: random masks over x_t, each scored by how much of the structure of the denoiser's
+    noise prediction survives it; the saliency of a pixel is the score-weighted sum of the masks
+    that keep it, divided by N p (RISE's normalisation: a pixel the prediction ignores scores the
+    mean score). Masks are drawn per batch from one seeded generator, so memory grows with
+    ``batch_size``, never with ``num_masks``."""
+
+    def __init__(self, model: ConditionedDiffusion, *, num_masks: int = 500, probability: float = 0.5,
+                 cell: int = 4, batch_size: int = 50) -> None:
+        if num_masks < 1 or batch_size < 1 or cell < 1 or not 0 < probability < 1:
+            raise ProtodiffError("DF-RISE needs num_masks, batch_size and cell >= 1 and 0 < probability < 1")
+        self.model, self.num_masks, self.probability = model, num_masks, probability
+        self.cell, self.batch_size = cell, batch_size
+
+    @torch.inference_mode()
+    def attribute(self, x_t: Tensor, *, t: int, condition: Condition | Tensor | None = None,
+                  generator: torch.Generator | None = None) -> Tensor:
+        """Saliency maps (B, H, W) of the images ``x_t`` at timestep ``t`` under ``condition``."""
+        model, (batch, _, height, width) = self.model, x_t.shape
+        x_t = x_t.to(model.device)
+        generator = generator or torch.Generator().manual_seed(0)
+        reference = model.eps_fn(condition, batch)(x_t, _timesteps(t, batch, model.device))
+        saliency = torch.zeros(batch, height, width, device=model.device)
+        for start in range(0, self.num_masks, self.batch_size):
+            n = min(self.batch_size, self.num_masks - start)
+            masks = rise_masks(n, height, width, cell=self.cell, probability=self.probability,
+                               generator=generator, device=model.device)
+            masked = (x_t[:, None] * masks[None]).flatten(0, 1)  # (B * n, C, H, W): image-major
+            eps = model.eps_fn(_repeat(condition, n), batch * n)(masked, _timesteps(t, batch * n, model.device))
+            scores = ssim_structure(eps, reference.repeat_interleave(n, dim=0)).view(batch, n)
+            saliency += torch.einsum("bn,nhw->bhw", scores, masks[:, 0])
+        return saliency / (self.num_masks * self.probability)
+
+
+def layer_names(model: ConditionedDiffusion) -> dict[str, tuple[int, int, int]]:
+    """Every block of the denoiser that outputs a feature map, with its (C, H, W) for one image
+    of the model's size: the names :class:`DFCam` takes (found by one forward pass)."""
+    shapes: dict[str, tuple[int, int, int]] = {}
+    handles = [
+        module.register_forward_hook(lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:]))
+                                     if isinstance(out, Tensor) and out.dim() == 4 else None)
+        for name, module in model.denoiser.named_modules() if name
+    ]
+    try:
+        x = torch.zeros(1, model.in_channels, model.image_size, model.image_size, device=model.device)
+        vector = torch.zeros(1, model.conditioner.dim, device=model.device) if model.is_conditional else None
+        with torch.inference_mode():
+            model.net_fn(vector, 1)(x, _timesteps(0, 1, model.device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return shapes
+
+
+class DFCam:
+    """DF-CAM: Grad-CAM (Selvaraju et al. 2017) on a named block of the denoiser. The target is the
+    sum of the predicted noise, or of its part inside ``region`` (a (B, 1, H, W) or (H, W) weight):
+    the block's channels are weighted by their mean gradient, summed, rectified and upsampled to
+    the input's size. The hooks are removed after every call, also when it fails."""
+
+    def __init__(self, model: ConditionedDiffusion, *, layer: str) -> None:
+        modules = dict(model.denoiser.named_modules())
+        if not layer or layer not in modules:
+            close = difflib.get_close_matches(layer, [name for name in modules if name], n=3, cutoff=0.4)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ProtodiffError(f"the denoiser has no block {layer!r}{hint} (protodiff_dfx.layer_names(model) lists them)")
+        self.model, self.layer, self.module = model, layer, modules[layer]
+
+    def attribute(self, x_t: Tensor, *, t: int, condition: Condition | Tensor | None = None,
+                  region: Tensor | None = None) -> Tensor:
+        """Class-activation maps (B, H, W), non-negative, of the images ``x_t`` at timestep ``t``."""
+        model, (batch, _, height, width) = self.model, x_t.shape
+        captured: dict[str, Tensor] = {}
+
+        def keep(_module, _inputs, output: Tensor) -> None:
+            output.retain_grad()
+            captured["features"] = output
+
+        handle = self.module.register_forward_hook(keep)
+        try:
+            with torch.enable_grad():
+                x = x_t.to(model.device).detach().requires_grad_(True)
+                eps = model.eps_fn(condition, batch)(x, _timesteps(t, batch, model.device))
+                target = eps if region is None else eps * region.to(eps.device).expand_as(eps)
+                target.sum().backward()
+            features = captured["features"]
+            weights = features.grad.mean(dim=(2, 3), keepdim=True)
+            cam = F.relu((weights * features).sum(dim=1, keepdim=True)).detach()
+        finally:
+            handle.remove()
+            model.zero_grad(set_to_none=True)
+        return F.interpolate(cam, size=(height, width), mode="bilinear", align_corners=False)[:, 0]
