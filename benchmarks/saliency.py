@@ -18,7 +18,7 @@ import math
 import time
 
 import torch
-from protodiff_dfx.saliency import DFCam, DFRise, layer_names
+from protodiff_dfx.saliency import DFCam, DFRise, default_layer
 
 from protodiff import load_model
 
@@ -71,8 +71,7 @@ def main() -> None:
                 model.eps_fn(vector, args.batch_size)(batch_x, torch.full((args.batch_size,), args.t))
     plain_seconds = (time.perf_counter() - start) / len(picked)
 
-    names = layer_names(model)
-    layer = args.layer or [name for name, shape in names.items() if shape[1] == side // 2][-1]
+    layer = args.layer or default_layer(model)
     cam_maps = DFCam(model, layer=layer).attribute(x_t, t=args.t, condition=condition)
     yy, xx = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
     centre = torch.exp(-((yy - (side - 1) / 2) ** 2 + (xx - (side - 1) / 2) ** 2) / (2 * (side / 4) ** 2))

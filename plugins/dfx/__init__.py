@@ -7,9 +7,11 @@ Each module below registers what it defines:
     saliency.py      -                DF-RISE and DF-CAM with captum's shape, DFRise(model).attribute(
                                       x_t, t=..., condition=...) and DFCam(model, layer=...), and
                                       layer_names(model), the blocks DF-CAM can read
+    explainers.py    explainer        df-rise, df-cam: `protodiff explain df-rise RUN` draws image |
+                                      x_t | saliency for real images diffused to step t
 """
 
 from protodiff_dfx.saliency import DFCam, DFRise, layer_names
 
-protodiff_plugins = ("protodiff_dfx.exponential",)
+protodiff_plugins = ("protodiff_dfx.exponential", "protodiff_dfx.explainers")
 __all__ = ["DFCam", "DFRise", "layer_names"]

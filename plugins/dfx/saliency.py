@@ -126,6 +126,15 @@ def layer_names(model: ConditionedDiffusion) -> dict[str, tuple[int, int, int]]:
     return shapes
 
 
+def default_layer(model: ConditionedDiffusion) -> str:
+    """The last block (in forward order) working at half the image's size: late enough in the
+    network to carry what the prediction is made of, fine enough to place it."""
+    half = [name for name, shape in layer_names(model).items() if shape[1] == model.image_size // 2]
+    if not half:
+        raise ProtodiffError("the denoiser has no block at half the image size: choose one with layer=...")
+    return half[-1]
+
+
 class DFCam:
     """DF-CAM: Grad-CAM (Selvaraju et al. 2017) on a named block of the denoiser. The target is the
     sum of the predicted noise, or of its part inside ``region`` (a (B, 1, H, W) or (H, W) weight):

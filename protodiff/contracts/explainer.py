@@ -1,6 +1,8 @@
 """The ``explainer`` contract: an analysis of a model on a batch, saved as tensors plus figures.
 
-The core ships no explainer and no command runs one yet: a plugin's explainer is used from Python,
+Every registered explainer is a subcommand of ``protodiff explain NAME RUN`` (the command builds
+it from its ``Config`` and ``--set``, passes the first ``--n`` images of ``--split`` as ``batch``
+and saves the result to ``--out``); from Python it is
 ``registries().explainer.get(name)(config).explain(model, batch).save(directory)``.
 """
 
