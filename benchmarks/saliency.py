@@ -5,7 +5,8 @@ For the first test images that carry at least one mark, each image is diffused t
 of its mass above the map's own minimum (RISE maps have a floor: a pixel the prediction ignores
 scores the mean score) that falls inside the ground-truth mark boxes (``shapes``' ``mark_boxes``),
 against the share of the image those boxes cover, and against a centre prior (a Gaussian bump at
-the image centre) as a control. Cost: seconds per DF-RISE map, and its ratio to the plain denoiser
+the image centre) as a control; then the insertion and deletion AUC of every map, with a random
+map and the centre prior as controls. Cost: seconds per DF-RISE map, and its ratio to the plain denoiser
 forward passes it cannot avoid (N / batch passes of ``batch`` images), in the same run.
 
     python benchmarks/saliency.py runs/ps --images 16 --t 300 --masks 500
@@ -18,7 +19,7 @@ import math
 import time
 
 import torch
-from protodiff_dfx.saliency import DFCam, DFRise, default_layer
+from protodiff_dfx.saliency import DFCam, DFRise, default_layer, insertion_deletion
 
 from protodiff import load_model
 
@@ -77,6 +78,7 @@ def main() -> None:
     centre = torch.exp(-((yy - (side - 1) / 2) ** 2 + (xx - (side - 1) / 2) ** 2) / (2 * (side / 4) ** 2))
     centre = centre.expand(len(picked), -1, -1) + 0.0
 
+    random_map = torch.rand(len(picked), side, side, generator=torch.Generator().manual_seed(args.seed + 1))
     area = inside.flatten(1).mean(1).mean().item()
     print(f"{args.run}: {len(picked)} test images with marks, t = {args.t}, DF-RISE N = {args.masks}, DF-CAM on {layer}")
     print("| map | mass inside the marks | area of the marks |")
@@ -84,6 +86,12 @@ def main() -> None:
     for label, maps in (("DF-RISE", rise_maps), ("DF-CAM", cam_maps), ("centre prior", centre)):
         share = mass_inside(maps, inside)
         print(f"| {label} | {share.mean():.3f} ± {share.std():.3f} | {area:.3f} |")
+    print("\n| map | deletion AUC (lower is better) | insertion AUC (higher is better) |")
+    print("|---|---|---|")
+    for label, maps in (("DF-RISE", rise_maps), ("DF-CAM", cam_maps), ("random", random_map), ("centre prior", centre)):
+        curves = insertion_deletion(model, x_t, maps, t=args.t, condition=condition)
+        print(f"| {label} | {curves['deletion'].mean():.3f} ± {curves['deletion'].std():.3f} | "
+              f"{curves['insertion'].mean():.3f} ± {curves['insertion'].std():.3f} |")
     print(f"DF-RISE: {rise_seconds:.2f} s per map; {passes} plain forward passes of {args.batch_size}: "
           f"{plain_seconds:.2f} s; ratio {rise_seconds / plain_seconds:.2f}x ({torch.get_num_threads()} threads)")
 

@@ -94,3 +94,18 @@ def test_unknown_blocks_are_named_with_suggestions():
     layer = next(iter(layer_names(model)))
     with pytest.raises(ProtodiffError, match="did you mean"):
         DFCam(model, layer=layer + "x")
+
+
+def test_insertion_and_deletion_reward_the_map_of_where_the_denoiser_looks():
+    from protodiff_dfx.saliency import insertion_deletion
+
+    model = plain_ddpm()
+    region = torch.zeros(1, 1, 16, 16)
+    region[..., 2:8, 9:15] = 1.0
+    model.denoiser = LooksAtRegion(region)
+    x_t = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    true_map = region[0].expand(2, -1, -1) + 0.01 * torch.rand(2, 16, 16, generator=torch.Generator().manual_seed(2))
+    wrong_map = 1 - true_map
+    good = insertion_deletion(model, x_t, true_map, t=500)
+    bad = insertion_deletion(model, x_t, wrong_map, t=500)
+    assert (good["deletion"] < bad["deletion"] - 0.3).all() and (good["insertion"] > bad["insertion"] + 0.3).all()
