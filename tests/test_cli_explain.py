@@ -48,7 +48,7 @@ def test_every_registered_explainer_is_a_subcommand():
 @pytest.mark.parametrize("model", ["patronus", "plain"])
 @pytest.mark.parametrize("explainer", ["df-rise", "df-cam"])
 def test_saliency_explainers_write_maps_facts_and_a_figure_deterministically(runs, model, explainer, tmp_path):
-    options = ["--set", "num_masks=16", "--set", "batch_size=8"] if explainer == "df-rise" else []
+    options = ["--set", "trajectory=3"] + (["--set", "num_masks=16", "--set", "batch_size=8"] if explainer == "df-rise" else [])
     for out in ("a", "b"):
         invoke("explain", explainer, runs[model], "--n", "3", "--seed", "1", "--out", str(tmp_path / out), *options)
     tensors = load_file(str(tmp_path / "a" / "tensors.safetensors"))
@@ -57,6 +57,7 @@ def test_saliency_explainers_write_maps_facts_and_a_figure_deterministically(run
     assert torch.equal(tensors["saliency"], load_file(str(tmp_path / "b" / "tensors.safetensors"))["saliency"])
     assert json.loads((tmp_path / "a" / "meta.json").read_text())["explainer"] == explainer
     assert (tmp_path / "a" / "saliency.png").read_bytes()[:4] == b"\x89PNG"
+    assert tensors["trajectory_saliency"].shape == (3, side, side) and (tmp_path / "a" / "trajectory.png").is_file()
 
 
 def test_bad_names_and_options_are_one_line(runs):

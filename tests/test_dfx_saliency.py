@@ -109,3 +109,16 @@ def test_insertion_and_deletion_reward_the_map_of_where_the_denoiser_looks():
     good = insertion_deletion(model, x_t, true_map, t=500)
     bad = insertion_deletion(model, x_t, wrong_map, t=500)
     assert (good["deletion"] < bad["deletion"] - 0.3).all() and (good["insertion"] > bad["insertion"] + 0.3).all()
+
+
+def test_a_sampling_walk_is_explained_at_evenly_spread_steps():
+    from protodiff_dfx.saliency import along_trajectory
+
+    model = plain_ddpm()
+    sampler = model.sampler("ddim", steps=10)
+    x_T = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    walk = along_trajectory(DFCam(model, layer=next(iter(layer_names(model)))), model, x_T=x_T, sampler=sampler, points=4)
+    steps = sampler.timesteps()
+    assert walk.timesteps == [steps[0], steps[3], steps[6], steps[9]]
+    assert walk.x_t.shape == (4, 2, 3, 16, 16) and walk.maps.shape == (4, 2, 16, 16)
+    assert torch.equal(walk.x_t[0], x_T)  # the first kept x_t is where the walk starts

@@ -13,7 +13,7 @@ from protodiff.contracts.explainer import Explainer, Explanation
 from protodiff.hookspecs import hookimpl
 from protodiff.model import ConditionedDiffusion
 from protodiff.registry import Registries
-from protodiff_dfx.saliency import DFCam, DFRise, default_layer
+from protodiff_dfx.saliency import DFCam, DFRise, along_trajectory, default_layer
 
 
 def heat_over(images: Tensor, maps: Tensor) -> Tensor:
@@ -32,18 +32,34 @@ def heat_over(images: Tensor, maps: Tensor) -> Tensor:
 def _diffused(model: ConditionedDiffusion, x0: Tensor, t: int, seed: int) -> tuple[Tensor, object]:
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed)).to(x0.device)
     x_t = model.schedule.q_sample(x0, torch.full((len(x0),), t, dtype=torch.long, device=x0.device), noise)
-    condition = model.encode(x0) if model.is_conditional else None
+    with torch.no_grad():
+        condition = model.encode(x0) if model.is_conditional else None
     return x_t, condition
 
 
-def _explanation(name: str, x0: Tensor, x_t: Tensor, maps: Tensor, meta: dict) -> Explanation:
-    def render(path: Path) -> None:
-        from protodiff.figures import save_image_grid
+def _explanation(name: str, tool: DFRise | DFCam, model: ConditionedDiffusion, x0: Tensor, t: int, seed: int,
+                 points: int, meta: dict) -> Explanation:
+    """The maps of ``x0`` diffused to ``t``; with ``points``, also one sampling walk from fresh
+    noise under the first image's condition, explained at that many of its steps."""
+    from protodiff.figures import save_image_grid
 
-        save_image_grid(path, [("image", x0), (f"x_t (t={meta['t']})", x_t.clamp(-1, 1)), (name, heat_over(x0, maps))],
-                        title=f"{name} at t = {meta['t']}")
-
-    return Explanation(name, {"saliency": maps, "x_t": x_t, "images": x0}, meta, {"saliency.png": render})
+    x_t, condition = _diffused(model, x0, t, seed)
+    maps = tool.attribute(x_t, t=t, condition=condition)
+    tensors = {"saliency": maps, "x_t": x_t, "images": x0}
+    figures = {"saliency.png": lambda path: save_image_grid(
+        path, [("image", x0), (f"x_t (t={t})", x_t.clamp(-1, 1)), (name, heat_over(x0, maps))], title=f"{name} at t = {t}")}
+    if points:
+        first = None if condition is None else condition.vector[:1]
+        x_T = model.noise(1, torch.Generator().manual_seed(seed)).to(model.device)
+        walk = along_trajectory(tool, model, x_T=x_T, condition=first, points=points)
+        x0_hat, walk_maps = walk.x0_hat[:, 0].clamp(-1, 1), walk.maps[:, 0]
+        tensors |= {"trajectory_x0_hat": x0_hat, "trajectory_saliency": walk_maps,
+                    "trajectory_timesteps": torch.tensor(walk.timesteps)}
+        figures["trajectory.png"] = lambda path: save_image_grid(
+            path, [("x0_hat", x0_hat), (name, heat_over(x0_hat, walk_maps))], per_row=len(walk.timesteps),
+            title=f"{name} along one sampling walk, t = " + ", ".join(map(str, walk.timesteps)))
+        meta = {**meta, "trajectory_timesteps": walk.timesteps}
+    return Explanation(name, tensors, meta, figures)
 
 
 class DFRiseExplainer(Explainer):
@@ -58,13 +74,15 @@ class DFRiseExplainer(Explainer):
         cell: int = 4
         batch_size: int = 50
         seed: int = 0
+        #: Also explain one sampling walk (the run's sampler) at this many of its steps (0: off).
+        trajectory: int = 0
 
     def explain(self, model: ConditionedDiffusion, batch: Tensor) -> Explanation:
         c = self.config
-        x_t, condition = _diffused(model, batch, c.t, c.seed)
-        rise = DFRise(model, num_masks=c.num_masks, probability=c.probability, cell=c.cell, batch_size=c.batch_size)
-        maps = rise.attribute(x_t, t=c.t, condition=condition, generator=torch.Generator().manual_seed(c.seed))
-        return _explanation("df-rise", batch, x_t, maps, {"t": c.t, "num_masks": c.num_masks, "seed": c.seed})
+        rise = DFRise(model, num_masks=c.num_masks, probability=c.probability, cell=c.cell, batch_size=c.batch_size,
+                      seed=c.seed)
+        return _explanation("df-rise", rise, model, batch, c.t, c.seed, c.trajectory,
+                            {"t": c.t, "num_masks": c.num_masks, "seed": c.seed})
 
 
 class DFCamExplainer(Explainer):
@@ -76,13 +94,14 @@ class DFCamExplainer(Explainer):
         #: The denoiser block (protodiff_dfx.layer_names(model)); empty: the last at half the image size.
         layer: str = ""
         seed: int = 0
+        #: Also explain one sampling walk (the run's sampler) at this many of its steps (0: off).
+        trajectory: int = 0
 
     def explain(self, model: ConditionedDiffusion, batch: Tensor) -> Explanation:
         c = self.config
         layer = c.layer or default_layer(model)
-        x_t, condition = _diffused(model, batch, c.t, c.seed)
-        maps = DFCam(model, layer=layer).attribute(x_t, t=c.t, condition=condition)
-        return _explanation("df-cam", batch, x_t, maps, {"t": c.t, "layer": layer, "seed": c.seed})
+        return _explanation("df-cam", DFCam(model, layer=layer), model, batch, c.t, c.seed, c.trajectory,
+                            {"t": c.t, "layer": layer, "seed": c.seed})
 
 
 @hookimpl

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import difflib
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from protodiff.contracts.conditioner import Condition
+from protodiff.contracts.sampler import Sampler, StepInfo
 from protodiff.errors import ProtodiffError
 from protodiff.model import ConditionedDiffusion
 
@@ -80,11 +82,11 @@ class DFRise:
     ``batch_size``, never with ``num_masks``."""
 
     def __init__(self, model: ConditionedDiffusion, *, num_masks: int = 500, probability: float = 0.5,
-                 cell: int = 4, batch_size: int = 50) -> None:
+                 cell: int = 4, batch_size: int = 50, seed: int = 0) -> None:
         if num_masks < 1 or batch_size < 1 or cell < 1 or not 0 < probability < 1:
             raise ProtodiffError("DF-RISE needs num_masks, batch_size and cell >= 1 and 0 < probability < 1")
         self.model, self.num_masks, self.probability = model, num_masks, probability
-        self.cell, self.batch_size = cell, batch_size
+        self.cell, self.batch_size, self.seed = cell, batch_size, seed
 
     @torch.inference_mode()
     def attribute(self, x_t: Tensor, *, t: int, condition: Condition | Tensor | None = None,
@@ -92,7 +94,7 @@ class DFRise:
         """Saliency maps (B, H, W) of the images ``x_t`` at timestep ``t`` under ``condition``."""
         model, (batch, _, height, width) = self.model, x_t.shape
         x_t = x_t.to(model.device)
-        generator = generator or torch.Generator().manual_seed(0)
+        generator = generator or torch.Generator().manual_seed(self.seed)
         reference = model.eps_fn(condition, batch)(x_t, _timesteps(t, batch, model.device))
         saliency = torch.zeros(batch, height, width, device=model.device)
         for start in range(0, self.num_masks, self.batch_size):
@@ -153,6 +155,8 @@ class DFCam:
                   region: Tensor | None = None) -> Tensor:
         """Class-activation maps (B, H, W), non-negative, of the images ``x_t`` at timestep ``t``."""
         model, (batch, _, height, width) = self.model, x_t.shape
+        if condition is not None:  # explain the denoiser only: no gradient into the encoder
+            condition = (condition.vector if isinstance(condition, Condition) else condition).detach()
         captured: dict[str, Tensor] = {}
 
         def keep(_module, _inputs, output: Tensor) -> None:
@@ -201,3 +205,35 @@ def insertion_deletion(model: ConditionedDiffusion, x_t: Tensor, maps: Tensor, *
         scores = F.cosine_similarity(eps.flatten(1), references.flatten(1), dim=1).view(batch, steps + 1)
         curves[name] = torch.trapezoid(scores, shares, dim=1)
     return curves
+
+
+@dataclass
+class TrajectoryExplanation:
+    """One explanation per chosen step of a sampling walk: its timestep, x_t, x0_hat and map."""
+
+    timesteps: list[int]
+    x_t: Tensor  # (S, B, C, H, W)
+    x0_hat: Tensor  # (S, B, C, H, W)
+    maps: Tensor  # (S, B, H, W)
+
+
+def along_trajectory(tool: DFRise | DFCam, model: ConditionedDiffusion, *, x_T: Tensor,
+                     condition: Condition | Tensor | None = None, sampler: Sampler | None = None,
+                     points: int = 5) -> TrajectoryExplanation:
+    """Explain one sampling walk at ``points`` of its steps, evenly spread from the first to the
+    last: the walk is run once, the sampler's callback keeps x_t and x0_hat at those steps (no
+    copied sampling loop), and ``tool`` explains each kept x_t at its own timestep."""
+    sampler = sampler or model.sampler()
+    steps = sampler.timesteps()
+    chosen = sorted({round(i * (len(steps) - 1) / max(points - 1, 1)) for i in range(points)})
+    kept: dict[int, tuple[int, Tensor, Tensor]] = {}
+
+    def keep(info: StepInfo) -> None:
+        if info.index in chosen:
+            kept[info.index] = (info.t, info.x_t.clone(), info.x0_hat.clone())
+
+    model.sample(condition=condition, x_T=x_T, sampler=sampler, callback=keep)
+    timesteps = [kept[i][0] for i in chosen]
+    x_t = torch.stack([kept[i][1] for i in chosen]).clone()
+    maps = torch.stack([tool.attribute(x, t=t, condition=condition) for t, x in zip(timesteps, x_t)])
+    return TrajectoryExplanation(timesteps, x_t, torch.stack([kept[i][2] for i in chosen]).clone(), maps)
