@@ -27,4 +27,5 @@ protodiff_plugins = (
     "protodiff.metrics.concepts",
     "protodiff.metrics.inversion",
     "protodiff.presets",
+    "protodiff.explain.edit",
 )

@@ -82,3 +82,54 @@ def test_a_plugins_explainer_appears_with_no_change_to_the_command(runs, tmp_pat
         assert json.loads((tmp_path / "b" / "meta.json").read_text()) == {"explainer": "brightness", "count": 2}
     finally:
         registries().remove_plugin("tests-explain")
+
+
+EDIT = ["--set", "sampler.steps=3"]
+
+
+def test_edit_sets_shifts_and_sweeps_named_dimensions_deterministically(runs, tmp_path):
+    for out in ("a", "b"):
+        invoke("explain", "edit", runs["patronus"], "--n", "2", "--seed", "3", "--out", str(tmp_path / out), *EDIT,
+               "--to", "proto_01=2.5", "--shift", "proto_02=+0.5", "--sweep", "proto_00=0:1:3")
+    tensors = load_file(str(tmp_path / "a" / "tensors.safetensors"))
+    assert tensors["edited"].shape == tensors["images"].shape == tensors["reconstructed"].shape
+    assert tensors["sweep.proto_00"].shape == (2, 3, *tensors["images"].shape[1:])
+    assert torch.equal(tensors["edited"], load_file(str(tmp_path / "b" / "tensors.safetensors"))["edited"])
+    assert (tensors["edited_vectors"][:, 1] == 2.5).all()
+    assert torch.allclose(tensors["edited_vectors"][:, 2], tensors["vectors"][:, 2] + 0.5)
+    meta = json.loads((tmp_path / "a" / "meta.json").read_text())
+    assert meta["changes"][0] == {"dimension": "proto_01", "value": 2.5, "shift": False}
+    assert set(meta["observed_range"]) == {"proto_00", "proto_01", "proto_02"}
+    assert {p.name for p in (tmp_path / "a").glob("*.png")} == {"edit.png", "sweep_proto_00.png"}
+
+
+def test_edit_warns_about_values_far_outside_the_observed_range(runs, tmp_path):
+    result = CliRunner().invoke(
+        main, ["explain", "edit", runs["patronus"], "--n", "1", *EDIT, "--to", "proto_01=1000", "--out", str(tmp_path / "e")])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("\n") == 1 and "observed on real images [" in result.stderr
+
+
+def test_edit_errors_are_one_line(runs):
+    out = invoke("explain", "edit", runs["patronus"], "--to", "proto_1=3", code=2)
+    assert out.count("\n") == 1 and "did you mean 'proto_01'" in out
+    assert "nothing to change" in invoke("explain", "edit", runs["patronus"], code=2)
+    assert "START:STOP:COUNT" in invoke("explain", "edit", runs["patronus"], "--sweep", "proto_00=0:3", code=2)
+    assert "unconditional" in invoke("explain", "edit", runs["plain"], "--to", "0=1", code=2)
+
+
+def test_interpolate_pairs_images_and_ends_at_their_reconstructions(runs, tmp_path):
+    invoke("explain", "interpolate", runs["patronus"], "--n", "4", *EDIT, "--set", "steps=3", "--out", str(tmp_path / "i"))
+    frames = load_file(str(tmp_path / "i" / "tensors.safetensors"))["frames"]
+    assert frames.shape[:2] == (2, 3) and torch.isfinite(frames).all()
+    meta = json.loads((tmp_path / "i" / "meta.json").read_text())
+    assert meta["pairs"] == [[0, 1], [2, 3]] and meta["weights"] == [0.0, 0.5, 1.0]
+    assert "two images" in invoke("explain", "interpolate", runs["patronus"], "--n", "1", code=2)
+
+
+def test_slerp_keeps_the_ends_and_the_norm_of_orthogonal_noise():
+    from protodiff.explain.edit import slerp
+
+    a, b = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    assert torch.allclose(slerp(a, b, 0.0), a) and torch.allclose(slerp(a, b, 1.0), b)
+    assert torch.allclose(slerp(a, b, 0.5).norm(), torch.tensor(1.0))

@@ -2,15 +2,24 @@
 
 The subcommands are read from the ``explainer`` registry when the group is listed or called, so
 a plugin's explainer appears here the moment it registers, with the same options as every other:
-the run, the real images it explains (``--split``, ``--n``), ``--out``, ``--seed``, ``--device``
-and ``--set`` for the explainer's own options (its ``Config``, checked like every config).
+the run, the real images it explains (``--split``, ``--n``), ``--out``, ``--seed``, ``--device``,
+``--set`` for the explainer's own options (its ``Config``, checked like every config) and
+``--classifier`` for those that judge attributes. Its ``Config`` fields declared with
+:func:`~protodiff.contracts.explainer.flag` become options of their own; the inputs its ``explain``
+declares (:data:`~protodiff.contracts.explainer.INPUTS`) are handed to it by name.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
+
 import click
 
 from protodiff.cli.options import device_option, seed_option, set_option
+from protodiff.errors import ProtodiffError
+
+_COMMON = {"out", "split", "n", "count", "seed", "device", "set", "overrides", "classifier", "run"}
 
 
 class _Explainers(click.Group):
@@ -25,39 +34,80 @@ class _Explainers(click.Group):
         return _command(name, registries().explainer.get(name))  # an unknown name: one line, with suggestions
 
 
+def _flags(cls: type) -> dict[str, str]:
+    """The explainer's ``Config`` fields declared with ``flag``: field name -> option help."""
+    config = getattr(cls, "Config", None)
+    fields = dataclasses.fields(config) if config is not None and dataclasses.is_dataclass(config) else ()
+    flags = {f.name: f.metadata["flag"] for f in fields if "flag" in f.metadata}
+    clash = sorted(set(flags) & _COMMON)
+    if clash:
+        raise ProtodiffError(f"explainer {cls.__name__}: its flag {clash[0]!r} clashes with a common option; rename the field")
+    return flags
+
+
 def _command(name: str, cls: type) -> click.Command:
     summary = (cls.__doc__ or name).strip().splitlines()[0]
+    flags = _flags(cls)
+    inputs = cls.inputs()
 
-    @click.command(name=name, help=summary, short_help=summary)
-    @click.argument("run", type=click.Path())
-    @click.option("--out", type=click.Path(file_okay=False), default=None,
-                  help=f"Output directory (written atomically) [default: explain-{name}].")
-    @click.option("--split", default="test", show_default=True, help="The dataset split whose images are explained.")
-    @click.option("--n", "count", type=click.IntRange(min=1), default=8, show_default=True,
-                  help="Explain the first N images of the split.")
-    @seed_option
-    @device_option
-    @set_option
     def run(run: str, out: str | None, split: str, count: int, seed: int | None, device: str,
-            overrides: tuple[str, ...]) -> None:
+            overrides: tuple[str, ...], classifier: str | None = None, **flag_values: tuple[str, ...]) -> None:
         import torch
 
         from protodiff.checkpoint import load_model
         from protodiff.config import ComponentSpec, apply_overrides
         from protodiff.training import resolve_device
 
-        spec = ComponentSpec("explainer", name, raw=apply_overrides({}, list(overrides)))
-        explainer = spec.build()
+        raw = apply_overrides({}, list(overrides))
+        raw.update({key: [*raw.get(key, []), *values] for key, values in flag_values.items() if values})
+        explainer = ComponentSpec("explainer", name, raw=raw).build()
+        if inputs.get("classifier") and classifier is None:
+            raise ProtodiffError(f"explain {name} judges attributes: pass --classifier DIR (train one with `protodiff classifier train`)")
         model, config = load_model(run, device=resolve_device(device))
         model.eval()
-        torch.manual_seed(0 if seed is None else seed)
+        seed = 0 if seed is None else seed
+        torch.manual_seed(seed)
         data = config.data.build().open(split)
         batch = torch.stack([data[i][0] for i in range(min(count, len(data)))]).to(model.device)
-        explanation = explainer.explain(model, batch)
+        given = {"data": data, "generator": torch.Generator().manual_seed(seed)}
+        if classifier is not None:
+            given["classifier"] = _classifier(classifier, data, model.device)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            explanation = explainer.explain(model, batch, **{key: given.get(key) for key in inputs})
+        for warning in caught:
+            click.echo(f"protodiff: warning: {warning.message}", err=True)
         path = explanation.save(out or f"explain-{name}")
         click.echo(f"{name}: explained {len(batch)} images of {split}; wrote {path}")
 
-    return run
+    params = [
+        click.Argument(["run"], type=click.Path()),
+        click.Option(["--out"], type=click.Path(file_okay=False), default=None,
+                     help=f"Output directory (written atomically) [default: explain-{name}]."),
+        click.Option(["--split"], default="test", show_default=True, help="The dataset split whose images are explained."),
+        click.Option(["--n", "count"], type=click.IntRange(min=1), default=8, show_default=True,
+                     help="Explain the first N images of the split."),
+        *([click.Option(["--classifier"], type=click.Path(file_okay=False), default=None,
+                        help="The attribute classifier that judges the images (`protodiff classifier train`).")]
+          if "classifier" in inputs else []),
+        *(click.Option([f"--{key.replace('_', '-')}", key], multiple=True, help=text) for key, text in flags.items()),
+    ]
+    command = click.Command(name, callback=run, params=params, help=summary, short_help=summary)
+    for decorate in (seed_option, device_option, set_option):
+        command = decorate(command)
+    return command
+
+
+def _classifier(directory: str, data, device):
+    from protodiff.metrics.attribute_classifier import AttributeClassifier
+
+    classifier = AttributeClassifier.load(directory, device=device)
+    if list(classifier.attribute_names) != list(data.attribute_names):
+        raise ProtodiffError(
+            f"{directory}: the classifier judges {classifier.attribute_names}, the data has {list(data.attribute_names)}; "
+            "train one on this dataset (protodiff classifier train)"
+        )
+    return classifier
 
 
 @click.group(cls=_Explainers)

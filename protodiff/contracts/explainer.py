@@ -1,13 +1,25 @@
 """The ``explainer`` contract: an analysis of a model on a batch, saved as tensors plus figures.
 
-Every registered explainer is a subcommand of ``protodiff explain NAME RUN`` (the command builds
-it from its ``Config`` and ``--set``, passes the first ``--n`` images of ``--split`` as ``batch``
-and saves the result to ``--out``); from Python it is
-``registries().explainer.get(name)(config).explain(model, batch).save(directory)``.
+Every registered explainer is a subcommand of ``protodiff explain NAME RUN``; from Python it is
+``registries().explainer.get(name)(config).explain(model, batch, ...).save(directory)``.
+
+How the command calls one (the command names no explainer; everything below is read from the
+class):
+
+* ``batch``: the first ``--n`` images of the run's dataset split ``--split``, in [-1, 1].
+* Its options are its ``Config`` dataclass, set with ``--set key=value`` (checked like every config:
+  an unknown key is a one-line error with a suggestion). A ``Config`` field declared with
+  :func:`flag` is also a repeatable option of its own (``edit``'s ``--shift proto_03=+1.5``), for
+  the values a user types every time.
+* Further inputs are keyword-only parameters of ``explain``, named from :data:`INPUTS`, like
+  captum's ``attribute(inputs, *, target=..., baselines=...)``: the command hands an explainer only
+  what it declares. A parameter with no default is required (``classifier`` without
+  ``--classifier`` is a one-line error); one with a default gets ``None`` when it is not given.
 """
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,10 +30,24 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from protodiff.component import Component
+from protodiff.errors import RegistrationError
 from protodiff.io import atomic_path, write_json
 
 if TYPE_CHECKING:
     from protodiff.model import ConditionedDiffusion
+
+#: The keyword-only inputs ``protodiff explain`` can hand an explainer, and where they come from.
+INPUTS = {
+    "data": "the run's dataset split (--split), for statistics over real images (LabeledImages)",
+    "classifier": "an attribute classifier (--classifier DIR) whose attributes match the data's",
+    "generator": "a torch.Generator seeded with --seed, for any random draw",
+}
+
+
+def flag(help: str) -> Any:
+    """A ``Config`` field (a list of strings) that ``protodiff explain`` also offers as a
+    repeatable ``--NAME`` option (underscores as dashes); ``help`` is the option's help."""
+    return field(default_factory=list, metadata={"flag": help})
 
 
 @dataclass
@@ -50,10 +76,24 @@ class Explanation:
 
 
 class Explainer(Component, ABC):
-    """Constructed as ``cls(config)``."""
+    """Constructed as ``cls(config)``; ``explain(model, batch, *, <inputs>)`` (see the module)."""
 
     def __init__(self, config: Any) -> None:
         self.config = config
 
     @abstractmethod
-    def explain(self, model: ConditionedDiffusion, batch: Tensor, **options: Any) -> Explanation: ...
+    def explain(self, model: ConditionedDiffusion, batch: Tensor) -> Explanation: ...
+
+    @classmethod
+    def inputs(cls) -> dict[str, bool]:
+        """The :data:`INPUTS` this explainer's ``explain`` declares, each mapped to whether it is required."""
+        wanted = {}
+        for name, parameter in inspect.signature(cls.explain).parameters.items():
+            if parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
+                continue
+            if name not in INPUTS:
+                raise RegistrationError(
+                    f"explainer {cls.__name__}: explain() asks for {name!r}; the inputs are {', '.join(INPUTS)}"
+                )
+            wanted[name] = parameter.default is inspect.Parameter.empty
+        return wanted
