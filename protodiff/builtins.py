@@ -28,4 +28,6 @@ protodiff_plugins = (
     "protodiff.metrics.inversion",
     "protodiff.presets",
     "protodiff.explain.edit",
+    "protodiff.explain.effects",
+    "protodiff.explain.shortcuts",
 )

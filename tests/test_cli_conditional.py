@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -60,6 +62,27 @@ def test_names_are_set_and_kept_in_the_checkpoint(run):
     assert model.conditioner.names[1] == "red square" and model.conditioner.names[4] == "stripes"
     result = CliRunner().invoke(main, ["names", str(run), "9=x"])
     assert result.exit_code == 2 and "index out of range" in result.output
+
+
+def test_names_suggested_from_an_effect_matrix_are_shown_and_stored_only_when_asked(run, tmp_path):
+    model, _ = load_model(run)
+    k = model.conditioner.dim
+    suggestions = [{"dimension": f"proto_{j:02d}", "index": j, "attribute": "dark_bg", "effect": 0.05, "consistency": 0.5}
+                   for j in range(k)]
+    suggestions[2] = {**suggestions[2], "attribute": "red_square", "effect": 0.7, "consistency": 0.9}
+    suggestions[3] = {**suggestions[3], "attribute": "red_square", "effect": 0.4, "consistency": 0.8}
+    (tmp_path / "effects").mkdir()
+    (tmp_path / "effects" / "meta.json").write_text(json.dumps({"explainer": "effects", "suggestions": suggestions}))
+    before = load_model(run)[0].conditioner.names
+    output = invoke("names", str(run), "--suggest", str(tmp_path / "effects"))
+    assert "-> red_square " in output and "(red_square +0.70, same direction on 90% of images)" in output
+    assert load_model(run)[0].conditioner.names == before
+    invoke("names", str(run), "--suggest", str(tmp_path / "effects"), "--apply")
+    after = load_model(run)[0].conditioner.names
+    assert after[2:4] == ["red_square", "red_square (2)"] and after[0] == before[0]  # 0.05 < --min-effect: unnamed
+    (tmp_path / "effects" / "meta.json").write_text(json.dumps({"explainer": "effects", "suggestions": suggestions[:2]}))
+    result = CliRunner().invoke(main, ["names", str(run), "--suggest", str(tmp_path / "effects")])
+    assert result.exit_code != 0 and f"the effects cover 2 dimensions, this model has {k}" in result.output
 
 
 def test_a_conditioner_that_declares_no_prior_needs_one_named(toy_conditioner):

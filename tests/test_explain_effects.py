@@ -1,0 +1,110 @@
+"""``effects`` and ``shortcuts``: the effect matrix on a tiny untrained Patronus model, the coupling
+rule on planted matrices, training-label correlation, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from protodiff.data.shapes import ATTRIBUTES, Shapes, ShortcutConfig
+from protodiff.errors import ProtodiffError
+from protodiff.explain.effects import EffectMatrix, EffectsExplainer, effect_matrix
+from protodiff.explain.shortcuts import ShortcutsExplainer, couplings, label_correlation
+from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
+from protodiff.model import ConditionedDiffusion
+
+PATRONUS = "model.conditioner={name: patronus, preset: test}"
+
+
+@pytest.fixture(scope="module")
+def setup():
+    from conftest import TINY_OVERRIDES
+    from protodiff.experiment import load_experiment
+
+    torch.manual_seed(0)
+    config = load_experiment("ddpm-shapes", [*TINY_OVERRIDES, PATRONUS])
+    model = ConditionedDiffusion.from_experiment(config).eval()
+    with torch.no_grad():  # zero-initialised output layers would make every regeneration ignore the condition
+        for parameter in model.parameters():
+            if not parameter.any():
+                parameter.normal_(std=0.3)
+    data = config.data.build().open("test")
+    classifier = AttributeClassifier.for_dataset(data, ClassifierConfig(widths=(4, 8))).eval()
+    images = torch.stack([data[i][0] for i in range(3)])
+    return model, data, classifier, images
+
+
+def test_effect_matrix_covers_every_dimension_and_attribute_deterministically(setup):
+    model, data, classifier, images = setup
+    first = effect_matrix(model, images, classifier, steps=2, chunk=5)
+    again = effect_matrix(model, images, classifier, steps=2, chunk=64)
+    k = model.conditioner.dim
+    assert first.effect.shape == first.consistency.shape == (k, len(ATTRIBUTES))
+    assert first.dimensions == model.conditioner.names and first.attributes == list(ATTRIBUTES)
+    assert torch.allclose(first.effect, again.effect, atol=1e-5)  # batching does not change the result
+    assert ((first.consistency >= 0) & (first.consistency <= 1)).all()
+    assert first.effect.abs().max() > 0
+
+
+def test_effects_explainer_saves_matrix_suggestions_and_heat_map(setup, tmp_path):
+    model, data, classifier, images = setup
+    explainer = EffectsExplainer(EffectsExplainer.Config(steps=2))
+    explainer.explain(model, images, classifier=classifier, data=data).save(tmp_path / "out")
+    meta = json.loads((tmp_path / "out" / "meta.json").read_text())
+    effect = load_file(str(tmp_path / "out" / "tensors.safetensors"))["effect"]
+    assert [s["dimension"] for s in meta["suggestions"]] == model.conditioner.names
+    best = effect.argmax(dim=1)
+    assert [s["attribute"] for s in meta["suggestions"]] == [ATTRIBUTES[int(a)] for a in best]
+    assert (tmp_path / "out" / "effects.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _matrix(effect: list[list[float]]) -> EffectMatrix:
+    e = torch.tensor(effect)
+    return EffectMatrix([f"proto_{j:02d}" for j in range(len(e))], ["mark", "tint", "bg"], e, torch.ones_like(e))
+
+
+def test_planted_coupling_ranks_first_and_alone_is_flagged():
+    matrix = _matrix([[0.6, 0.4, 0.0], [0.5, 0.0, 0.0], [0.15, 0.0, 0.12]])
+    found = couplings(matrix, threshold=0.2, correlation=torch.eye(3))
+    assert found[0]["prototype"] == "proto_00" and found[0]["attributes"] == ["mark", "tint"]
+    assert found[0]["effects"] == [0.6, 0.4] and found[0]["score"] == 0.4 and found[0]["flagged"]
+    assert [c["flagged"] for c in found] == [True, False]  # proto_02's pair is listed (>= threshold / 2), not flagged
+    assert [c["score"] for c in found] == sorted((c["score"] for c in found), reverse=True)
+    assert not any(c["flagged"] for c in couplings(_matrix([[0.6, 0.1, 0.0], [0.0, 0.5, -0.05]]), 0.2))
+
+
+def test_label_correlation_matches_numpy_and_marks_constant_labels():
+    labels = torch.tensor([[1, 1, 0, 1], [0, 0, 0, 1], [1, 1, 0, 0], [0, 1, 0, 1], [1, 0, 0, 0]]).float()
+    r = label_correlation(labels)
+    assert torch.allclose(r[[0, 1, 3]][:, [0, 1, 3]], torch.from_numpy(np.corrcoef(labels[:, [0, 1, 3]].T.numpy())).float(), atol=1e-6)
+    assert torch.isnan(r[2]).all()
+
+
+def test_planted_shapes_shortcut_shows_in_the_train_labels_only():
+    planted = Shapes(Shapes.Config(num_train=400, num_test=400, shortcut=ShortcutConfig("red_square", "warm_cast")))
+    a, b = ATTRIBUTES.index("red_square"), ATTRIBUTES.index("warm_cast")
+    assert label_correlation(planted.open("train").attributes())[a, b] > 0.99
+    assert abs(label_correlation(planted.open("test").attributes())[a, b]) < 0.2
+
+
+def test_shortcuts_explainer_writes_the_documented_json(setup, tmp_path):
+    model, data, classifier, images = setup
+    train = data  # any split with the same attributes serves the label correlation here
+    explainer = ShortcutsExplainer(ShortcutsExplainer.Config(steps=2, threshold=1e-4))
+    explainer.explain(model, images, classifier=classifier, data=data, train=train).save(tmp_path / "out")
+    report = json.loads((tmp_path / "out" / "shortcuts.json").read_text())
+    assert report["threshold"] == 1e-4 and report["couplings"]
+    first = report["couplings"][0]
+    assert set(first) == {"prototype", "attributes", "effects", "score", "train_correlation", "flagged"}
+    assert first["prototype"] in model.conditioner.names and len(first["attributes"]) == 2
+
+
+def test_a_classifier_for_other_attributes_is_one_line(setup):
+    model, data, _, images = setup
+    other = AttributeClassifier(["smiling", "blond"], 3, 16, ClassifierConfig(widths=(4,)))
+    with pytest.raises(ProtodiffError, match=r"^the classifier judges \['smiling', 'blond'\], the data has .*protodiff classifier train\)$"):
+        EffectsExplainer(EffectsExplainer.Config(steps=2)).explain(model, images, classifier=other, data=data)
