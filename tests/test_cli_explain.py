@@ -133,3 +133,20 @@ def test_slerp_keeps_the_ends_and_the_norm_of_orthogonal_noise():
     a, b = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
     assert torch.allclose(slerp(a, b, 0.0), a) and torch.allclose(slerp(a, b, 1.0), b)
     assert torch.allclose(slerp(a, b, 0.5).norm(), torch.tensor(1.0))
+
+
+def test_effects_and_shortcuts_from_the_command_line_need_a_matching_classifier(runs, tmp_path):
+    from protodiff.checkpoint import load_model
+    from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
+
+    data = load_model(runs["patronus"])[1].data.build().open("test")
+    AttributeClassifier.for_dataset(data, ClassifierConfig(widths=(4,))).save(tmp_path / "judge")
+    common = ["--n", "2", "--set", "sampler.steps=2", "--set", "reference=4", "--classifier", str(tmp_path / "judge")]
+    invoke("explain", "effects", runs["patronus"], "--out", str(tmp_path / "effects"), *common)
+    assert len(json.loads((tmp_path / "effects" / "meta.json").read_text())["suggestions"]) == 5
+    invoke("explain", "shortcuts", runs["patronus"], "--out", str(tmp_path / "shortcuts"), *common)
+    report = json.loads((tmp_path / "shortcuts" / "shortcuts.json").read_text())
+    assert report["threshold"] == 0.2 and all(c["train_correlation"] is not None for c in report["couplings"])
+    AttributeClassifier(["smiling"], 3, 32, ClassifierConfig(widths=(4,))).save(tmp_path / "other")
+    output = invoke("explain", "effects", runs["patronus"], "--classifier", str(tmp_path / "other"), code=2)
+    assert "the classifier judges ['smiling']" in output and len(output.strip().splitlines()) == 1

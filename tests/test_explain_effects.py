@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from protodiff.config import ComponentSpec
 from protodiff.data.shapes import ATTRIBUTES, Shapes, ShortcutConfig
 from protodiff.errors import ProtodiffError
 from protodiff.explain.effects import EffectMatrix, EffectsExplainer, effect_matrix
@@ -18,6 +19,7 @@ from protodiff.metrics.attribute_classifier import AttributeClassifier, Classifi
 from protodiff.model import ConditionedDiffusion
 
 PATRONUS = "model.conditioner={name: patronus, preset: test}"
+DDIM_2 = ComponentSpec("sampler", "ddim", raw={"steps": 2})
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +42,9 @@ def setup():
 
 def test_effect_matrix_covers_every_dimension_and_attribute_deterministically(setup):
     model, data, classifier, images = setup
-    first = effect_matrix(model, images, classifier, steps=2, chunk=5)
-    again = effect_matrix(model, images, classifier, steps=2, chunk=64)
+    sampler = model.sampler("ddim", steps=2)
+    first = effect_matrix(model, images, classifier, sampler=sampler, chunk=5)
+    again = effect_matrix(model, images, classifier, sampler=sampler, chunk=64)
     k = model.conditioner.dim
     assert first.effect.shape == first.consistency.shape == (k, len(ATTRIBUTES))
     assert first.dimensions == model.conditioner.names and first.attributes == list(ATTRIBUTES)
@@ -52,7 +55,7 @@ def test_effect_matrix_covers_every_dimension_and_attribute_deterministically(se
 
 def test_effects_explainer_saves_matrix_suggestions_and_heat_map(setup, tmp_path):
     model, data, classifier, images = setup
-    explainer = EffectsExplainer(EffectsExplainer.Config(steps=2))
+    explainer = EffectsExplainer(EffectsExplainer.Config(sampler=DDIM_2))
     explainer.explain(model, images, classifier=classifier, data=data).save(tmp_path / "out")
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())
     effect = load_file(str(tmp_path / "out" / "tensors.safetensors"))["effect"]
@@ -94,7 +97,7 @@ def test_planted_shapes_shortcut_shows_in_the_train_labels_only():
 def test_shortcuts_explainer_writes_the_documented_json(setup, tmp_path):
     model, data, classifier, images = setup
     train = data  # any split with the same attributes serves the label correlation here
-    explainer = ShortcutsExplainer(ShortcutsExplainer.Config(steps=2, threshold=1e-4))
+    explainer = ShortcutsExplainer(ShortcutsExplainer.Config(sampler=DDIM_2, threshold=1e-4))
     explainer.explain(model, images, classifier=classifier, data=data, train=train).save(tmp_path / "out")
     report = json.loads((tmp_path / "out" / "shortcuts.json").read_text())
     assert report["threshold"] == 1e-4 and report["couplings"]
@@ -107,4 +110,4 @@ def test_a_classifier_for_other_attributes_is_one_line(setup):
     model, data, _, images = setup
     other = AttributeClassifier(["smiling", "blond"], 3, 16, ClassifierConfig(widths=(4,)))
     with pytest.raises(ProtodiffError, match=r"^the classifier judges \['smiling', 'blond'\], the data has .*protodiff classifier train\)$"):
-        EffectsExplainer(EffectsExplainer.Config(steps=2)).explain(model, images, classifier=other, data=data)
+        EffectsExplainer(EffectsExplainer.Config(sampler=DDIM_2)).explain(model, images, classifier=other, data=data)

@@ -70,6 +70,8 @@ def _command(name: str, cls: type) -> click.Command:
         data = config.data.build().open(split)
         batch = torch.stack([data[i][0] for i in range(min(count, len(data)))]).to(model.device)
         given = {"data": data, "generator": torch.Generator().manual_seed(seed)}
+        if "train" in inputs:
+            given["train"] = data if split == "train" else config.data.build().open("train")
         if classifier is not None:
             given["classifier"] = _classifier(classifier, data, model.device)
         with warnings.catch_warnings(record=True) as caught:

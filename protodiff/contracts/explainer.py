@@ -41,6 +41,7 @@ INPUTS = {
     "data": "the run's dataset split (--split), for statistics over real images (LabeledImages)",
     "classifier": "an attribute classifier (--classifier DIR) whose attributes match the data's",
     "generator": "a torch.Generator seeded with --seed, for any random draw",
+    "train": "the run's train split (LabeledImages), for statistics of what the model was trained on",
 }
 
 

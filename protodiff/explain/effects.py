@@ -20,8 +20,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from protodiff.config import ComponentSpec, component
+from protodiff.contracts.dataset import LabeledImages
 from protodiff.contracts.explainer import Explainer, Explanation
+from protodiff.contracts.sampler import Sampler
+from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError
+from protodiff.explain.edit import invert_batch, regenerate, require_vector
 from protodiff.hookspecs import hookimpl
 from protodiff.registry import Registries
 
@@ -79,38 +84,30 @@ def effect_matrix(
     images: Tensor,
     classifier: AttributeClassifier,
     *,
+    sampler: Sampler,
+    reference: Tensor | None = None,
     quantile: float = 1.0,
-    steps: int = 20,
     chunk: int = 64,
-    dimensions: list[int] | None = None,
 ) -> EffectMatrix:
     """The dimension x attribute effect matrix on ``images`` (see the module).
 
-    All (dimension, image) regenerations run batched, ``chunk`` images at a time, from the same
-    inverted x_T as the unedited reference.
+    A dimension's enhanced value is the ``quantile`` of its values over ``reference`` vectors of
+    real images (default: those of ``images``). All (dimension, image) regenerations run batched,
+    ``chunk`` images at a time, from the same inverted x_T as the unedited reference.
     """
-    if not model.is_conditional:
-        raise ProtodiffError("effects needs a conditional model with an editable condition vector")
-    sampler = model.sampler("ddim", steps=steps)
-    images = images.to(model.device)
-    vectors = model.encode(images).vector.detach()
-    x_T = model.invert(images, condition=vectors, sampler=sampler)
-    dims = list(range(vectors.shape[1])) if dimensions is None else dimensions
-    high = enhanced_values(vectors, quantile)
-    n = len(images)
-    edited = vectors.repeat(len(dims) + 1, 1)  # block 0: unedited; block i + 1: dimension dims[i] enhanced
-    for i, j in enumerate(dims):
-        edited[(i + 1) * n:(i + 2) * n, j] = high[j]
-    noise = x_T.repeat(len(dims) + 1, 1, 1, 1)
-    probs = torch.cat([
-        classifier.predict_proba(model.sample(condition=v, x_T=x, sampler=sampler))
-        for v, x in zip(edited.split(chunk), noise.split(chunk))
-    ]).view(len(dims) + 1, n, -1)
+    require_vector(model, "effects")
+    vectors, x_T = invert_batch(model, images.to(model.device), sampler)
+    high = enhanced_values(vectors if reference is None else reference.to(vectors.device), quantile)
+    n, k = vectors.shape
+    edited = vectors.repeat(k + 1, 1)  # block 0: unedited; block j + 1: dimension j enhanced
+    for j in range(k):
+        edited[(j + 1) * n:(j + 2) * n, j] = high[j]
+    regenerated = regenerate(model, edited, x_T.repeat(k + 1, 1, 1, 1), sampler, chunk)
+    probs = classifier.predict_proba(regenerated).view(k + 1, n, -1)
     change = probs[1:] - probs[:1]  # (K, N, A)
     effect = change.mean(dim=1)
     consistency = (torch.sign(change) == torch.sign(effect)[:, None]).float().mean(dim=1)
-    names = model.conditioner.names
-    return EffectMatrix([names[j] for j in dims], list(classifier.attribute_names), effect, consistency)
+    return EffectMatrix(model.conditioner.names, list(classifier.attribute_names), effect, consistency)
 
 
 def plot_effects(matrix: EffectMatrix, path: Path) -> None:
@@ -139,29 +136,37 @@ class EffectsExplainer(Explainer):
 
     @dataclass
     class Config:
-        #: The enhanced value of a dimension: this quantile of its values over the explained images.
+        #: The enhanced value of a dimension: this quantile of its values over the reference images.
         quantile: float = 1.0
-        #: DDIM steps of the inversion and of every regeneration.
-        steps: int = 20
-        #: Images regenerated per batch.
-        chunk: int = 64
+        #: Real images of the split over which each dimension's plausible maximum is taken.
+        reference: int = 256
+        #: The sampler that inverts and regenerates (deterministic: DDIM with eta = 0).
+        sampler: ComponentSpec = component("sampler", "ddim")
+        #: Images regenerated per forward pass.
+        batch_size: int = 64
 
         def __post_init__(self) -> None:
             if not 0.0 <= self.quantile <= 1.0:
                 raise ValueError("quantile must be in [0, 1]")
-            if self.steps < 1 or self.chunk < 1:
-                raise ValueError("steps and chunk must be positive")
+            if self.reference < 1 or self.batch_size < 1:
+                raise ValueError("reference and batch_size must be positive")
 
-    def explain(self, model: ConditionedDiffusion, batch: Tensor, *, classifier: AttributeClassifier,
-                data=None) -> Explanation:
+    def matrix(self, model: ConditionedDiffusion, batch: Tensor, classifier: AttributeClassifier,
+               data: LabeledImages | None) -> EffectMatrix:
+        """The effect matrix as this config says, the classifier checked against ``data``."""
         check_classifier(classifier, getattr(data, "attribute_names", None))
         c = self.config
-        matrix = effect_matrix(model, batch, classifier, quantile=c.quantile, steps=c.steps, chunk=c.chunk)
+        reference = encode_split(model, data, limit=c.reference).vectors if data is not None else None
+        return effect_matrix(model, batch, classifier, sampler=c.sampler.build(schedule=model.schedule),
+                             reference=reference, quantile=c.quantile, chunk=c.batch_size)
+
+    def explain(self, model: ConditionedDiffusion, batch: Tensor, *, classifier: AttributeClassifier,
+                data: LabeledImages | None = None) -> Explanation:
+        matrix = self.matrix(model, batch, classifier, data)
         meta = {**matrix.to_json(), "suggestions": matrix.suggestions(), "images": len(batch),
-                "quantile": c.quantile, "steps": c.steps}
+                "quantile": self.config.quantile}
         return Explanation("effects", {"effect": matrix.effect, "consistency": matrix.consistency}, meta,
                            {"effects.png": lambda path: plot_effects(matrix, path)})
-
 
 
 @hookimpl

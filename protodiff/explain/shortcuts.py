@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from protodiff.contracts.explainer import Explainer, Explanation
-from protodiff.explain.effects import EffectMatrix, EffectsExplainer, check_classifier, effect_matrix, plot_effects
+from protodiff.contracts.explainer import Explanation
+from protodiff.explain.effects import EffectMatrix, EffectsExplainer, check_classifier, plot_effects
 from protodiff.hookspecs import hookimpl
 from protodiff.io import write_json
 from protodiff.registry import Registries
@@ -62,7 +62,7 @@ def couplings(matrix: EffectMatrix, threshold: float, correlation: Tensor | None
     return sorted(out, key=lambda c: -c["score"])
 
 
-class ShortcutsExplainer(Explainer):
+class ShortcutsExplainer(EffectsExplainer):
     """Suspected shortcuts: dimensions that move two attributes, ranked, with their training-label correlation."""
 
     @dataclass
@@ -77,10 +77,9 @@ class ShortcutsExplainer(Explainer):
 
     def explain(self, model: ConditionedDiffusion, batch: Tensor, *, classifier: AttributeClassifier,
                 data: LabeledImages | None = None, train: LabeledImages | None = None) -> Explanation:
-        check_classifier(classifier, getattr(data, "attribute_names", None))
         check_classifier(classifier, getattr(train, "attribute_names", None))
         c = self.config
-        matrix = effect_matrix(model, batch, classifier, quantile=c.quantile, steps=c.steps, chunk=c.chunk)
+        matrix = self.matrix(model, batch, classifier, data)
         correlation = label_correlation(train.attributes()) if train is not None else None
         report = {"threshold": c.threshold, "couplings": couplings(matrix, c.threshold, correlation)}
         tensors = {"effect": matrix.effect, "consistency": matrix.consistency}
