@@ -150,3 +150,75 @@ def test_effects_and_shortcuts_from_the_command_line_need_a_matching_classifier(
     AttributeClassifier(["smiling"], 3, 32, ClassifierConfig(widths=(4,))).save(tmp_path / "other")
     output = invoke("explain", "effects", runs["patronus"], "--classifier", str(tmp_path / "other"), code=2)
     assert "the classifier judges ['smiling']" in output and len(output.strip().splitlines()) == 1
+
+
+def test_prototypes_gallery_boxes_the_turned_up_prototype_deterministically(runs, tmp_path):
+    args = ["explain", "prototypes", runs["patronus"], "--n", "2", *EDIT, "--set", "reference=12", "--prototypes", "proto_01",
+            "--prototypes", "3"]
+    for out in ("a", "b"):
+        invoke(*args, "--seed", "2", "--out", str(tmp_path / out))
+    tensors = load_file(str(tmp_path / "a" / "tensors.safetensors"))
+    side = tensors["images"].shape[-1]
+    assert tensors["regenerated"].shape == tensors["crops"].shape == (2, 2, 3, side, side)
+    assert tensors["before"].shape == tensors["after"].shape == (2, 2) and tensors["boxes"].shape == (2, 2, 4)
+    boxes = tensors["boxes"]
+    assert (boxes[..., :2] >= 0).all() and (boxes[..., 2:] <= side).all() and (boxes[..., 2:] > boxes[..., :2]).all()
+    assert torch.equal(tensors["regenerated"], load_file(str(tmp_path / "b" / "tensors.safetensors"))["regenerated"])
+    meta = json.loads((tmp_path / "a" / "meta.json").read_text())
+    assert [entry["prototype"] for entry in meta["prototypes"]] == ["proto_01", "proto_03"]
+    assert set(meta["prototypes"][0]) == {"prototype", "index", "target", "before", "after", "boxes", "nearest"}
+    assert meta["prototypes"][0]["target"] == pytest.approx(float(tensors["targets"][1]))
+    assert (tmp_path / "a" / "gallery.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_prototypes_refuses_a_model_without_prototypes_in_one_line(runs):
+    out = invoke("explain", "prototypes", runs["plain"], code=2)
+    assert out.count("\n") == 1 and "prototype" in out
+    assert "did you mean" in invoke("explain", "prototypes", runs["patronus"], "--prototypes", "proto_1", code=2)
+
+
+def test_classifier_train_then_an_explainer_that_judges_attributes_receives_it(runs, tmp_path):
+    from protodiff.metrics.attribute_classifier import AttributeClassifier
+
+    data = ["--set", "data.num_train=32", "--set", "data.num_test=8", "--set", "data.image_size=16"]
+    out = invoke("classifier", "train", "--data", "ddpm-shapes", *data, "--set", "classifier.steps=2",
+                 "--set", "classifier.widths=[4]", "--seed", "1", "--out", str(tmp_path / "judge"))
+    assert "accuracy on test: red_square" in out
+    assert AttributeClassifier.load(tmp_path / "judge").config.seed == 1
+    planted = invoke("classifier", "train", "--data", "ddpm-shapes", *data, "--set", "classifier.steps=1", "--set",
+                     "data.shortcut={a: red_square, b: dark_bg}", "--out", str(tmp_path / "shared"))
+    assert "red_square and dark_bg are correlated in train (r = +1.00)" in planted
+    assert "only data.KEY" in invoke("classifier", "train", "--data", "ddpm-shapes", "--set", "train.steps=1",
+                                     "--out", str(tmp_path / "x"), code=2)
+
+    class Judge(Explainer):
+        """Mean attribute probabilities of the images (a throw-away explainer that judges attributes)."""
+
+        def explain(self, model, batch, *, classifier, generator=None):
+            return Explanation("judge", {"p": classifier.predict_proba(batch)}, {"seeded": generator is not None})
+
+    with registering_as("tests-judge"):
+        registries().explainer.add("judge-test", Judge)
+    try:
+        assert "--classifier" in invoke("explain", "judge-test", "--help")
+        assert "--classifier" not in invoke("explain", "df-rise", "--help")
+        assert "pass --classifier" in invoke("explain", "judge-test", runs["plain"], code=2)
+        invoke("explain", "judge-test", runs["plain"], "--n", "2", "--classifier", str(tmp_path / "judge"), "--out", str(tmp_path / "j"))
+        assert load_file(str(tmp_path / "j" / "tensors.safetensors"))["p"].shape == (2, 8)
+        assert json.loads((tmp_path / "j" / "meta.json").read_text())["seeded"] is True
+        AttributeClassifier(["a", "b"], 3, 16).save(tmp_path / "other")
+        out = invoke("explain", "judge-test", runs["plain"], "--classifier", str(tmp_path / "other"), code=2)
+        assert out.count("\n") == 1 and "the classifier judges ['a', 'b']" in out
+    finally:
+        registries().remove_plugin("tests-judge")
+
+
+def test_an_explainer_asking_for_an_unknown_input_is_a_registration_error():
+    from protodiff.errors import RegistrationError
+
+    class Greedy(Explainer):
+        def explain(self, model, batch, *, everything):
+            raise AssertionError("never called")
+
+    with pytest.raises(RegistrationError, match="asks for 'everything'"):
+        Greedy.inputs()

@@ -5,6 +5,7 @@ it defines:
     encoder.py       encoder          patronus-conv, timm-<name>
     prototypes.py    prototype_layer  log-l2, cosine
     conditioner.py   conditioner      patronus (its latent prior: the core's latent-ddpm)
+    explainers.py    explainer        prototypes (the distribution-aligned visualisation)
     presets/         preset           patronus-shapes (CPU) and the published configurations
                                       patronus-{fmnist,cifar10,celeba,ffhq,chexpert}
 """
@@ -14,4 +15,5 @@ protodiff_plugins = (
     "protodiff_patronus.prototypes",
     "protodiff_patronus.conditioner",
     "protodiff_patronus.presets",
+    "protodiff_patronus.explainers",
 )
