@@ -56,8 +56,10 @@ def test_df_rise_concentrates_where_the_denoiser_looks_whatever_the_batch():
     x_t = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     saliency = DFRise(model, num_masks=400, cell=4, batch_size=64).attribute(x_t, t=500)
     assert saliency.shape == (2, 16, 16)
-    inside, outside = saliency[:, 2:8, 9:15].mean(), saliency[:, 10:, :6].mean()
-    assert inside > outside + 0.05
+    inside, outside = saliency[:, 2:8, 9:15].mean(), saliency[:, 10:, :6]
+    # The masks' chance coverage is taken out: where the prediction does not look the map is flat
+    # (the published sum leaves the masks' own pattern there, ~14x this spread), the region stands out.
+    assert inside - outside.mean() > 5 * outside.std()
     smaller_batches = DFRise(model, num_masks=400, cell=4, batch_size=7).attribute(x_t, t=500)
     assert torch.allclose(saliency, smaller_batches, atol=1e-5)  # the same masks, drawn per batch
 
