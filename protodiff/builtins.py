@@ -30,4 +30,5 @@ protodiff_plugins = (
     "protodiff.explain.edit",
     "protodiff.explain.effects",
     "protodiff.explain.shortcuts",
+    "protodiff.explain.emergence",
 )

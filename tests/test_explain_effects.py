@@ -13,7 +13,9 @@ from safetensors.torch import load_file
 from protodiff.config import ComponentSpec
 from protodiff.data.shapes import ATTRIBUTES, Shapes, ShortcutConfig
 from protodiff.errors import ProtodiffError
+from protodiff.encoding import encode_split
 from protodiff.explain.effects import EffectMatrix, EffectsExplainer, effect_matrix
+from protodiff.explain.emergence import EmergenceExplainer, crossing
 from protodiff.explain.shortcuts import ShortcutsExplainer, couplings, label_correlation
 from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
 from protodiff.model import ConditionedDiffusion
@@ -111,3 +113,23 @@ def test_a_classifier_for_other_attributes_is_one_line(setup):
     other = AttributeClassifier(["smiling", "blond"], 3, 16, ClassifierConfig(widths=(4,)))
     with pytest.raises(ProtodiffError, match=r"^the classifier judges \['smiling', 'blond'\], the data has .*protodiff classifier train\)$"):
         EffectsExplainer(EffectsExplainer.Config(sampler=DDIM_2)).explain(model, images, classifier=other, data=data)
+
+
+def test_crossing_is_the_first_timestep_at_half_the_final_value():
+    curves = torch.tensor([[0.0, 0.0, 0.0], [0.2, -0.1, 0.0], [0.6, -0.3, 0.0], [1.0, -0.4, 0.0]])
+    assert crossing([750, 500, 250, 0], curves) == [250, 250, None]
+
+
+def test_emergence_reads_every_sampler_step_and_ends_at_the_effect(setup, tmp_path):
+    model, data, classifier, images = setup
+    explanation = EmergenceExplainer(EmergenceExplainer.Config(sampler=ComponentSpec("sampler", "ddim", raw={"steps": 3}),
+                                                               reference=4)).explain(model, images, data=data, classifier=classifier)
+    explanation.save(tmp_path / "out")
+    meta = json.loads((tmp_path / "out" / "meta.json").read_text())
+    k = model.conditioner.dim
+    assert len(meta["timesteps"]) == 3 and list(meta["dimensions"]) == model.conditioner.names
+    assert explanation.tensors["attribute"].shape == (3, k, len(ATTRIBUTES)) and set(meta["attributes"]) == set(ATTRIBUTES)
+    sampler = model.sampler("ddim", steps=3)
+    matrix = effect_matrix(model, images, classifier, sampler=sampler, reference=encode_split(model, data, limit=4).vectors)
+    assert torch.allclose(explanation.tensors["attribute"][-1], matrix.effect, atol=1e-4)  # the last x0_hat is the image
+    assert all((tmp_path / "out" / f).read_bytes()[:4] == b"\x89PNG" for f in ("dimensions.png", "attributes.png"))

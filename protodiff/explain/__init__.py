@@ -4,4 +4,5 @@
 ``edit``        the ``edit`` and ``interpolate`` explainers (any conditioner with a vector)
 ``effects``     the dimension x attribute effect matrix (and the names it suggests)
 ``shortcuts``   dimensions that move two attributes, ranked, with the training labels' correlation
+``emergence``   when, during denoising, an enhanced dimension and the attribute it moves appear
 """
