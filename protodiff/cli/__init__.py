@@ -36,7 +36,7 @@ def main(debug: bool) -> None:
 
 
 def _register_commands() -> None:
-    from protodiff.cli import classifier, data, encode, explain, names, plugins, prior, sample, summary, train
+    from protodiff.cli import bench, classifier, data, encode, explain, names, plugins, prior, sample, summary, train
     from protodiff.cli.eval import eval_command
 
     main.add_command(plugins.plugins)
@@ -51,6 +51,7 @@ def _register_commands() -> None:
     main.add_command(summary.summary)
     main.add_command(explain.explain)
     main.add_command(classifier.classifier)
+    main.add_command(bench.bench)
 
 
 _register_commands()

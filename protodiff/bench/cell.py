@@ -1,0 +1,148 @@
+"""One cell: train (or resume, or reuse), evaluate through protodiff.evaluate, draw, explain.
+
+Everything a cell produces lives in ``OUT/cells/METHOD-DATASET/``: the run directory (``run/``),
+the figures, the explainers' outputs, and ``cell.json``, written last and atomically, whose
+presence means the cell is done (a rerun reuses it; an unfinished run resumes bit for bit).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from protodiff.bench.matrix import Cell
+from protodiff.bench.measure import peak_cuda_mib, peak_rss_mib, reset_peaks
+from protodiff.bench.preflight import explainer_names
+from protodiff.bench.spec import BenchSpec
+from protodiff.checkpoint import checkpoint_step, list_checkpoints, load_model
+from protodiff.config import ComponentSpec
+from protodiff.errors import ProtodiffError
+from protodiff.evaluation import evaluate
+from protodiff.experiment import ExperimentConfig
+from protodiff.figures import image_grid, save_image
+from protodiff.io import write_json
+from protodiff.training import LOG_FILE, Trainer
+
+RECORD = "cell.json"
+#: Called with (cell name, phase, step, total steps) as a cell progresses.
+Observer = Callable[[str, str, int, int], None]
+
+
+def cell_dir(out: Path, cell: Cell) -> Path:
+    return out / "cells" / cell.name
+
+
+def done(out: Path, cell: Cell) -> bool:
+    return (cell_dir(out, cell) / RECORD).is_file()
+
+
+class _ObservedTrainer(Trainer):
+    """The trainer, reporting each step to the display (the loop itself is untouched)."""
+
+    def __init__(self, *args: Any, observe: Callable[[int, int], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.observe = observe
+
+    def train_step(self, x0: torch.Tensor) -> dict[str, float]:
+        record = super().train_step(x0)
+        self.observe(self.step, self.total_steps)
+        return record
+
+
+def _images_per_second(run_dir: Path) -> float | None:
+    """Mean training throughput over the log's windows (the trainer measures each)."""
+    path = run_dir / LOG_FILE
+    if not path.is_file():
+        return None
+    rates = [r["images_per_sec"] for r in map(json.loads, path.read_text().splitlines()) if "images_per_sec" in r]
+    return sum(rates) / len(rates) if rates else None
+
+
+def train_cell(cell: Cell, experiment: ExperimentConfig, run_dir: Path, device: str, observe: Observer) -> tuple[Path, int]:
+    """Train to the end, resuming a run that has checkpoints; returns (checkpoint, steps trained now)."""
+    trainer = _ObservedTrainer(experiment, run_dir, device=device, resume=bool(list_checkpoints(run_dir)),
+                               progress=False, observe=lambda step, total: observe(cell.name, "train", step, total))
+    start = trainer.step
+    observe(cell.name, "train", start, trainer.total_steps)
+    return trainer.fit(), trainer.step - start
+
+
+def draw(model, experiment: ExperimentConfig, count: int, seed: int, directory: Path) -> dict[str, str]:
+    """Test images regenerated from their condition (two noises) and by inversion, and new samples
+    from the latent prior when the method has one; returns file names by figure."""
+    sampler = experiment.sample.sampler.build(schedule=model.schedule)
+    test = experiment.data.build().open("test")
+    real = torch.stack([test[i][0] for i in range(min(count, len(test)))])
+    columns = [("real", real)]
+    for k in range(2):
+        again = model.reconstruct(real, sampler=sampler, invert=False, generator=torch.Generator().manual_seed(seed + k))
+        columns.append((f"from condition, noise {k}", again.cpu()))
+    columns.append(("inverted", model.reconstruct(real, sampler=sampler, invert=True).cpu()))
+    files = {"reconstructions": "reconstructions.png"}
+    save_image(image_grid(columns, per_row=len(columns)), directory / files["reconstructions"])
+    if model.prior is not None:
+        samples = model.sample(2 * count, sampler=sampler, generator=torch.Generator().manual_seed(seed)).cpu()
+        files["samples"] = "samples.png"
+        save_image(image_grid([("", samples)], per_row=count), directory / files["samples"])
+    return files
+
+
+def explain(model, experiment: ExperimentConfig, spec: BenchSpec, seed: int, directory: Path) -> dict[str, Any]:
+    """Every chosen explainer on the first test images; one a method does not support is skipped
+    with its one-line reason (explainers refuse models they cannot explain with a ProtodiffError)."""
+    test = experiment.data.build().open("test")
+    batch = torch.stack([test[i][0] for i in range(min(spec.explain_images, len(test)))]).to(model.device)
+    outcome: dict[str, Any] = {}
+    for name, options in explainer_names(spec).items():
+        torch.manual_seed(seed)
+        started = time.perf_counter()
+        try:
+            explanation = ComponentSpec("explainer", name, raw=dict(options)).build().explain(model, batch)
+        except ProtodiffError as exc:
+            outcome[name] = {"skipped": str(exc)}
+            continue
+        path = explanation.save(directory / "explain" / name)
+        figures = sorted(p.name for p in path.glob("*.png"))
+        outcome[name] = {"dir": str(path.relative_to(directory)), "figures": figures, "meta": explanation.meta,
+                         "wall_s": round(time.perf_counter() - started, 2)}
+    return outcome
+
+
+def run_cell(cell: Cell, experiment: ExperimentConfig, spec: BenchSpec, out: Path, *, device: str, seed: int,
+             observe: Observer) -> dict[str, Any] | None:
+    """Train, evaluate, draw and explain one cell; returns its record (None on non-zero DDP ranks)."""
+    directory = cell_dir(out, cell)
+    run_dir = directory / "run"
+    reset_peaks()
+    started = time.perf_counter()
+    checkpoint, trained_now = train_cell(cell, experiment, run_dir, device, observe)
+    train_s = time.perf_counter() - started
+    if int(os.environ.get("RANK", "0")) != 0:
+        return None
+    observe(cell.name, "evaluate", 0, 0)
+    began = time.perf_counter()
+    results = evaluate(checkpoint, spec.metrics, seed=seed, options=spec.metric_options, device=device)
+    eval_s = time.perf_counter() - began
+    model, _ = load_model(checkpoint, device=results.device)
+    observe(cell.name, "draw", 0, 0)
+    figures = draw(model, experiment, spec.grid_images, seed, directory)
+    observe(cell.name, "explain", 0, 0)
+    explained = explain(model, experiment, spec, seed, directory)
+    record = {
+        "cell": cell.name, "method": cell.method, "dataset": cell.dataset, "preset": cell.preset,
+        "overrides": list(cell.overrides), "seed": seed, "checkpoint": str(Path(checkpoint).relative_to(directory)),
+        "steps": checkpoint_step(Path(checkpoint)), "trained_now": trained_now,
+        "train_s": round(train_s, 2), "eval_s": round(eval_s, 2), "wall_s": round(time.perf_counter() - started, 2),
+        "images_per_s": _images_per_second(run_dir), "peak_rss_mib": round(peak_rss_mib(), 1),
+        "peak_cuda_mib": peak_cuda_mib(), "device": results.device, "machine": platform.node(),
+        "results": results.results, "figures": figures, "explainers": explained,
+    }  # fmt: skip
+    write_json(directory / RECORD, record)
+    return record

@@ -1,0 +1,50 @@
+"""Per-attribute AUROC heat maps: which attributes each method's latent predicts, at a glance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from protodiff.io import atomic_path  # noqa: E402
+
+
+def attribute_aurocs(records: list[dict[str, Any]], label: str = "latent AUROC") -> tuple[list[str], list[str], np.ndarray]:
+    """(methods, attributes, matrix) of each attribute's mean AUROC over folds, for one dataset's cells."""
+    cells = [r for r in records if label in r["results"]]
+    attributes = list(dict.fromkeys(a for r in cells for a in r["results"][label].get("per_attribute", {})))
+    matrix = np.full((len(cells), len(attributes)), np.nan)
+    for i, r in enumerate(cells):
+        for j, name in enumerate(attributes):
+            entry = r["results"][label]["per_attribute"].get(name) or {}
+            if entry.get("mean") is not None:
+                matrix[i, j] = entry["mean"]
+    return [r["method"] for r in cells], attributes, matrix
+
+
+def plot_heatmap(records: list[dict[str, Any]], dataset: str, path: Path) -> Path | None:
+    """Methods x attributes, AUROC 0.5 (chance) to 1; None when no cell has per-attribute AUROCs."""
+    methods, attributes, matrix = attribute_aurocs([r for r in records if r["dataset"] == dataset])
+    if not attributes:
+        return None
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.45 * len(attributes) + 2), 0.5 * len(methods) + 1.6))
+    image = ax.imshow(matrix, vmin=0.5, vmax=1.0, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(attributes)), attributes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(methods)), methods)
+    for i in range(len(methods)):
+        for j in range(len(attributes)):
+            if not np.isnan(matrix[i, j]):
+                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if matrix[i, j] < 0.8 else "black")
+    ax.set_title(f"{dataset}: latent AUROC per attribute (mean over folds)", fontsize=9)
+    fig.colorbar(image, ax=ax, fraction=0.03)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,102 @@
+"""REPORT.md and a self-contained report.html (every image embedded as base64, opens from disk).
+
+Both are built from the gathered cell records only, so a report of merged shards is the report
+of the unsharded run.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from protodiff.bench import tables as tab
+from protodiff.bench.heatmap import plot_heatmap
+from protodiff.io import write_text
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}
+th{background:#f3f3f3}td:first-child{text-align:left}img{max-width:100%;image-rendering:pixelated}
+.cell{border-top:1px solid #ddd;margin-top:1.5em}.meta{font-size:12px;color:#555}pre{background:#f6f6f6;padding:.6em;overflow:auto}"""
+
+
+def _image_tag(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _figures(record: dict[str, Any]) -> list[tuple[str, Path]]:
+    """(caption, path) of a cell's grids and of each explainer's figures."""
+    directory = Path(record["dir"])
+    shown = [(name, directory / file) for name, file in record["figures"].items()]
+    for explainer, outcome in record["explainers"].items():
+        for figure in outcome.get("figures", []):
+            shown.append((f"{explainer}: {figure}", directory / outcome["dir"] / figure))
+    return [(caption, path) for caption, path in shown if path.is_file()]
+
+
+def _cell_facts(record: dict[str, Any]) -> str:
+    ips = f"{record['images_per_s']:.1f} img/s" if record.get("images_per_s") else "img/s –"
+    cuda = f", CUDA peak {record['peak_cuda_mib']:.0f} MiB" if record.get("peak_cuda_mib") else ""
+    return (f"{record['steps']} steps ({record['trained_now']} trained in this run), train {record['train_s']:.0f} s, "
+            f"eval {record['eval_s']:.0f} s, cell {record['wall_s']:.0f} s, {ips}, RSS peak {record['peak_rss_mib']:.0f} MiB{cuda}")
+
+
+def _skipped(record: dict[str, Any]) -> list[str]:
+    return [f"{name}: skipped ({o['skipped']})" for name, o in record["explainers"].items() if "skipped" in o]
+
+
+def _environment(run: dict[str, Any]) -> list[str]:
+    env = run["environment"]
+    return [f"command: `{run['command']}`", f"preset: {run['preset']}, seed {run['seed']}, shards merged: {run['shards']}",
+            "versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
+            f"machine: {env['machine']}"]
+
+
+def write_report(directory: Path, run: dict[str, Any], records: list[dict[str, Any]]) -> tuple[Path, Path]:
+    """Write REPORT.md (figures beside it in figures/) and report.html into ``directory``."""
+    source, _ = tab.published()
+    figures_dir = directory / "figures"
+    heatmaps = {}
+    for dataset in dict.fromkeys(r["dataset"] for r in records):
+        path = plot_heatmap(records, dataset, figures_dir / f"auroc-{dataset}.png")
+        if path is not None:
+            heatmaps[dataset] = path
+    missing = [name for name in run["matrix"] if name not in {r["cell"] for r in records}]
+    md = [f"# protodiff bench: {run['preset']}", "", *(f"- {line}" for line in _environment(run)), ""]
+    body = [f"<h1>protodiff bench: {escape(run['preset'])}</h1>", "<ul class=meta>",
+            *(f"<li>{escape(line)}</li>" for line in _environment(run)), "</ul>"]
+    if run.get("notes"):
+        md += [run["notes"].strip(), ""]
+        body.append(f"<p class=meta>{escape(run['notes'].strip())}</p>")
+    if missing:
+        md += [f"**Cells not run yet:** {', '.join(missing)}", ""]
+        body.append(f"<p><b>Cells not run yet:</b> {escape(', '.join(missing))}</p>")
+    md += [f"Published numbers: {source}; ours are mean ± std over folds.", ""]
+    body.append(f"<p class=meta>Published numbers: {escape(source)}; ours are mean ± std over folds.</p>")
+    for table in tab.tables(records):
+        md += [f"## {table.dataset}", "", tab.markdown(table), ""]
+        body += [f"<h2>{escape(table.dataset)}</h2>", tab.html(table)]
+        if table.dataset in heatmaps:
+            rel = heatmaps[table.dataset].relative_to(directory)
+            md += [f"![latent AUROC per attribute]({rel})", ""]
+            body.append(_image_tag(heatmaps[table.dataset], "latent AUROC per attribute"))
+    md += ["## Cells", ""]
+    body.append("<h2>Cells</h2>")
+    for record in records:
+        md += [f"### {record['cell']}", "", _cell_facts(record), ""]
+        body += [f"<div class=cell><h3>{escape(record['cell'])}</h3><p class=meta>{escape(_cell_facts(record))}</p>"]
+        for line in _skipped(record):
+            md.append(f"- {line}")
+            body.append(f"<p class=meta>{escape(line)}</p>")
+        for caption, path in _figures(record):
+            md += ["", f"{caption}:", "", f"![{caption}]({os.path.relpath(path, directory)})"]
+            body += [f"<h4>{escape(caption)}</h4>", _image_tag(path, caption)]
+        md.append("")
+        body.append("</div>")
+    md_path = write_text(directory / "REPORT.md", "\n".join(md) + "\n")
+    html = f"<!doctype html><html><head><meta charset=utf-8><title>protodiff bench {escape(run['preset'])}</title>" \
+           f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>"
+    return md_path, write_text(directory / "report.html", html)

@@ -1,0 +1,51 @@
+"""Run a bench (or one shard of it) into an output directory, then write its results and report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from protodiff.bench.cell import RECORD, cell_dir, run_cell
+from protodiff.bench.display import BenchDisplay
+from protodiff.bench.environment import environment
+from protodiff.bench.matrix import Cell, shard
+from protodiff.bench.preflight import preflight
+from protodiff.bench.report import write_report
+from protodiff.bench.results import RUN, gather, write_results
+from protodiff.bench.spec import BenchSpec
+from protodiff.errors import ProtodiffError
+from protodiff.io import write_json
+
+
+def run_bench(name: str, spec: BenchSpec, cells: list[Cell], out: Path, *, seed: int, device: str,
+              data_root: str | None, shard_of: tuple[int, int] = (0, 1), command: str = "") -> tuple[Path, Path]:
+    """Preflight every cell of the matrix, run this shard's cells (reusing finished ones), report."""
+    experiments = preflight(spec, cells, seed, data_root)  # the whole matrix: every shard fails alike, early
+    mine = shard(cells, *shard_of)
+    run: dict[str, Any] = {
+        "preset": name, "seed": seed, "matrix": [c.name for c in cells], "shard": list(shard_of),
+        "command": command, "notes": spec.notes, "environment": environment(),
+    }  # fmt: skip
+    existing = out / RUN
+    if existing.is_file() and json.loads(existing.read_text())["matrix"] != run["matrix"]:
+        raise ProtodiffError(f"{out} holds a different bench; choose another --out")
+    write_json(existing, run)
+    with BenchDisplay([c.name for c in mine]) as display:
+        for cell in mine:
+            record_path = cell_dir(out, cell) / RECORD
+            if record_path.is_file():
+                display.finished(json.loads(record_path.read_text()), reused=True)
+                continue
+            record = run_cell(cell, experiments[cell.name], spec, out, device=device, seed=seed, observe=display.observe)
+            if record is not None:
+                display.finished(record)
+    return report(out, [out])
+
+
+def report(out: Path, sources: list[Path]) -> tuple[Path, Path]:
+    """results.json, results.csv, REPORT.md and report.html in ``out`` from the cells in ``sources``."""
+    run, records = gather(sources)
+    out.mkdir(parents=True, exist_ok=True)
+    write_results(out, run, records)
+    return write_report(out, run, records)

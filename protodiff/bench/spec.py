@@ -1,0 +1,58 @@
+"""Bench presets: which datasets, methods, budgets, metrics and explainers a bench runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from protodiff.config import parse, read_yaml
+from protodiff.errors import ConfigError
+
+PRESETS = Path(__file__).parent / "presets"
+#: ``methods: all`` means every registered conditioner with a ``METHOD-DATASET`` preset.
+ALL = "all"
+
+
+@dataclass
+class BenchSpec:
+    """One bench: the matrix and what is measured in every cell."""
+
+    #: Dataset names; a cell exists for each method with a registered ``METHOD-DATASET`` preset.
+    datasets: list[str] = field(default_factory=lambda: ["shapes"])
+    #: Conditioner names, or ``[all]``.
+    methods: list[str] = field(default_factory=lambda: [ALL])
+    #: ``key=value`` overrides applied to every cell's experiment (e.g. a smaller step budget).
+    set: list[str] = field(default_factory=list)
+    #: Per-method overrides, applied after ``set``.
+    method_set: dict[str, list[str]] = field(default_factory=dict)
+    #: Metrics computed through protodiff.evaluate, and their options by key path.
+    metrics: list[str] = field(default_factory=lambda: ["tad", "attributes-captured", "latent-auroc"])
+    metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Explainer name -> its options; ``all: {}`` runs every registered explainer with its defaults.
+    explainers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Real test images per explainer, per reconstruction grid, and new samples per grid.
+    explain_images: int = 4
+    grid_images: int = 8
+    #: Whether the cells need ``--data-root`` (the datasets are not bundled).
+    needs_data_root: bool = False
+    #: Why the budgets are what they are (measured), shown in the report.
+    notes: str = ""
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS.glob("*.yaml"))
+
+
+def load_bench(name_or_path: str | Path) -> tuple[str, BenchSpec]:
+    """A bench preset by name, or a YAML path; returns (name, spec)."""
+    path = Path(name_or_path)
+    if not (path.suffix in (".yaml", ".yml") or path.exists()):
+        path = PRESETS / f"{name_or_path}.yaml"
+        if not path.is_file():
+            import difflib
+
+            close = difflib.get_close_matches(str(name_or_path), preset_names(), n=2)
+            hint = f"did you mean {' or '.join(close)}?" if close else f"choose one of {', '.join(preset_names())}"
+            raise ConfigError(f"{name_or_path}: no such bench preset or YAML file; {hint}")
+    return path.stem, parse(BenchSpec, read_yaml(path), source=str(path))

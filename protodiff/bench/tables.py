@@ -1,0 +1,66 @@
+"""Table-1/2-style tables: per dataset, one row per method, each metric as mean ± std over folds
+with the published number beside it where the paper has one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from protodiff.bench.results import scalar
+from protodiff.config import read_yaml
+
+PUBLISHED = Path(__file__).parent / "published.yaml"
+
+
+def published() -> tuple[str, dict[str, Any]]:
+    """(source, dataset -> method -> metric label -> number) of the bundled published numbers."""
+    data = read_yaml(PUBLISHED)
+    return data["source"], data["numbers"]
+
+
+@dataclass
+class Table:
+    dataset: str
+    header: list[str]
+    rows: list[list[str]]
+
+
+def _format(value: float | None, std: float | None) -> str:
+    if value is None:
+        return "–"
+    text = f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
+    return text + (f" ± {std:.3f}" if std else "")
+
+
+def tables(records: list[dict[str, Any]]) -> list[Table]:
+    """One table per dataset, columns in the order the metrics were computed."""
+    _, numbers = published()
+    out = []
+    for dataset in dict.fromkeys(r["dataset"] for r in records):
+        cells = [r for r in records if r["dataset"] == dataset]
+        labels = list(dict.fromkeys(label for r in cells for label in r["results"]))
+        paper = numbers.get(dataset, {})
+        shown = [label for label in labels if any(label in paper.get(r["method"], {}) for r in cells)]
+        header = ["method", "steps", *labels, *(f"{label} (published)" for label in shown)]
+        rows = []
+        for r in cells:
+            ours = [_format(*scalar(r["results"][label])) if label in r["results"] else "–" for label in labels]
+            theirs = [str(paper.get(r["method"], {}).get(label, "–")) for label in shown]
+            rows.append([r["method"], str(r["steps"]), *ours, *theirs])
+        out.append(Table(dataset, header, rows))
+    return out
+
+
+def markdown(table: Table) -> str:
+    lines = ["| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
+    lines += ["| " + " | ".join(row) + " |" for row in table.rows]
+    return "\n".join(lines)
+
+
+def html(table: Table) -> str:
+    from html import escape
+
+    head = "".join(f"<th>{escape(h)}</th>" for h in table.header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in table.rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

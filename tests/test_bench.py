@@ -1,0 +1,113 @@
+"""``protodiff bench``: the matrix comes from the registries, preflight fails in seconds with one
+line, cells are reused, shards merge into the unsharded report, and the report is self-contained."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from protodiff.bench.matrix import build_matrix, shard
+from protodiff.bench.spec import BenchSpec, load_bench
+from protodiff.cli import main
+from protodiff.contracts.explainer import Explainer, Explanation
+from protodiff.experiment import load_experiment
+from protodiff.plugins import registries
+from protodiff.registry import registering_as
+
+TINY = ["data.image_size=16", "data.num_train=48", "data.num_test=16", "model.denoiser.base_channels=16",
+        "model.denoiser.channel_mult=[1,2]", "train.steps=4", "train.batch_size=8", "train.warmup_steps=0",
+        "train.log_every=2", "train.checkpoint_every=2", "sample.sampler.steps=2", "sample.num_images=4"]  # fmt: skip
+
+
+class Brightness(Explainer):
+    """Mean brightness of each image (a throw-away explainer)."""
+
+    def explain(self, model, batch):
+        return Explanation("brightness", {"mean": batch.mean(dim=(1, 2, 3))}, {"count": len(batch)})
+
+
+@pytest.fixture
+def plugin(toy_conditioner, tmp_path):
+    """A throw-away plugin: the toy conditioner with a shapes preset, and an explainer."""
+    raw = yaml.safe_load(Path(load_experiment.__globals__["resolve_config_path"]("ddpm-shapes")).read_text())
+    raw["model"]["conditioner"] = {"name": "channel-means"}
+    preset = tmp_path / "channel-means-shapes.yaml"
+    preset.write_text(yaml.safe_dump(raw))
+    with registering_as("tests-bench"):
+        registries().preset.add("channel-means-shapes", preset)
+        registries().explainer.add("brightness-bench", Brightness)
+    yield
+    registries().remove_plugin("tests-bench")
+
+
+def invoke(*args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def tiny_bench(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({
+        "datasets": ["shapes"], "methods": ["channel-means", "patronus"], "set": TINY,
+        "metrics": ["tad", "latent-auroc", "dimension-auroc"], "metric_options": {"tad": {"num_latents": 40}, "latent-auroc": {"num_latents": 40}, "dimension-auroc": {"num_latents": 40}},
+        "explainers": {"brightness-bench": {}, "df-cam": {}}, "explain_images": 2, "grid_images": 2,
+    }))  # fmt: skip
+    return path
+
+
+def test_a_plugins_method_joins_the_matrix_with_no_change(plugin):
+    cells = build_matrix(BenchSpec(datasets=["shapes"], methods=["all"]))
+    assert {"channel-means-shapes", "patronus-shapes", "diffae-shapes", "infodiff-shapes"} <= {c.preset for c in cells}
+    assert sorted(shard(cells, 0, 2) + shard(cells, 1, 2), key=cells.index) == cells
+
+
+def test_published_presets_resolve_for_the_paper_bench():
+    _, spec = load_bench("paper")
+    cells = build_matrix(spec)
+    assert {c.dataset for c in cells} == {"celeba", "ffhq", "cifar10", "fmnist", "chexpert"}
+    for cell in cells:
+        load_experiment(cell.preset, [*cell.overrides, "data.root=/nowhere"])
+
+
+def test_typos_and_a_missing_data_root_fail_in_one_line(tmp_path):
+    out = invoke("bench", "--datasets", "shapse", "--out", str(tmp_path / "a"), code=2)
+    assert out.count("\n") == 1 and "did you mean shapes" in out
+    assert "did you mean quick" in invoke("bench", "--preset", "quik", code=2)
+    out = invoke("bench", "--preset", "paper", "--out", str(tmp_path / "b"), code=2)
+    assert out.count("\n") == 1 and "--data-root" in out
+    out = invoke("bench", "--preset", "paper", "--data-root", str(tmp_path / "none"), "--out", str(tmp_path / "c"), code=2)
+    assert out.count("\n") == 1 and "celeba" in out
+    assert not (tmp_path / "c" / "cells").exists()  # nothing trained
+
+
+def _numbers(directory: Path) -> list[dict]:
+    return json.loads((directory / "results.json").read_text())["rows"]
+
+
+def test_shards_merge_into_the_unsharded_report_and_cells_are_reused(plugin, tmp_path):
+    bench = str(tiny_bench(tmp_path))
+    invoke("bench", "--preset", bench, "--out", str(tmp_path / "all"), "--seed", "1")
+    for i in range(2):
+        invoke("bench", "--preset", bench, "--out", str(tmp_path / f"s{i}"), "--shard", f"{i}/2", "--seed", "1")
+    invoke("bench", "report", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "merged"))
+    whole = _numbers(tmp_path / "all")
+    assert {r["metric"] for r in whole} == {"tad", "latent-auroc", "dimension-auroc"} and len(whole) == 6
+    assert _numbers(tmp_path / "merged") == whole
+    assert (tmp_path / "merged" / "results.csv").read_text().count("\n") == 7
+
+    record = json.loads((tmp_path / "all" / "cells" / "patronus-shapes" / "cell.json").read_text())
+    assert record["explainers"]["brightness-bench"]["meta"] == {"count": 2}
+    assert "skipped" in record["explainers"]["df-cam"] or record["explainers"]["df-cam"]["figures"]
+    invoke("bench", "--preset", bench, "--out", str(tmp_path / "all"), "--seed", "1")
+    assert json.loads((tmp_path / "all" / "cells" / "patronus-shapes" / "cell.json").read_text()) == record
+
+    html = (tmp_path / "merged" / "report.html").read_text()
+    sources = re.findall(r'src="([^"]*)"', html)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "latent AUROC" in html and "channel-means" in (tmp_path / "merged" / "REPORT.md").read_text()
