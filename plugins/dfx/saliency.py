@@ -244,6 +244,6 @@ def along_trajectory(tool: DFRise | DFCam, model: ConditionedDiffusion, *, x_T: 
 
     model.sample(condition=condition, x_T=x_T, sampler=sampler, callback=keep)
     timesteps = [kept[i][0] for i in chosen]
-    x_t = torch.stack([kept[i][1] for i in chosen]).clone()
+    x_t = torch.stack([kept[i][1] for i in chosen])  # stacked outside inference mode: ordinary tensors
     maps = torch.stack([tool.attribute(x, t=t, condition=condition) for t, x in zip(timesteps, x_t)])
-    return TrajectoryExplanation(timesteps, x_t, torch.stack([kept[i][2] for i in chosen]).clone(), maps)
+    return TrajectoryExplanation(timesteps, x_t, torch.stack([kept[i][2] for i in chosen]), maps)
