@@ -31,6 +31,13 @@ class Brightness(Explainer):
         return Explanation("brightness", {"mean": batch.mean(dim=(1, 2, 3))}, {"count": len(batch)})
 
 
+class JudgedAttributes(Explainer):
+    """The attributes of the classifier it is handed (a throw-away explainer that requires one)."""
+
+    def explain(self, model, batch, *, classifier):
+        return Explanation("judged", {}, {"attributes": list(classifier.attribute_names)})
+
+
 @pytest.fixture
 def plugin(toy_conditioner, tmp_path):
     """A throw-away plugin: the toy conditioner with a shapes preset, and an explainer."""
@@ -41,6 +48,7 @@ def plugin(toy_conditioner, tmp_path):
     with registering_as("tests-bench"):
         registries().preset.add("channel-means-shapes", preset)
         registries().explainer.add("brightness-bench", Brightness)
+        registries().explainer.add("judged-bench", JudgedAttributes)
     yield
     registries().remove_plugin("tests-bench")
 
@@ -56,7 +64,7 @@ def tiny_bench(tmp_path: Path) -> Path:
     path.write_text(yaml.safe_dump({
         "datasets": ["shapes"], "methods": ["channel-means", "patronus"], "set": TINY,
         "metrics": ["tad", "latent-auroc", "dimension-auroc"], "metric_options": {"tad": {"num_latents": 40}, "latent-auroc": {"num_latents": 40}, "dimension-auroc": {"num_latents": 40}},
-        "explainers": {"brightness-bench": {}, "df-cam": {}}, "explain_images": 2, "grid_images": 2,
+        "explainers": {"brightness-bench": {}, "judged-bench": {}, "df-cam": {}}, "judge": {"steps": 2, "batch_size": 8}, "explain_images": 2, "grid_images": 2,
     }))  # fmt: skip
     return path
 
@@ -103,6 +111,9 @@ def test_shards_merge_into_the_unsharded_report_and_cells_are_reused(plugin, tmp
 
     record = json.loads((tmp_path / "all" / "cells" / "patronus-shapes" / "cell.json").read_text())
     assert record["explainers"]["brightness-bench"]["meta"] == {"count": 2}
+    # one judge per dataset, trained on the train split and handed to every explainer that asks
+    assert record["judge"]["split"] == "train" and record["judge"]["steps"] == 2
+    assert record["explainers"]["judged-bench"]["meta"]["attributes"] == list(record["judge"]["test_accuracy"])
     assert "skipped" in record["explainers"]["df-cam"] or record["explainers"]["df-cam"]["figures"]
     invoke("bench", "--preset", bench, "--out", str(tmp_path / "all"), "--seed", "1")
     assert json.loads((tmp_path / "all" / "cells" / "patronus-shapes" / "cell.json").read_text()) == record

@@ -20,11 +20,13 @@ import torch
 from protodiff.bench.matrix import Cell
 from protodiff.bench.measure import peak_cuda_mib, peak_rss_mib, reset_peaks
 from protodiff.bench.preflight import explainer_names
+from protodiff.bench.judge import train_judge
 from protodiff.bench.spec import BenchSpec
 from protodiff.checkpoint import checkpoint_step, list_checkpoints, load_model
 from protodiff.config import ComponentSpec
 from protodiff.errors import ProtodiffError
 from protodiff.evaluation import evaluate
+from protodiff.explain.inputs import explainer_inputs, load_classifier
 from protodiff.experiment import ExperimentConfig
 from protodiff.figures import image_grid, save_image
 from protodiff.io import write_json
@@ -94,17 +96,25 @@ def draw(model, experiment: ExperimentConfig, count: int, seed: int, directory: 
     return files
 
 
-def explain(model, experiment: ExperimentConfig, spec: BenchSpec, seed: int, directory: Path) -> dict[str, Any]:
-    """Every chosen explainer on the first test images; one a method does not support is skipped
-    with its one-line reason (explainers refuse models they cannot explain with a ProtodiffError)."""
-    test = experiment.data.build().open("test")
+def explain(model, experiment: ExperimentConfig, spec: BenchSpec, seed: int, directory: Path, judge: Path,
+            observe: Callable[[str], None]) -> dict[str, Any]:
+    """Every chosen explainer on the first test images, given the inputs it declares as
+    ``protodiff explain`` gives them (the judge as its classifier); one a method does not support
+    is skipped with its one-line reason (explainers refuse models they cannot explain with a
+    ProtodiffError)."""
+    source = experiment.data.build()
+    test = source.open("test")
     batch = torch.stack([test[i][0] for i in range(min(spec.explain_images, len(test)))]).to(model.device)
+    classifier = load_classifier(judge, test, model.device)
     outcome: dict[str, Any] = {}
     for name, options in explainer_names(spec).items():
+        observe(name)
         torch.manual_seed(seed)
         started = time.perf_counter()
+        explainer = ComponentSpec("explainer", name, raw=dict(options)).build()
+        given = explainer_inputs(explainer.inputs(), source, test, "test", seed=seed, classifier=classifier)
         try:
-            explanation = ComponentSpec("explainer", name, raw=dict(options)).build().explain(model, batch)
+            explanation = explainer.explain(model, batch, **given)
         except ProtodiffError as exc:
             outcome[name] = {"skipped": str(exc)}
             continue
@@ -113,6 +123,20 @@ def explain(model, experiment: ExperimentConfig, spec: BenchSpec, seed: int, dir
         outcome[name] = {"dir": str(path.relative_to(directory)), "figures": figures, "meta": explanation.meta,
                          "wall_s": round(time.perf_counter() - started, 2)}
     return outcome
+
+
+def judged(options: dict[str, dict[str, Any]], metrics: list[str], judge: Path) -> dict[str, dict[str, Any]]:
+    """The metrics' options, with the bench's judge as the classifier of every metric that takes
+    one and was not given its own."""
+    from protodiff.plugins import registries
+
+    out = {name: dict(values) for name, values in options.items()}
+    for name in metrics:
+        config = getattr(registries().metric.get(name), "Config", None)
+        fields = getattr(config, "__dataclass_fields__", {})
+        if "classifier" in fields and "classifier" not in out.get(name, {}):
+            out.setdefault(name, {})["classifier"] = str(judge)
+    return out
 
 
 def run_cell(cell: Cell, experiment: ExperimentConfig, spec: BenchSpec, out: Path, *, device: str, seed: int,
@@ -126,15 +150,18 @@ def run_cell(cell: Cell, experiment: ExperimentConfig, spec: BenchSpec, out: Pat
     train_s = time.perf_counter() - started
     if int(os.environ.get("RANK", "0")) != 0:
         return None
+    observe(cell.name, "judge", 0, 0)
+    judge, judge_record = train_judge(out, cell.dataset, experiment, spec.judge, spec.judge_split, seed, device)
     observe(cell.name, "evaluate", 0, 0)
     began = time.perf_counter()
-    results = evaluate(checkpoint, spec.metrics, seed=seed, options=spec.metric_options, device=device)
+    results = evaluate(checkpoint, spec.metrics, seed=seed, options=judged(spec.metric_options, spec.metrics, judge),
+                       device=device)
     eval_s = time.perf_counter() - began
     model, _ = load_model(checkpoint, device=results.device)
     observe(cell.name, "draw", 0, 0)
     figures = draw(model, experiment, spec.grid_images, seed, directory)
-    observe(cell.name, "explain", 0, 0)
-    explained = explain(model, experiment, spec, seed, directory)
+    explained = explain(model, experiment, spec, seed, directory, judge,
+                        observe=lambda name: observe(cell.name, f"explain {name}", 0, 0))
     record = {
         "cell": cell.name, "method": cell.method, "dataset": cell.dataset, "preset": cell.preset,
         "overrides": list(cell.overrides), "seed": seed, "checkpoint": str(Path(checkpoint).relative_to(directory)),
@@ -142,6 +169,7 @@ def run_cell(cell: Cell, experiment: ExperimentConfig, spec: BenchSpec, out: Pat
         "train_s": round(train_s, 2), "eval_s": round(eval_s, 2), "wall_s": round(time.perf_counter() - started, 2),
         "images_per_s": _images_per_second(run_dir), "peak_rss_mib": round(peak_rss_mib(), 1),
         "peak_cuda_mib": peak_cuda_mib(), "device": results.device, "machine": platform.node(),
+        "judge": {"dir": os.path.relpath(judge, directory), **judge_record},
         "results": results.results, "figures": figures, "explainers": explained,
     }  # fmt: skip
     write_json(directory / RECORD, record)

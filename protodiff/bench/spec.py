@@ -31,6 +31,10 @@ class BenchSpec:
     metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Explainer name -> its options; ``all: {}`` runs every registered explainer with its defaults.
     explainers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The per-dataset attribute classifier (its ClassifierConfig options) that judges
+    #: regenerations and edits for every method alike, and the split it is trained on.
+    judge: dict[str, Any] = field(default_factory=dict)
+    judge_split: str = "train"
     #: Real test images per explainer, per reconstruction grid, and new samples per grid.
     explain_images: int = 4
     grid_images: int = 8

@@ -56,6 +56,7 @@ def _command(name: str, cls: type) -> click.Command:
 
         from protodiff.checkpoint import load_model
         from protodiff.config import ComponentSpec, apply_overrides
+        from protodiff.explain.inputs import explainer_inputs, load_classifier
         from protodiff.training import resolve_device
 
         raw = apply_overrides({}, list(overrides))
@@ -67,16 +68,14 @@ def _command(name: str, cls: type) -> click.Command:
         model.eval()
         seed = 0 if seed is None else seed
         torch.manual_seed(seed)
-        data = config.data.build().open(split)
+        source = config.data.build()
+        data = source.open(split)
         batch = torch.stack([data[i][0] for i in range(min(count, len(data)))]).to(model.device)
-        given = {"data": data, "generator": torch.Generator().manual_seed(seed)}
-        if "train" in inputs:
-            given["train"] = data if split == "train" else config.data.build().open("train")
-        if classifier is not None:
-            given["classifier"] = _classifier(classifier, data, model.device)
+        judge = load_classifier(classifier, data, model.device) if classifier is not None else None
+        given = explainer_inputs(inputs, source, data, split, seed=seed, classifier=judge)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            explanation = explainer.explain(model, batch, **{key: given.get(key) for key in inputs})
+            explanation = explainer.explain(model, batch, **given)
         for warning in caught:
             click.echo(f"protodiff: warning: {warning.message}", err=True)
         path = explanation.save(out or f"explain-{name}")
@@ -98,18 +97,6 @@ def _command(name: str, cls: type) -> click.Command:
     for decorate in (seed_option, device_option, set_option):
         command = decorate(command)
     return command
-
-
-def _classifier(directory: str, data, device):
-    from protodiff.metrics.attribute_classifier import AttributeClassifier
-
-    classifier = AttributeClassifier.load(directory, device=device)
-    if list(classifier.attribute_names) != list(data.attribute_names):
-        raise ProtodiffError(
-            f"{directory}: the classifier judges {classifier.attribute_names}, the data has {list(data.attribute_names)}; "
-            "train one on this dataset (protodiff classifier train)"
-        )
-    return classifier
 
 
 @click.group(cls=_Explainers)
