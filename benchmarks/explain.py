@@ -5,9 +5,10 @@ this process through the CLI exactly as a user types it (the reference's warm-up
 and timed end to end (loading the checkpoint, the data, the explainer, writing its output). The
 reference, timed in the same run, is the work every generating explainer cannot avoid: inverting
 ``--n`` real images and regenerating them once with the same sampler (``model.reconstruct``), so a
-ratio of 2 means "as much as two round trips". Add a row to time a new explainer.
+ratio of 2 means "as much as two round trips". Add a row to time a new explainer. The rows in
+:data:`JUDGED` need an attribute classifier (``--classifier DIR``); without one they are skipped.
 
-    python benchmarks/explain.py runs/ps --n 4 --steps 20
+    python benchmarks/explain.py runs/ps --n 4 --steps 20 [--classifier DIR]
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ COMMANDS: dict[str, list[str]] = {
     "prototypes (4 prototypes)": ["prototypes", "--prototypes", "0", "--prototypes", "1", "--prototypes", "2",
                                   "--prototypes", "3", "--set", "reference=256"],
 }
+#: Rows that judge attributes: run only with ``--classifier`` (passed on to them).
+JUDGED: dict[str, list[str]] = {
+    "effects": ["effects", "--set", "reference=256"],
+    "shortcuts": ["shortcuts", "--set", "reference=256"],
+    "emergence": ["emergence", "--set", "reference=256"],
+    "emergence + partial (5 starts)": ["emergence", "--set", "reference=256", "--set", "partial_starts=5"],
+}
 
 
 def run_command(run: str, arguments: list[str], common: list[str], out: Path) -> float:
@@ -48,6 +56,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=4, help="images per command")
     parser.add_argument("--steps", type=int, default=20, help="sampler steps (inversion and generation)")
     parser.add_argument("--only", action="append", help="time only the rows whose name starts with this")
+    parser.add_argument("--classifier", help="an attribute classifier for the rows that judge attributes")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -61,7 +70,9 @@ def main() -> None:
     reference = time.perf_counter() - start
 
     common = ["--n", str(args.n), "--seed", "0", "--device", "cpu", "--set", f"sampler.steps={args.steps}"]
-    rows = {name: arguments for name, arguments in COMMANDS.items() if not args.only or name.startswith(tuple(args.only))}
+    judged = {name: [*arguments, "--classifier", args.classifier] for name, arguments in JUDGED.items()} if args.classifier else {}
+    rows = {name: arguments for name, arguments in {**COMMANDS, **judged}.items()
+            if not args.only or name.startswith(tuple(args.only))}
     print(f"run {args.run}, {args.n} images, DDIM {args.steps} steps, 1 thread")
     print(f"reference: invert + regenerate {args.n} images (model.reconstruct): {reference:.2f} s\n")
     print(f"| command | wall s | x reference |\n|---|---|---|")
