@@ -46,6 +46,9 @@ def test_masks_are_smooth_bernoulli_grids_and_seeded():
     assert ((masks > 0.01) & (masks < 0.99)).any()  # upsampled bilinearly, not hard-edged
     again = rise_masks(200, 16, 16, cell=4, probability=0.5, generator=torch.Generator().manual_seed(0))
     assert torch.equal(masks, again)
+    generator = torch.Generator().manual_seed(0)  # drawn in one call or in many: the same masks
+    chunks = [rise_masks(n, 16, 16, cell=4, probability=0.5, generator=generator) for n in (7, 64, 129)]
+    assert torch.equal(masks, torch.cat(chunks))
 
 
 def test_df_rise_concentrates_where_the_denoiser_looks_whatever_the_batch():
@@ -62,6 +65,26 @@ def test_df_rise_concentrates_where_the_denoiser_looks_whatever_the_batch():
     assert inside - outside.mean() > 5 * outside.std()
     smaller_batches = DFRise(model, num_masks=400, cell=4, batch_size=7).attribute(x_t, t=500)
     assert torch.allclose(saliency, smaller_batches, atol=1e-5)  # the same masks, drawn per batch
+
+
+def test_df_rise_baselines_take_out_what_they_say():
+    model = plain_ddpm()
+    region = torch.zeros(1, 1, 16, 16)
+    region[..., 2:8, 9:15] = 1.0
+    model.denoiser = LooksAtRegion(region)
+    x_t = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    maps = {b: DFRise(model, num_masks=300, batch_size=64, baseline=b).attribute(x_t, t=500)
+            for b in ("published", "mean", "coverage")}
+    # The published map less the masks' chance coverage times the mean score is the "mean" map:
+    # both keep the mean score, and they differ by one pattern on both images (times each one's mean score).
+    difference = (maps["published"] - maps["mean"]).flatten(1)
+    assert torch.nn.functional.cosine_similarity(difference[0], difference[1], dim=0) > 0.999
+    assert torch.allclose(maps["published"].mean(), maps["mean"].mean(), atol=0.02)
+    for b in ("mean", "coverage"):  # either way the square stands out of a flat rest
+        outside = maps[b][:, 10:, :6]
+        assert maps[b][:, 2:8, 9:15].mean() - outside.mean() > 5 * outside.std()
+    with pytest.raises(ProtodiffError, match="baseline"):
+        DFRise(model, baseline="none")
 
 
 def test_df_rise_runs_on_a_real_unet_and_follows_its_seed():

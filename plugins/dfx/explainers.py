@@ -74,15 +74,17 @@ class DFRiseExplainer(Explainer):
         cell: int = 4
         batch_size: int = 50
         seed: int = 0
+        #: What is taken out of the scores: mean (default), coverage, or published (DFRise's baseline).
+        baseline: str = "mean"
         #: Also explain one sampling walk (the run's sampler) at this many of its steps (0: off).
         trajectory: int = 0
 
     def explain(self, model: ConditionedDiffusion, batch: Tensor) -> Explanation:
         c = self.config
         rise = DFRise(model, num_masks=c.num_masks, probability=c.probability, cell=c.cell, batch_size=c.batch_size,
-                      seed=c.seed)
+                      seed=c.seed, baseline=c.baseline)
         return _explanation("df-rise", rise, model, batch, c.t, c.seed, c.trajectory,
-                            {"t": c.t, "num_masks": c.num_masks, "seed": c.seed})
+                            {"t": c.t, "num_masks": c.num_masks, "seed": c.seed, "baseline": c.baseline})
 
 
 class DFCamExplainer(Explainer):

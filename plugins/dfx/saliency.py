@@ -52,15 +52,17 @@ def rise_masks(n: int, height: int, width: int, *, cell: int, probability: float
                device: torch.device | str = "cpu") -> Tensor:
     """RISE's masks (Petsiuk et al. 2018): a coarse Bernoulli(``probability``) grid of ``cell``-pixel
     cells, upsampled bilinearly and shifted by a random offset below one cell, so that mask edges
-    fall anywhere: (n, 1, height, width) in [0, 1]."""
-    rows, cols = math.ceil(height / cell), math.ceil(width / cell)
-    grids, shifts = [], []
-    for _ in range(n):  # mask by mask, so the masks do not depend on how they are batched
-        grids.append(torch.rand(1, rows + 1, cols + 1, generator=generator) < probability)
-        shifts.append(torch.randint(0, cell, (2,), generator=generator).tolist())
-    smooth = F.interpolate(torch.stack(grids).float(), size=((rows + 1) * cell, (cols + 1) * cell), mode="bilinear",
-                           align_corners=False)
-    return torch.stack([smooth[i, :, dy : dy + height, dx : dx + width] for i, (dy, dx) in enumerate(shifts)]).to(device)
+    fall anywhere: (n, 1, height, width) in [0, 1]. One uniform draw per call, a row per mask (its
+    grid, then its two offsets): the CPU generator's stream is sequential, so mask i is the same
+    whether it is drawn in one call of n or in many smaller ones."""
+    rows, cols = math.ceil(height / cell) + 1, math.ceil(width / cell) + 1
+    uniform = torch.rand(n, rows * cols + 2, generator=generator)
+    grids = (uniform[:, : rows * cols] < probability).float().view(n, 1, rows, cols)
+    dy, dx = (uniform[:, rows * cols :] * cell).long().clamp_max(cell - 1).unbind(1)
+    smooth = F.interpolate(grids, size=(rows * cell, cols * cell), mode="bilinear", align_corners=False)
+    ys = (dy[:, None] + torch.arange(height))[:, :, None]  # (n, H, 1): each mask's own crop
+    xs = (dx[:, None] + torch.arange(width))[:, None, :]  # (n, 1, W)
+    return smooth[torch.arange(n)[:, None, None], 0, ys, xs][:, None].to(device)
 
 
 def _timesteps(t: int, batch: int, device: torch.device) -> Tensor:
@@ -74,21 +76,46 @@ def _repeat(condition: Condition | Tensor | None, times: int) -> Tensor | None:
     return vector.repeat_interleave(times, dim=0)
 
 
+def _row(condition: Condition | Tensor | None, row: int, times: int) -> Tensor | None:
+    """Image ``row``'s condition vector, repeated ``times``."""
+    if condition is None:
+        return None
+    vector = condition.vector if isinstance(condition, Condition) else condition
+    return vector[row : row + 1].expand(times, -1)
+
+
+BASELINES = ("published", "mean", "coverage")
+
+
 class DFRise:
     """DF-RISE: random masks over x_t, each scored by how much of the structure of the denoiser's
-    noise prediction survives it; the saliency of a pixel is the score-weighted sum of the masks
-    that keep it, divided by N p (RISE's normalisation: a pixel the prediction ignores scores the
-    mean score), with the masks' chance coverage of each pixel replaced by its expectation: the
-    published sum less a term that does not depend on the model (same expectation, and where the
-    prediction does not look ~14x less spread, measured in the tests). Masks are drawn per batch from one seeded generator, so memory grows with
-    ``batch_size``, never with ``num_masks``."""
+    noise prediction survives it (SSIM's structure term against the prediction from the whole x_t);
+    the saliency of a pixel is the score-weighted sum of the masks that keep it, divided by N p.
+
+    ``baseline`` says what is taken out of the scores before they weight the masks:
+
+    - ``"published"``: nothing, sum_n s_n M_n / (N p) as published. It carries the pattern of how
+      often this mask set happened to keep each pixel, times the mean score: the same on every image.
+    - ``"mean"`` (default): the mean score (the map becomes sum_n (s_n - mean s) M_n / (N p) + mean s, the
+      published map less that pattern; same expectation).
+    - ``"coverage"``: each score's linear dependence on its mask's mean. A smooth mask
+      rescales x_t locally and the structure term ignores scale, so a score says mostly how much
+      of x_t the mask kept, not which part; the residuals of the score regressed on mask mean
+      keep only the *which part*. The map is sum_n r_n M_n / (N p) + mean s.
+
+    The forward passes are ``batch_size`` masked copies of one image at a time, the masks for a
+    batch drawn in one call from one seeded generator and shared by every image: memory grows with
+    ``batch_size``, never with ``num_masks`` or the number of images, and the maps are the same
+    whatever ``batch_size`` is (the regression is kept as running sums)."""
 
     def __init__(self, model: ConditionedDiffusion, *, num_masks: int = 500, probability: float = 0.5,
-                 cell: int = 4, batch_size: int = 50, seed: int = 0) -> None:
-        if num_masks < 1 or batch_size < 1 or cell < 1 or not 0 < probability < 1:
-            raise ProtodiffError("DF-RISE needs num_masks, batch_size and cell >= 1 and 0 < probability < 1")
+                 cell: int = 4, batch_size: int = 50, seed: int = 0, baseline: str = "mean") -> None:
+        if num_masks < 2 or batch_size < 1 or cell < 1 or not 0 < probability < 1:
+            raise ProtodiffError("DF-RISE needs num_masks >= 2, batch_size and cell >= 1 and 0 < probability < 1")
+        if baseline not in BASELINES:
+            raise ProtodiffError(f"DF-RISE baseline {baseline!r} is not one of {', '.join(BASELINES)}")
         self.model, self.num_masks, self.probability = model, num_masks, probability
-        self.cell, self.batch_size, self.seed = cell, batch_size, seed
+        self.cell, self.batch_size, self.seed, self.baseline = cell, batch_size, seed, baseline
 
     @torch.inference_mode()
     def attribute(self, x_t: Tensor, *, t: int, condition: Condition | Tensor | None = None,
@@ -98,24 +125,43 @@ class DFRise:
         x_t = x_t.to(model.device)
         generator = generator or torch.Generator().manual_seed(self.seed)
         reference = model.eps_fn(condition, batch)(x_t, _timesteps(t, batch, model.device))
+        # Running sums, per image b and mask n with score s and mask mean m:
+        # sum s M, sum M, sum m M (maps) and sum s, sum s m (per image), sum m, sum m^2 (per mask set).
         weighted = torch.zeros(batch, height, width, device=model.device)
         coverage = torch.zeros(height, width, device=model.device)
-        total = torch.zeros(batch, 1, 1, device=model.device)
+        covered_by_mean = torch.zeros(height, width, device=model.device)
+        score_sum = torch.zeros(batch, device=model.device)
+        score_by_mean = torch.zeros(batch, device=model.device)
+        mean_sum = mean_squares = 0.0
         for start in range(0, self.num_masks, self.batch_size):
             n = min(self.batch_size, self.num_masks - start)
             masks = rise_masks(n, height, width, cell=self.cell, probability=self.probability,
                                generator=generator, device=model.device)
-            masked = (x_t[:, None] * masks[None]).flatten(0, 1)  # (B * n, C, H, W): image-major
-            eps = model.eps_fn(_repeat(condition, n), batch * n)(masked, _timesteps(t, batch * n, model.device))
-            scores = ssim_structure(eps, reference.repeat_interleave(n, dim=0)).view(batch, n)
+            scores = torch.stack([
+                ssim_structure(model.eps_fn(_row(condition, row, n), n)(x_t[row : row + 1] * masks,
+                                                                        _timesteps(t, n, model.device)),
+                               reference[row : row + 1])
+                for row in range(batch)
+            ])  # (B, n)
+            means = masks.mean(dim=(1, 2, 3))
             weighted += torch.einsum("bn,nhw->bhw", scores, masks[:, 0])
             coverage += masks[:, 0].sum(0)
-            total += scores.sum(1)[:, None, None]
-        # sum_n s_n M_n = sum_n (s_n - mean s) M_n + mean s * coverage: the second term is how often
-        # the masks happened to keep each pixel, times the mean score, whatever the model does (the
-        # same pattern on every image). It is replaced by its expectation, mean s * N p.
-        mean = total / self.num_masks
-        return (weighted - mean * coverage) / (self.num_masks * self.probability) + mean
+            covered_by_mean += torch.einsum("n,nhw->hw", means, masks[:, 0])
+            score_sum += scores.sum(1)
+            score_by_mean += scores @ means
+            mean_sum, mean_squares = mean_sum + means.sum().item(), mean_squares + (means**2).sum().item()
+        count = self.num_masks
+        mean_score = (score_sum / count)[:, None, None]
+        if self.baseline == "published":
+            return weighted / (count * self.probability)
+        slope = torch.zeros(batch, 1, 1, device=model.device)
+        if self.baseline == "coverage":  # least squares s = a + slope * m, per image
+            spread = mean_squares - mean_sum**2 / count
+            slope = ((score_by_mean - score_sum * mean_sum / count) / max(spread, 1e-12))[:, None, None]
+        # sum_n (s_n - a - slope m_n) M_n with a = mean s - slope mean m; mean s added back.
+        intercept = mean_score - slope * (mean_sum / count)
+        residual = weighted - intercept * coverage - slope * covered_by_mean
+        return residual / (count * self.probability) + mean_score
 
 
 def layer_names(model: ConditionedDiffusion) -> dict[str, tuple[int, int, int]]:
