@@ -106,6 +106,8 @@ def test_shortcuts_explainer_writes_the_documented_json(setup, tmp_path):
     first = report["couplings"][0]
     assert set(first) == {"prototype", "attributes", "effects", "score", "train_correlation", "flagged"}
     assert first["prototype"] in model.conditioner.names and len(first["attributes"]) == 2
+    meta = json.loads((tmp_path / "out" / "meta.json").read_text())  # what `protodiff names --suggest` reads
+    assert [s["dimension"] for s in meta["suggestions"]] == model.conditioner.names
 
 
 def test_a_classifier_for_other_attributes_is_one_line(setup):

@@ -86,7 +86,7 @@ class ShortcutsExplainer(EffectsExplainer):
         if correlation is not None:
             tensors["train_correlation"] = torch.nan_to_num(correlation)
         return Explanation(
-            "shortcuts", tensors, {**matrix.to_json(), "images": len(batch)},
+            "shortcuts", tensors, {**matrix.to_json(), "suggestions": matrix.suggestions(), "images": len(batch)},
             {"shortcuts.json": lambda path: write_json(path, report),
              "effects.png": lambda path: plot_effects(matrix, path)},
         )
