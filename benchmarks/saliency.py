@@ -21,7 +21,7 @@ import math
 import time
 
 import torch
-from protodiff_dfx.saliency import BASELINES, DFCam, DFRise, default_layer, insertion_deletion, rise_masks
+from protodiff_dfx.saliency import BASELINES, BORDERS, DFCam, DFRise, default_layer, insertion_deletion, rise_masks
 
 from protodiff import load_model
 
@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--baseline", choices=BASELINES, default="mean",
                         help="what DF-RISE takes out of its scores (DFRise's baseline)")
+    parser.add_argument("--border", choices=BORDERS, default="valid", help="DF-RISE's SSIM border (DFRise's border)")
     parser.add_argument("--rounds", type=int, default=1, help="time DF-RISE and its plain passes this many times (0: maps only)")
     parser.add_argument("--layer", help="DF-CAM's block (default: the last at half the image size)")
     parser.add_argument("--seed", type=int, default=0)
@@ -72,7 +73,8 @@ def main() -> None:
     x_t = model.schedule.q_sample(x0, t, noise)
     condition = model.encode(x0) if model.is_conditional else None
 
-    rise = DFRise(model, num_masks=args.masks, batch_size=args.batch_size, baseline=args.baseline)
+    rise = DFRise(model, num_masks=args.masks, batch_size=args.batch_size, baseline=args.baseline,
+                  border=args.border)
     passes = math.ceil(args.masks / args.batch_size)
 
     def explain() -> torch.Tensor:
@@ -106,7 +108,7 @@ def main() -> None:
                                generator=torch.Generator().manual_seed(args.seed + 2))[:, 0]
     area = inside.flatten(1).mean(1).mean().item()
     print(f"{args.run}: {len(picked)} test images with marks, t = {args.t}, DF-RISE N = {args.masks} "
-          f"(baseline {args.baseline}), DF-CAM on {layer}")
+          f"(baseline {args.baseline}, border {args.border}), DF-CAM on {layer}")
     print("| map | mass inside the marks | area of the marks | correlation between images' maps |")
     print("|---|---|---|---|")
     for label, maps in (("DF-RISE", rise_maps), ("DF-CAM", cam_maps), ("centre prior", centre)):

@@ -87,6 +87,23 @@ def test_df_rise_baselines_take_out_what_they_say():
         DFRise(model, baseline="none")
 
 
+def test_df_rise_sees_a_corner_only_with_a_reflected_border():
+    model = plain_ddpm()
+    region = torch.zeros(1, 1, 16, 16)
+    region[..., 0:5, 0:5] = 1.0
+    model.denoiser = LooksAtRegion(region)
+    x_t = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    gaps = {}
+    for border in ("valid", "reflect"):
+        maps = DFRise(model, num_masks=300, batch_size=64, border=border).attribute(x_t, t=500)
+        outside = maps[:, 8:, 8:]
+        gaps[border] = (maps[:, 0:5, 0:5].mean() - outside.mean()) / outside.std()
+    # Valid windows of 15 px on a 16 px image barely reach the corner: it does not stand out.
+    assert gaps["valid"] < 1 and gaps["reflect"] > 5
+    with pytest.raises(ProtodiffError, match="border"):
+        DFRise(model, border="same")
+
+
 def test_df_rise_runs_on_a_real_unet_and_follows_its_seed():
     model = plain_ddpm()
     x_t = torch.randn(1, 3, 16, 16)

@@ -76,15 +76,18 @@ class DFRiseExplainer(Explainer):
         seed: int = 0
         #: What is taken out of the scores: mean (default), coverage, or published (DFRise's baseline).
         baseline: str = "mean"
+        #: The structure term's border: valid (default, as published) or reflect (DFRise's border).
+        border: str = "valid"
         #: Also explain one sampling walk (the run's sampler) at this many of its steps (0: off).
         trajectory: int = 0
 
     def explain(self, model: ConditionedDiffusion, batch: Tensor) -> Explanation:
         c = self.config
         rise = DFRise(model, num_masks=c.num_masks, probability=c.probability, cell=c.cell, batch_size=c.batch_size,
-                      seed=c.seed, baseline=c.baseline)
+                      seed=c.seed, baseline=c.baseline, border=c.border)
         return _explanation("df-rise", rise, model, batch, c.t, c.seed, c.trajectory,
-                            {"t": c.t, "num_masks": c.num_masks, "seed": c.seed, "baseline": c.baseline})
+                            {"t": c.t, "num_masks": c.num_masks, "seed": c.seed, "baseline": c.baseline,
+                             "border": c.border})
 
 
 class DFCamExplainer(Explainer):

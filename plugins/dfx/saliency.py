@@ -23,6 +23,9 @@ from protodiff.errors import ProtodiffError
 from protodiff.model import ConditionedDiffusion
 
 
+BORDERS = ("valid", "reflect")
+
+
 def _gaussian_window(size: int, sigma: float, channels: int, like: Tensor) -> Tensor:
     coords = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
@@ -30,13 +33,21 @@ def _gaussian_window(size: int, sigma: float, channels: int, like: Tensor) -> Te
     return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
 
 
-def ssim_structure(x: Tensor, y: Tensor, *, window: int = 15, sigma: float = 1.5, c3: float = 0.03**2 / 2) -> Tensor:
+def ssim_structure(x: Tensor, y: Tensor, *, window: int = 15, sigma: float = 1.5, c3: float = 0.03**2 / 2,
+                   border: str = "valid") -> Tensor:
     """SSIM's structure term (sigma_xy + C3) / (sigma_x sigma_y + C3), averaged over pixels and
-    channels: one number per image of ``x`` and ``y`` (N, C, H, W). Local statistics under a
-    Gaussian window (15, sigma 1.5) and C3 = (0.03)^2 / 2, as DF-RISE scores its masks (the
-    window is cut to the image where the image is smaller)."""
+    channels: one number per image of ``x`` (N, C, H, W) against ``y`` (N or 1 images). Local
+    statistics under a Gaussian window (15, sigma 1.5) and C3 = (0.03)^2 / 2, as DF-RISE scores
+    its masks (the window is cut to the image where the image is smaller). ``border="valid"``
+    keeps only windows inside the image, as SSIM is usually computed; ``"reflect"`` pads by half a
+    window first, so that pixels near the border weigh as much as the rest (at 32 px a valid
+    15-pixel window leaves the outer ~5 pixels almost unweighted)."""
+    if border not in BORDERS:
+        raise ProtodiffError(f"SSIM border {border!r} is not one of {', '.join(BORDERS)}")
     channels, side = x.shape[1], min(window, x.shape[-2], x.shape[-1])
     kernel = _gaussian_window(side, sigma, channels, x)
+    if border == "reflect":
+        x, y = (F.pad(z, (side // 2,) * 4, mode="reflect") for z in (x, y))
 
     def blur(z: Tensor) -> Tensor:
         return F.conv2d(z, kernel, groups=channels)
@@ -106,16 +117,24 @@ class DFRise:
     The forward passes are ``batch_size`` masked copies of one image at a time, the masks for a
     batch drawn in one call from one seeded generator and shared by every image: memory grows with
     ``batch_size``, never with ``num_masks`` or the number of images, and the maps are the same
-    whatever ``batch_size`` is (the regression is kept as running sums)."""
+    whatever ``batch_size`` is (the regression is kept as running sums).
+
+    ``border`` is the structure term's (:func:`ssim_structure`): ``"valid"`` as published,
+    ``"reflect"`` so that the image's outer pixels count in the scores (on 32 px images the
+    valid window leaves them out and the maps share one central blob)."""
 
     def __init__(self, model: ConditionedDiffusion, *, num_masks: int = 500, probability: float = 0.5,
-                 cell: int = 4, batch_size: int = 50, seed: int = 0, baseline: str = "mean") -> None:
+                 cell: int = 4, batch_size: int = 50, seed: int = 0, baseline: str = "mean",
+                 border: str = "valid") -> None:
         if num_masks < 2 or batch_size < 1 or cell < 1 or not 0 < probability < 1:
             raise ProtodiffError("DF-RISE needs num_masks >= 2, batch_size and cell >= 1 and 0 < probability < 1")
         if baseline not in BASELINES:
             raise ProtodiffError(f"DF-RISE baseline {baseline!r} is not one of {', '.join(BASELINES)}")
+        if border not in BORDERS:
+            raise ProtodiffError(f"DF-RISE border {border!r} is not one of {', '.join(BORDERS)}")
         self.model, self.num_masks, self.probability = model, num_masks, probability
         self.cell, self.batch_size, self.seed, self.baseline = cell, batch_size, seed, baseline
+        self.border = border
 
     @torch.inference_mode()
     def attribute(self, x_t: Tensor, *, t: int, condition: Condition | Tensor | None = None,
@@ -140,7 +159,7 @@ class DFRise:
             scores = torch.stack([
                 ssim_structure(model.eps_fn(_row(condition, row, n), n)(x_t[row : row + 1] * masks,
                                                                         _timesteps(t, n, model.device)),
-                               reference[row : row + 1])
+                               reference[row : row + 1], border=self.border)
                 for row in range(batch)
             ])  # (B, n)
             means = masks.mean(dim=(1, 2, 3))
