@@ -255,7 +255,7 @@ class EmergenceExplainer(Explainer):
                 partial.starts, partial.effect, attributes, "partial regeneration: effect of the edit by start", path,
                 xlabel="start timestep t of the edited denoising (later starts to the right)")
             figures["partial_strips.png"] = lambda path: save_strip(
-                path, partial.starts, partial.strips, ["x_t", "own vector", *(names[j] for j in partial.edited)],
+                path, partial.starts, partial.strips, ["x_t", "own vector", *rows],  # partial.edited is `shown`
                 "image 0 regenerated from each start t", most=len(partial.starts))
         return Explanation("emergence", tensors, meta, figures)
 
