@@ -47,9 +47,9 @@ def main() -> None:
     parser.add_argument("--t", type=int, default=300)
     parser.add_argument("--masks", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=50)
-    parser.add_argument("--baseline", choices=BASELINES, default="mean",
+    parser.add_argument("--baseline", choices=BASELINES, default="coverage",
                         help="what DF-RISE takes out of its scores (DFRise's baseline)")
-    parser.add_argument("--border", choices=BORDERS, default="valid", help="DF-RISE's SSIM border (DFRise's border)")
+    parser.add_argument("--border", choices=BORDERS, default="reflect", help="DF-RISE's SSIM border (DFRise's border)")
     parser.add_argument("--rounds", type=int, default=1, help="time DF-RISE and its plain passes this many times (0: maps only)")
     parser.add_argument("--layer", help="DF-CAM's block (default: the last at half the image size)")
     parser.add_argument("--seed", type=int, default=0)

@@ -74,10 +74,10 @@ class DFRiseExplainer(Explainer):
         cell: int = 4
         batch_size: int = 50
         seed: int = 0
-        #: What is taken out of the scores: mean (default), coverage, or published (DFRise's baseline).
-        baseline: str = "mean"
-        #: The structure term's border: valid (default, as published) or reflect (DFRise's border).
-        border: str = "valid"
+        #: What is taken out of the scores: coverage (default), mean, or published (DFRise's baseline).
+        baseline: str = "coverage"
+        #: The structure term's border: reflect (default) or valid (as published; DFRise's border).
+        border: str = "reflect"
         #: Also explain one sampling walk (the run's sampler) at this many of its steps (0: off).
         trajectory: int = 0
 

@@ -107,9 +107,9 @@ class DFRise:
 
     - ``"published"``: nothing, sum_n s_n M_n / (N p) as published. It carries the pattern of how
       often this mask set happened to keep each pixel, times the mean score: the same on every image.
-    - ``"mean"`` (default): the mean score (the map becomes sum_n (s_n - mean s) M_n / (N p) + mean s, the
+    - ``"mean"``: the mean score (the map becomes sum_n (s_n - mean s) M_n / (N p) + mean s, the
       published map less that pattern; same expectation).
-    - ``"coverage"``: each score's linear dependence on its mask's mean. A smooth mask
+    - ``"coverage"`` (default): each score's linear dependence on its mask's mean. A smooth mask
       rescales x_t locally and the structure term ignores scale, so a score says mostly how much
       of x_t the mask kept, not which part; the residuals of the score regressed on mask mean
       keep only the *which part*. The map is sum_n r_n M_n / (N p) + mean s.
@@ -119,13 +119,19 @@ class DFRise:
     ``batch_size``, never with ``num_masks`` or the number of images, and the maps are the same
     whatever ``batch_size`` is (the regression is kept as running sums).
 
-    ``border`` is the structure term's (:func:`ssim_structure`): ``"valid"`` as published,
-    ``"reflect"`` so that the image's outer pixels count in the scores (on 32 px images the
-    valid window leaves them out and the maps share one central blob)."""
+    ``border`` is the structure term's (:func:`ssim_structure`): ``"reflect"`` (default) so that
+    the image's outer pixels count in the scores, ``"valid"`` as published (on 32 px images the
+    valid window leaves them out and the maps share one central blob).
+
+    Why the defaults (``benchmarks/saliency.py``, shapes, t = 50, N = 500, 8 images): with
+    ``coverage`` and ``reflect`` the maps of different images correlate 0.22-0.33 (0.98-0.99 with
+    ``mean`` and ``valid``) and their insertion AUC beats deletion by 0.08-0.10 on a Patronus model
+    and a plain DDPM, where random, smooth random and centre-prior maps score 0.00 +- 0.02.
+    ``baseline="published", border="valid"`` is the published estimator."""
 
     def __init__(self, model: ConditionedDiffusion, *, num_masks: int = 500, probability: float = 0.5,
-                 cell: int = 4, batch_size: int = 50, seed: int = 0, baseline: str = "mean",
-                 border: str = "valid") -> None:
+                 cell: int = 4, batch_size: int = 50, seed: int = 0, baseline: str = "coverage",
+                 border: str = "reflect") -> None:
         if num_masks < 2 or batch_size < 1 or cell < 1 or not 0 < probability < 1:
             raise ProtodiffError("DF-RISE needs num_masks >= 2, batch_size and cell >= 1 and 0 < probability < 1")
         if baseline not in BASELINES:
