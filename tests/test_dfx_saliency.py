@@ -30,6 +30,16 @@ class LooksAtRegion(nn.Module):
         return x_t * self.region * self.gain
 
 
+def looking_at(rows: slice, cols: slice) -> tuple[ConditionedDiffusion, torch.Tensor, torch.Tensor]:
+    """A plain DDPM whose denoiser looks only at ``rows`` x ``cols`` of 16 px images, the region
+    (1, 1, 16, 16) and two seeded x_t."""
+    model = plain_ddpm()
+    region = torch.zeros(1, 1, 16, 16)
+    region[..., rows, cols] = 1.0
+    model.denoiser = LooksAtRegion(region)
+    return model, region, torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+
+
 def test_structure_term_is_one_for_equal_and_minus_one_for_opposite_predictions():
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     assert torch.allclose(ssim_structure(x, x), torch.ones(2), atol=1e-4)
@@ -52,11 +62,7 @@ def test_masks_are_smooth_bernoulli_grids_and_seeded():
 
 
 def test_df_rise_concentrates_where_the_denoiser_looks_whatever_the_batch():
-    model = plain_ddpm()
-    region = torch.zeros(1, 1, 16, 16)
-    region[..., 2:8, 9:15] = 1.0
-    model.denoiser = LooksAtRegion(region)
-    x_t = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    model, region, x_t = looking_at(slice(2, 8), slice(9, 15))
     saliency = DFRise(model, num_masks=400, cell=4, batch_size=64).attribute(x_t, t=500)
     assert saliency.shape == (2, 16, 16)
     inside, outside = saliency[:, 2:8, 9:15].mean(), saliency[:, 10:, :6]
@@ -68,11 +74,7 @@ def test_df_rise_concentrates_where_the_denoiser_looks_whatever_the_batch():
 
 
 def test_df_rise_baselines_take_out_what_they_say():
-    model = plain_ddpm()
-    region = torch.zeros(1, 1, 16, 16)
-    region[..., 2:8, 9:15] = 1.0
-    model.denoiser = LooksAtRegion(region)
-    x_t = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    model, region, x_t = looking_at(slice(2, 8), slice(9, 15))
     maps = {b: DFRise(model, num_masks=300, batch_size=64, baseline=b).attribute(x_t, t=500)
             for b in ("published", "mean", "coverage")}
     # The published map less the masks' chance coverage times the mean score is the "mean" map:
@@ -88,11 +90,7 @@ def test_df_rise_baselines_take_out_what_they_say():
 
 
 def test_df_rise_sees_a_corner_only_with_a_reflected_border():
-    model = plain_ddpm()
-    region = torch.zeros(1, 1, 16, 16)
-    region[..., 0:5, 0:5] = 1.0
-    model.denoiser = LooksAtRegion(region)
-    x_t = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    model, region, x_t = looking_at(slice(0, 5), slice(0, 5))
     gaps = {}
     for border in ("valid", "reflect"):
         maps = DFRise(model, num_masks=300, batch_size=64, border=border).attribute(x_t, t=500)
@@ -141,11 +139,7 @@ def test_unknown_blocks_are_named_with_suggestions():
 def test_insertion_and_deletion_reward_the_map_of_where_the_denoiser_looks():
     from protodiff_dfx.saliency import insertion_deletion
 
-    model = plain_ddpm()
-    region = torch.zeros(1, 1, 16, 16)
-    region[..., 2:8, 9:15] = 1.0
-    model.denoiser = LooksAtRegion(region)
-    x_t = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    model, region, x_t = looking_at(slice(2, 8), slice(9, 15))
     true_map = region[0].expand(2, -1, -1) + 0.01 * torch.rand(2, 16, 16, generator=torch.Generator().manual_seed(2))
     wrong_map = 1 - true_map
     good = insertion_deletion(model, x_t, true_map, t=500)
