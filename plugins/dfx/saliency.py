@@ -132,8 +132,8 @@ class DFRise:
     def __init__(self, model: ConditionedDiffusion, *, num_masks: int = 500, probability: float = 0.5,
                  cell: int = 4, batch_size: int = 50, seed: int = 0, baseline: str = "coverage",
                  border: str = "reflect") -> None:
-        if num_masks < 2 or batch_size < 1 or cell < 1 or not 0 < probability < 1:
-            raise ProtodiffError("DF-RISE needs num_masks >= 2, batch_size and cell >= 1 and 0 < probability < 1")
+        if num_masks < 1 or batch_size < 1 or cell < 1 or not 0 < probability < 1:
+            raise ProtodiffError("DF-RISE needs num_masks, batch_size and cell >= 1 and 0 < probability < 1")
         if baseline not in BASELINES:
             raise ProtodiffError(f"DF-RISE baseline {baseline!r} is not one of {', '.join(BASELINES)}")
         if border not in BORDERS:
