@@ -9,7 +9,7 @@ import pytest
 from protodiff.config import read_yaml
 from protodiff.experiment import load_experiment, resolve_config_path
 
-CPU_PRESETS = ["diffae-shapes", "diffae-digits", "infodiff-shapes", "infodiff-digits"]
+CPU_PRESETS = ["diffae-shapes", "diffae-digits", "infodiff-shapes", "infodiff-digits", "patronus-digits"]
 PAPER_DATASETS = ["fmnist", "cifar10", "celeba", "ffhq", "chexpert"]
 #: What a method may choose for itself on the CPU budget; everything else is patronus-shapes'.
 METHOD_SECTIONS = {("model", "conditioner"), ("prior",)}

@@ -122,3 +122,15 @@ def test_shards_merge_into_the_unsharded_report_and_cells_are_reused(plugin, tmp
     sources = re.findall(r'src="([^"]*)"', html)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "latent AUROC" in html and "channel-means" in (tmp_path / "merged" / "REPORT.md").read_text()
+
+
+def test_a_dimension_that_falls_with_an_attribute_counts_as_separating_it():
+    from protodiff.bench.heatmap import attribute_aurocs
+    from protodiff.bench.results import scalar
+
+    result = {"metric": "dimension-auroc", "per_attribute": {"a": {"best_dim": "d0", "auroc": 0.1},
+                                                             "b": {"best_dim": "d1", "auroc": 0.7}}}
+    assert scalar(result) == (0.8, None)  # (0.9 + 0.7) / 2, not (0.1 + 0.7) / 2
+    methods, attributes, matrix = attribute_aurocs(
+        [{"method": "m", "results": {"dimension AUROC": result}}], "dimension AUROC")
+    assert methods == ["m"] and attributes == ["a", "b"] and matrix.tolist() == [[0.9, 0.7]]

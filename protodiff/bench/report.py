@@ -7,13 +7,14 @@ of the unsharded run.
 from __future__ import annotations
 
 import base64
+import json
 import os
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from protodiff.bench import tables as tab
-from protodiff.bench.heatmap import plot_heatmap
+from protodiff.bench.heatmap import MAPS, plot_heatmap
 from protodiff.io import write_text
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -44,6 +45,32 @@ def _cell_facts(record: dict[str, Any]) -> str:
             f"eval {record['eval_s']:.0f} s, cell {record['wall_s']:.0f} s, {ips}, RSS peak {record['peak_rss_mib']:.0f} MiB{cuda}")
 
 
+def _judge(record: dict[str, Any]) -> str | None:
+    judge = record.get("judge")
+    if not judge:
+        return None
+    accuracy = judge["test_accuracy"]
+    lowest = min(accuracy, key=accuracy.get)
+    return (f"judge: attribute classifier, {judge['steps']} steps on {judge['split']}; held-out accuracy "
+            f"mean {sum(accuracy.values()) / len(accuracy):.3f}, lowest {lowest} {accuracy[lowest]:.3f}")
+
+
+def _shortcuts(record: dict[str, Any], top: int = 5) -> tab.Table | None:
+    """The first ``top`` couplings of the cell's shortcuts.json, if the explainer ran."""
+    outcome = record["explainers"].get("shortcuts", {})
+    if "dir" not in outcome:
+        return None
+    path = Path(record["dir"]) / outcome["dir"] / "shortcuts.json"
+    if not path.is_file():
+        return None
+    report = json.loads(path.read_text())
+    rows = [[c["prototype"], " / ".join(c["attributes"]), " / ".join(f"{e:+.2f}" for e in c["effects"]),
+             f"{c['score']:.3f}", "–" if c["train_correlation"] is None else f"{c['train_correlation']:+.2f}",
+             "flagged" if c["flagged"] else ""] for c in report["couplings"][:top]]
+    header = ["dimension", "attributes", "effects", "score", "train r", f"score >= {report['threshold']}"]
+    return tab.Table(f"shortcuts ({len(report['couplings'])} couplings listed)", header, rows)
+
+
 def _skipped(record: dict[str, Any]) -> list[str]:
     return [f"{name}: skipped ({o['skipped']})" for name, o in record["explainers"].items() if "skipped" in o]
 
@@ -59,11 +86,13 @@ def write_report(directory: Path, run: dict[str, Any], records: list[dict[str, A
     """Write REPORT.md (figures beside it in figures/) and report.html into ``directory``."""
     source, _ = tab.published()
     figures_dir = directory / "figures"
-    heatmaps = {}
+    heatmaps: dict[str, list[tuple[str, Path]]] = {}
     for dataset in dict.fromkeys(r["dataset"] for r in records):
-        path = plot_heatmap(records, dataset, figures_dir / f"auroc-{dataset}.png")
-        if path is not None:
-            heatmaps[dataset] = path
+        for label, caption in MAPS.items():
+            slug = label.split()[0]
+            path = plot_heatmap(records, dataset, figures_dir / f"auroc-{slug}-{dataset}.png", label)
+            if path is not None:
+                heatmaps.setdefault(dataset, []).append((caption, path))
     missing = [name for name in run["matrix"] if name not in {r["cell"] for r in records}]
     md = [f"# protodiff bench: {run['preset']}", "", *(f"- {line}" for line in _environment(run)), ""]
     body = [f"<h1>protodiff bench: {escape(run['preset'])}</h1>", "<ul class=meta>",
@@ -79,18 +108,21 @@ def write_report(directory: Path, run: dict[str, Any], records: list[dict[str, A
     for table in tab.tables(records):
         md += [f"## {table.dataset}", "", tab.markdown(table), ""]
         body += [f"<h2>{escape(table.dataset)}</h2>", tab.html(table)]
-        if table.dataset in heatmaps:
-            rel = heatmaps[table.dataset].relative_to(directory)
-            md += [f"![latent AUROC per attribute]({rel})", ""]
-            body.append(_image_tag(heatmaps[table.dataset], "latent AUROC per attribute"))
+        for caption, path in heatmaps.get(table.dataset, []):
+            md += [f"![{caption}]({path.relative_to(directory)})", ""]
+            body.append(_image_tag(path, caption))
     md += ["## Cells", ""]
     body.append("<h2>Cells</h2>")
     for record in records:
         md += [f"### {record['cell']}", "", _cell_facts(record), ""]
         body += [f"<div class=cell><h3>{escape(record['cell'])}</h3><p class=meta>{escape(_cell_facts(record))}</p>"]
-        for line in _skipped(record):
+        for line in filter(None, [_judge(record), *_skipped(record)]):
             md.append(f"- {line}")
             body.append(f"<p class=meta>{escape(line)}</p>")
+        couplings = _shortcuts(record)
+        if couplings is not None:
+            md += ["", f"{couplings.dataset}:", "", tab.markdown(couplings) if couplings.rows else "none", ""]
+            body += [f"<h4>{escape(couplings.dataset)}</h4>", tab.html(couplings) if couplings.rows else "<p>none</p>"]
         for caption, path in _figures(record):
             md += ["", f"{caption}:", "", f"![{caption}]({os.path.relpath(path, directory)})"]
             body += [f"<h4>{escape(caption)}</h4>", _image_tag(path, caption)]

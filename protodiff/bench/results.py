@@ -49,15 +49,16 @@ def gather(directories: list[Path]) -> tuple[dict[str, Any], list[dict[str, Any]
 
 
 def scalar(result: dict[str, Any]) -> tuple[float | None, float | None]:
-    """(value, std over folds) of a metric result; a per-attribute matrix is summarised by the mean
-    of each attribute's best AUROC."""
+    """(value, std over folds) of a metric result; a per-attribute best-dimension AUROC is
+    summarised by the mean over attributes of max(AUC, 1 - AUC): a dimension that falls with an
+    attribute separates it as well as one that rises."""
     if "mean" in result:
         return result["mean"], result.get("std")
     if "value" in result:
         return result["value"], None
     per = result.get("per_attribute")
     if isinstance(per, dict):
-        values = [v["auroc"] for v in per.values() if isinstance(v, dict) and v.get("auroc") is not None]
+        values = [max(v["auroc"], 1.0 - v["auroc"]) for v in per.values() if isinstance(v, dict) and v.get("auroc") is not None]
         if values:
             return sum(values) / len(values), None
     return None, None
