@@ -64,7 +64,7 @@ def tiny_bench(tmp_path: Path) -> Path:
     path.write_text(yaml.safe_dump({
         "datasets": ["shapes"], "methods": ["channel-means", "patronus"], "set": TINY,
         "metrics": ["tad", "latent-auroc", "dimension-auroc"], "metric_options": {"tad": {"num_latents": 40}, "latent-auroc": {"num_latents": 40}, "dimension-auroc": {"num_latents": 40}},
-        "explainers": {"brightness-bench": {}, "judged-bench": {}, "df-cam": {}}, "judge": {"steps": 2, "batch_size": 8}, "explain_images": 2, "grid_images": 2,
+        "explainers": {"brightness-bench": {}, "judged-bench": {}, "df-cam": {}}, "judge": {"steps": 2, "batch_size": 8}, "explain_images": 2, "grid_images": 2, "prior": True,
     }))  # fmt: skip
     return path
 
@@ -115,6 +115,11 @@ def test_shards_merge_into_the_unsharded_report_and_cells_are_reused(plugin, tmp
     assert record["judge"]["split"] == "train" and record["judge"]["steps"] == 2
     assert record["explainers"]["judged-bench"]["meta"]["attributes"] == list(record["judge"]["test_accuracy"])
     assert "skipped" in record["explainers"]["df-cam"] or record["explainers"]["df-cam"]["figures"]
+    # Patronus' declared prior is fitted and sampled; the toy conditioner declares none
+    assert record["prior"]["name"] == "latent-ddpm" and record["prior"]["vectors"] == 48
+    assert "samples" in record["figures"]
+    toy = json.loads((tmp_path / "all" / "cells" / "channel-means-shapes" / "cell.json").read_text())
+    assert "declares no latent prior" in toy["prior"]["skipped"] and "samples" not in toy["figures"]
     invoke("bench", "--preset", bench, "--out", str(tmp_path / "all"), "--seed", "1")
     assert json.loads((tmp_path / "all" / "cells" / "patronus-shapes" / "cell.json").read_text()) == record
 

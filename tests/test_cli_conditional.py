@@ -87,7 +87,7 @@ def test_names_suggested_from_an_effect_matrix_are_shown_and_stored_only_when_as
 
 def test_a_conditioner_that_declares_no_prior_needs_one_named(toy_conditioner):
     """Patronus declares latent-ddpm (see test_fit_prior_then_sample_from_nothing); the core names none."""
-    from protodiff.cli.prior import _declared_prior
+    from protodiff.priors import _declared_prior
     from protodiff.errors import ProtodiffError
 
     conditioner = toy_conditioner(toy_conditioner.Config(), in_channels=3, image_size=16)

@@ -22,7 +22,7 @@ from protodiff.bench.measure import peak_cuda_mib, peak_rss_mib, reset_peaks
 from protodiff.bench.preflight import explainer_names
 from protodiff.bench.judge import train_judge
 from protodiff.bench.spec import BenchSpec
-from protodiff.checkpoint import checkpoint_step, list_checkpoints, load_model
+from protodiff.checkpoint import PRIOR_FILE, checkpoint_step, list_checkpoints, load_model
 from protodiff.config import ComponentSpec
 from protodiff.errors import ProtodiffError
 from protodiff.evaluation import evaluate
@@ -30,6 +30,7 @@ from protodiff.explain.inputs import explainer_inputs, load_classifier
 from protodiff.experiment import ExperimentConfig
 from protodiff.figures import image_grid, save_image
 from protodiff.io import write_json
+from protodiff.priors import fit_prior
 from protodiff.training import LOG_FILE, Trainer
 
 RECORD = "cell.json"
@@ -139,6 +140,20 @@ def judged(options: dict[str, dict[str, Any]], metrics: list[str], judge: Path) 
     return out
 
 
+def _fit_prior(checkpoint: str | Path, seed: int, device: str) -> dict[str, Any]:
+    """Fit the checkpoint's latent prior unless an earlier run of the cell did; returns what was
+    fitted, or why nothing was (a conditioner that declares no prior)."""
+    if (Path(checkpoint) / PRIOR_FILE).is_file():
+        return {"reused": True}
+    began = time.perf_counter()
+    try:
+        fitted = fit_prior(checkpoint, seed=seed, device=device)
+    except ProtodiffError as exc:
+        return {"skipped": str(exc)}
+    return {"name": fitted.name, "vectors": fitted.vectors, "final_loss": round(fitted.final_loss, 4),
+            "fit_s": round(time.perf_counter() - began, 2)}
+
+
 def run_cell(cell: Cell, experiment: ExperimentConfig, spec: BenchSpec, out: Path, *, device: str, seed: int,
              observe: Observer) -> dict[str, Any] | None:
     """Train, evaluate, draw and explain one cell; returns its record (None on non-zero DDP ranks)."""
@@ -157,6 +172,10 @@ def run_cell(cell: Cell, experiment: ExperimentConfig, spec: BenchSpec, out: Pat
     results = evaluate(checkpoint, spec.metrics, seed=seed, options=judged(spec.metric_options, spec.metrics, judge),
                        device=device)
     eval_s = time.perf_counter() - began
+    prior = None
+    if spec.prior:
+        observe(cell.name, "prior", 0, 0)
+        prior = _fit_prior(checkpoint, seed, results.device)
     model, _ = load_model(checkpoint, device=results.device)
     observe(cell.name, "draw", 0, 0)
     figures = draw(model, experiment, spec.grid_images, seed, directory)
@@ -169,7 +188,7 @@ def run_cell(cell: Cell, experiment: ExperimentConfig, spec: BenchSpec, out: Pat
         "train_s": round(train_s, 2), "eval_s": round(eval_s, 2), "wall_s": round(time.perf_counter() - started, 2),
         "images_per_s": _images_per_second(run_dir), "peak_rss_mib": round(peak_rss_mib(), 1),
         "peak_cuda_mib": peak_cuda_mib(), "device": results.device, "machine": platform.node(),
-        "judge": {"dir": os.path.relpath(judge, directory), **judge_record},
+        "judge": {"dir": os.path.relpath(judge, directory), **judge_record}, "prior": prior,
         "results": results.results, "figures": figures, "explainers": explained,
     }  # fmt: skip
     write_json(directory / RECORD, record)

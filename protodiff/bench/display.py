@@ -31,6 +31,8 @@ class BenchDisplay:
     def __exit__(self, *exc: object) -> None:
         self.live.update(self._render())
         self.live.__exit__(*exc)
+        if not self.console.is_terminal:
+            self.console.line()  # the last render ends without one, and the next output starts a line
 
     def observe(self, cell: str, phase: str, step: int, total: int) -> None:
         if phase == "train" and (self.step_clock is None or self.current[:2] != (cell, phase)):

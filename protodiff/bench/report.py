@@ -55,6 +55,18 @@ def _judge(record: dict[str, Any]) -> str | None:
             f"mean {sum(accuracy.values()) / len(accuracy):.3f}, lowest {lowest} {accuracy[lowest]:.3f}")
 
 
+def _prior(record: dict[str, Any]) -> str | None:
+    prior = record.get("prior")
+    if not prior:
+        return None
+    if "skipped" in prior:
+        return f"prior: not fitted ({prior['skipped']})"
+    if prior.get("reused"):
+        return "prior: fitted by an earlier run of this cell"
+    return (f"prior: {prior['name']} fitted on {prior['vectors']} train conditions in {prior['fit_s']:.0f} s "
+            f"(final loss {prior['final_loss']:.4f}); new samples from it below")
+
+
 def _shortcuts(record: dict[str, Any], top: int = 5) -> tab.Table | None:
     """The first ``top`` couplings of the cell's shortcuts.json, if the explainer ran."""
     outcome = record["explainers"].get("shortcuts", {})
@@ -116,7 +128,7 @@ def write_report(directory: Path, run: dict[str, Any], records: list[dict[str, A
     for record in records:
         md += [f"### {record['cell']}", "", _cell_facts(record), ""]
         body += [f"<div class=cell><h3>{escape(record['cell'])}</h3><p class=meta>{escape(_cell_facts(record))}</p>"]
-        for line in filter(None, [_judge(record), *_skipped(record)]):
+        for line in filter(None, [_judge(record), _prior(record), *_skipped(record)]):
             md.append(f"- {line}")
             body.append(f"<p class=meta>{escape(line)}</p>")
         couplings = _shortcuts(record)

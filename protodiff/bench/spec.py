@@ -35,6 +35,9 @@ class BenchSpec:
     #: regenerations and edits for every method alike, and the split it is trained on.
     judge: dict[str, Any] = field(default_factory=dict)
     judge_split: str = "train"
+    #: Fit each cell's latent prior (its preset's, on the train split) and draw new samples from
+    #: it; a method whose conditioner declares none is noted as skipped.
+    prior: bool = False
     #: Real test images per explainer, per reconstruction grid, and new samples per grid.
     explain_images: int = 4
     grid_images: int = 8
