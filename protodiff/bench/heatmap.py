@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def plot_heatmap(records: list[dict[str, Any]], dataset: str, path: Path, label:
             if not np.isnan(matrix[i, j]):
                 ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=6,
                         color="white" if matrix[i, j] < 0.8 else "black")
-    ax.set_title(f"{dataset}: {MAPS[label]}", fontsize=9)
+    ax.set_title(textwrap.fill(f"{dataset}: {MAPS[label]}", 60), fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.03)
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -30,7 +30,7 @@ def _format(value: float | None, std: float | None) -> str:
     if value is None:
         return "–"
     text = f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
-    return text + (f" ± {std:.3f}" if std else "")
+    return text + (f" ± {std:.3f}" if std is not None else "")
 
 
 def tables(records: list[dict[str, Any]]) -> list[Table]:
