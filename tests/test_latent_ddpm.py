@@ -64,3 +64,27 @@ def test_the_loss_is_the_configured_distance():
 def _after_steps(generator: torch.Generator, n: int, timesteps: int) -> torch.Generator:
     torch.randint(0, timesteps, (n,), generator=generator)
     return generator
+
+
+def test_whitening_models_a_code_that_does_not_fill_its_space():
+    """A 12-d code of rank 2 (an encoder narrower than its code): whitened, the prior models the two
+    directions the codes vary in, and its samples stay in their plane with their spread."""
+    generator = torch.Generator().manual_seed(0)
+    plane, offset = torch.randn(2, 12, generator=generator), torch.randn(12, generator=generator)
+    coords = torch.randn(1000, 2, generator=generator) * torch.tensor([2.0, 0.5])
+    data = coords @ plane + offset
+    options = {"width": 64, "depth": 3, "epochs": 60, "batch_size": 256, "lr": 3e-3, "normalise": "whiten"}
+    prior = ComponentSpec("latent_prior", "latent-ddpm", raw=options).build(dim=12)
+    prior.fit(data, generator=torch.Generator().manual_seed(1))
+    assert prior.rank == 2
+    samples = prior.sample(2000, generator=torch.Generator().manual_seed(2))
+    found = torch.linalg.lstsq(plane.T, (samples - offset).T).solution.T
+    assert (samples - offset - found @ plane).abs().max() < 1e-3
+    torch.testing.assert_close(found.mean(0), coords.mean(0), atol=0.2, rtol=0)
+    torch.testing.assert_close(found.std(0), coords.std(0), atol=0.2, rtol=0.15)
+
+    reloaded = ComponentSpec("latent_prior", "latent-ddpm", raw=options).build(dim=12)
+    reloaded.load_state_dict(prior.state_dict())
+    assert reloaded.rank == 2
+    assert torch.equal(reloaded.sample(4, generator=torch.Generator().manual_seed(3)),
+                       prior.sample(4, generator=torch.Generator().manual_seed(3)))
