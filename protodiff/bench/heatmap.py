@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from protodiff.bench.results import separation  # noqa: E402
 from protodiff.io import atomic_path  # noqa: E402
 
 
@@ -28,7 +29,7 @@ def _value(entry: dict[str, Any]) -> float | None:
     if entry.get("mean") is not None:
         return entry["mean"]
     if entry.get("auroc") is not None:
-        return max(entry["auroc"], 1.0 - entry["auroc"])
+        return separation(entry["auroc"])
     return None
 
 

@@ -48,6 +48,11 @@ def gather(directories: list[Path]) -> tuple[dict[str, Any], list[dict[str, Any]
     return {**first, "shards": [list(s) for s in shards], "sources": [str(d) for d in directories]}, ordered
 
 
+def separation(auroc: float) -> float:
+    """How well a score separates an attribute, whichever way: max(AUC, 1 - AUC)."""
+    return max(auroc, 1.0 - auroc)
+
+
 def scalar(result: dict[str, Any]) -> tuple[float | None, float | None]:
     """(value, std over folds) of a metric result; a per-attribute best-dimension AUROC is
     summarised by the mean over attributes of max(AUC, 1 - AUC): a dimension that falls with an
@@ -58,7 +63,7 @@ def scalar(result: dict[str, Any]) -> tuple[float | None, float | None]:
         return result["value"], None
     per = result.get("per_attribute")
     if isinstance(per, dict):
-        values = [max(v["auroc"], 1.0 - v["auroc"]) for v in per.values() if isinstance(v, dict) and v.get("auroc") is not None]
+        values = [separation(v["auroc"]) for v in per.values() if isinstance(v, dict) and v.get("auroc") is not None]
         if values:
             return sum(values) / len(values), None
     return None, None
