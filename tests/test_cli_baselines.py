@@ -82,3 +82,12 @@ def test_infodiffusions_own_prior_is_one_flag_away(run, tmp_path):
     assert "fitted standard-normal on 64 vectors" in invoke("fit-prior", str(path), "--prior", "standard-normal")
     invoke("sample", str(path), "--n", "2", "--steps", "2", "--out", str(tmp_path / "n.png"))
     assert load_model(path)[0].prior.sample(4).shape == (4, 4)
+
+
+def test_diffae_editing_runs_on_every_vector_conditioner(run, tmp_path):
+    method, path = run
+    out = tmp_path / "edit"
+    invoke("explain", "attribute-edit", str(path), "--n", "2", "--attribute", "red_square", "--set", "steps=5",
+           "--set", "fit_images=16", "--set", "sampler.steps=2", "--out", str(out))
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["attributes"] == ["red_square"] and meta["amount"] == 0.3 and (out / "edit.png").exists()

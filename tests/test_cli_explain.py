@@ -144,9 +144,10 @@ def test_effects_and_shortcuts_from_the_command_line_need_a_matching_classifier(
     common = ["--n", "2", "--set", "sampler.steps=2", "--set", "reference=4", "--classifier", str(tmp_path / "judge")]
     invoke("explain", "effects", runs["patronus"], "--out", str(tmp_path / "effects"), *common)
     assert len(json.loads((tmp_path / "effects" / "meta.json").read_text())["suggestions"]) == 5
-    invoke("explain", "shortcuts", runs["patronus"], "--out", str(tmp_path / "shortcuts"), *common)
+    output = invoke("explain", "shortcuts", runs["patronus"], "--out", str(tmp_path / "shortcuts"), *common)
+    assert "protodiff: warning: with 2 images only effects above 1.00 can be told from noise" in output
     report = json.loads((tmp_path / "shortcuts" / "shortcuts.json").read_text())
-    assert report["threshold"] == 0.2 and all(c["train_correlation"] is not None for c in report["couplings"])
+    assert report["threshold"] == 0.1 and report["images"] == 2 and all(c["train_correlation"] is not None for c in report["couplings"])
     AttributeClassifier(["smiling"], 3, 32, ClassifierConfig(widths=(4,))).save(tmp_path / "other")
     output = invoke("explain", "effects", runs["patronus"], "--classifier", str(tmp_path / "other"), code=2)
     assert "the classifier judges ['smiling']" in output and len(output.strip().splitlines()) == 1

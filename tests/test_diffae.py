@@ -15,7 +15,7 @@ from protodiff.errors import ProtodiffError, UnsupportedModel
 from protodiff.experiment import load_experiment
 from protodiff.model import ConditionedDiffusion
 from protodiff.nn.blocks import ResBlock
-from protodiff_diffae.editing import AttributeDirections
+from protodiff_diffae.editing import AttributeDirections, AttributeEditExplainer
 from protodiff_patronus.conditioner import nearest_patches
 
 
@@ -127,6 +127,35 @@ def test_diffae_edits_and_prototype_edits_go_through_the_same_call(tiny_model):
     edited = tiny_model.edit(x0, directions.move(z, "red_square", 1.0), sampler=sampler)
     unedited = tiny_model.edit(x0, z, sampler=sampler)
     assert edited.shape == x0.shape and (edited - unedited).abs().mean() > 1e-3
+
+
+DDIM_2 = ComponentSpec("sampler", "ddim", raw={"steps": 2})
+
+
+def test_attribute_edit_judges_every_edit_like_a_prototype_edit(tiny_model, tmp_path):
+    from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
+
+    data = tiny_model_data()
+    classifier = AttributeClassifier.for_dataset(data, ClassifierConfig(widths=(4,))).eval()
+    images = torch.stack([data[i][0] for i in range(3)])
+    config = AttributeEditExplainer.Config(attribute=["red_square", "dark_bg"], amount=0.5, fit_images=32, steps=20,
+                                           sampler=DDIM_2)
+    explanation = AttributeEditExplainer(config).explain(tiny_model, images, train=data, classifier=classifier)
+    change = explanation.tensors["change"]
+    assert change.shape == (2, 3, len(data.attribute_names))  # edits x images x judged attributes
+    assert explanation.tensors["edited"].shape == (3, 2, *images.shape[1:])
+    assert explanation.meta["dimensions"] == ["red_square +0.5", "dark_bg +0.5"]
+    assert set(explanation.meta["direction_accuracy"]) == set(data.attribute_names)
+    again = AttributeEditExplainer(config).explain(tiny_model, images, train=data, classifier=classifier)
+    torch.testing.assert_close(again.tensors["change"], change)  # deterministic
+    explanation.save(tmp_path / "out")
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"tensors.safetensors", "meta.json", "edit.png", "effects.png"}
+
+
+def test_attribute_edit_refuses_an_unknown_attribute_in_one_line(tiny_model):
+    config = AttributeEditExplainer.Config(attribute=["red_sqare"], fit_images=8, steps=1, sampler=DDIM_2)
+    with pytest.raises(ProtodiffError, match="^no direction for 'red_sqare'; known: red_square, "):
+        AttributeEditExplainer(config).explain(tiny_model, torch.zeros(1, 3, 32, 32), train=tiny_model_data())
 
 
 def tiny_model_data():

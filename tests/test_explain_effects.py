@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from torch import Tensor
 
 from protodiff.config import ComponentSpec
 from protodiff.data.shapes import ATTRIBUTES, Shapes, ShortcutConfig
@@ -16,7 +17,7 @@ from protodiff.errors import ProtodiffError
 from protodiff.encoding import encode_split
 from protodiff.explain.effects import EffectMatrix, EffectsExplainer, effect_matrix
 from protodiff.explain.emergence import EmergenceExplainer, Partial, crossing, start_positions
-from protodiff.explain.shortcuts import ShortcutsExplainer, couplings, label_correlation
+from protodiff.explain.shortcuts import ShortcutsExplainer, couplings, critical_value, detectable, label_correlation
 from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
 from protodiff.model import ConditionedDiffusion
 
@@ -67,19 +68,70 @@ def test_effects_explainer_saves_matrix_suggestions_and_heat_map(setup, tmp_path
     assert (tmp_path / "out" / "effects.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def _matrix(effect: list[list[float]]) -> EffectMatrix:
-    e = torch.tensor(effect)
-    return EffectMatrix([f"proto_{j:02d}" for j in range(len(e))], ["mark", "tint", "bg"], e, torch.ones_like(e))
+def _matrix(change: Tensor) -> EffectMatrix:
+    """An effect matrix of per-image changes (K, N, A) on attributes mark, tint, bg."""
+    return EffectMatrix([f"proto_{j:02d}" for j in range(len(change))], ["mark", "tint", "bg"], change)
 
 
-def test_planted_coupling_ranks_first_and_alone_is_flagged():
-    matrix = _matrix([[0.6, 0.4, 0.0], [0.5, 0.0, 0.0], [0.15, 0.0, 0.12]])
-    found = couplings(matrix, threshold=0.2, correlation=torch.eye(3))
+def _flips(n: int, *fractions: float) -> Tensor:
+    """(n, len(fractions)) changes: attribute i turned on (1) in the first fractions[i] of the images."""
+    return torch.stack([(torch.arange(n) < round(f * n)).float() for f in fractions], dim=1)
+
+
+def test_effect_summaries_are_read_off_the_per_image_changes():
+    change = torch.tensor([[[1.0, 0.0], [0.0, -1.0], [1.0, 0.0], [0.5, 0.0]]])  # one dimension, 4 images
+    matrix = EffectMatrix(["proto_00"], ["mark", "tint"], change)
+    assert matrix.images == 4
+    assert torch.allclose(matrix.effect, torch.tensor([[0.625, -0.25]]))
+    assert torch.allclose(matrix.consistency, torch.tensor([[0.75, 0.25]]))
+    assert torch.allclose(matrix.stderr, change.std(dim=1) / 2)
+    assert torch.isnan(EffectMatrix(["proto_00"], ["mark", "tint"], change[:, :1]).stderr).all()
+
+
+def test_a_coupling_the_images_support_ranks_first_and_alone_is_flagged():
+    n = 128
+    change = torch.stack([
+        _flips(n, 0.5, 0.25, 0.0),  # planted: turns mark and tint on together
+        _flips(n, 0.5, 0.0, 0.0),  # one attribute only
+        _flips(n, 0.08, 0.0, 0.06),  # a real but small coupling: listed, below the threshold
+    ])
+    found = couplings(_matrix(change), threshold=0.1, correlation=torch.eye(3))
     assert found[0]["prototype"] == "proto_00" and found[0]["attributes"] == ["mark", "tint"]
-    assert found[0]["effects"] == [0.6, 0.4] and found[0]["score"] == 0.4 and found[0]["flagged"]
-    assert [c["flagged"] for c in found] == [True, False]  # proto_02's pair is listed (>= threshold / 2), not flagged
+    assert found[0]["effects"] == [0.5, 0.25] and found[0]["flagged"] and found[0]["score"] > 0
+    assert found[0]["train_correlation"] == 0.0
+    assert [c["flagged"] for c in found] == [True, False]
     assert [c["score"] for c in found] == sorted((c["score"] for c in found), reverse=True)
-    assert not any(c["flagged"] for c in couplings(_matrix([[0.6, 0.1, 0.0], [0.0, 0.5, -0.05]]), 0.2))
+
+
+def test_large_effects_from_too_few_images_are_listed_not_flagged():
+    change = torch.stack([_flips(8, 0.5, 0.375, 0.0), _flips(8, 0.0, 0.0, 0.0)])
+    found = couplings(_matrix(change), threshold=0.1)
+    assert [c["attributes"] for c in found] == [["mark", "tint"]]
+    assert found[0]["score"] < 0 and not found[0]["flagged"]  # 3 of 8 images: not told from noise over 6 tests
+    assert detectable(8, critical_value(8, 6, 0.05)) > 0.375
+
+
+def test_noise_alone_flags_a_coupling_in_at_most_alpha_of_the_experiments():
+    generator = torch.Generator().manual_seed(0)
+    experiments, falsely_flagged, largest = 200, 0, []
+    for _ in range(experiments):  # 8 dimensions x 3 attributes, 64 images, every true effect zero
+        flips = torch.rand(8, 64, 3, generator=generator) < 0.3
+        signs = torch.randint(0, 2, (8, 64, 3), generator=generator) * 2 - 1
+        matrix = _matrix(flips * signs.float())
+        largest.append(float(matrix.effect.abs().max()))
+        falsely_flagged += any(c["flagged"] for c in couplings(matrix, threshold=0.05))
+    assert sum(largest) / experiments > 0.1  # effects this large arise from noise alone...
+    assert falsely_flagged <= 0.05 * experiments  # ...and are flagged at the family-wise rate at most
+
+
+def test_critical_value_is_the_bonferroni_t_quantile():
+    from scipy import stats
+
+    assert critical_value(64, 256, 0.05) == pytest.approx(stats.t.ppf(1 - 0.05 / 512, 63))
+    assert critical_value(1, 256, 0.05) == float("inf") and detectable(1, float("inf")) == 1.0
+    q = critical_value(128, 256, 0.05)
+    e = detectable(128, q)  # the smallest fraction of flipped images that is significant
+    assert e == pytest.approx(q * (e * (1 - e) / 128) ** 0.5)
 
 
 def test_label_correlation_matches_numpy_and_marks_constant_labels():
@@ -100,12 +152,16 @@ def test_shortcuts_explainer_writes_the_documented_json(setup, tmp_path):
     model, data, classifier, images = setup
     train = data  # any split with the same attributes serves the label correlation here
     explainer = ShortcutsExplainer(ShortcutsExplainer.Config(sampler=DDIM_2, threshold=1e-4))
-    explainer.explain(model, images, classifier=classifier, data=data, train=train).save(tmp_path / "out")
+    with pytest.warns(UserWarning, match=r"^with 3 images only effects above 1.00 can be told from noise"):
+        explainer.explain(model, images, classifier=classifier, data=data, train=train).save(tmp_path / "out")
     report = json.loads((tmp_path / "out" / "shortcuts.json").read_text())
-    assert report["threshold"] == 1e-4 and report["couplings"]
+    assert report["threshold"] == 1e-4 and report["alpha"] == 0.05 and report["images"] == 3
+    assert report["couplings"] and report["detectable"] > 0.99
     first = report["couplings"][0]
     assert set(first) == {"prototype", "attributes", "effects", "score", "train_correlation", "flagged"}
     assert first["prototype"] in model.conditioner.names and len(first["attributes"]) == 2
+    change = load_file(str(tmp_path / "out" / "tensors.safetensors"))["change"]
+    assert change.shape == (model.conditioner.dim, 3, len(ATTRIBUTES))  # per image, for any other rule
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())  # what `protodiff names --suggest` reads
     assert [s["dimension"] for s in meta["suggestions"]] == model.conditioner.names
 

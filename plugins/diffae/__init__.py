@@ -8,12 +8,14 @@ DDIM) generates z_sem from nothing; a linear classifier per attribute on normali
 directions DiffAE edits along. Each module below registers what it defines:
     encoder.py       -                the half-UNet semantic encoder (used by the conditioner)
     conditioner.py   conditioner      diffae (its latent prior: latent-ddpm)
-    editing.py       -                AttributeDirections: DiffAE's attribute editing
+    editing.py       explainer        attribute-edit: DiffAE's attribute editing (AttributeDirections),
+                                      on any run whose condition is a vector
     presets/         preset           diffae-{shapes,digits} (CPU) and the published configurations
                                       diffae-{fmnist,cifar10,celeba,ffhq,chexpert}
 """
 
 protodiff_plugins = (
     "protodiff_diffae.conditioner",
+    "protodiff_diffae.editing",
     "protodiff_diffae.presets",
 )

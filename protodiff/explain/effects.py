@@ -37,31 +37,62 @@ if TYPE_CHECKING:
 
 @dataclass
 class EffectMatrix:
-    """Effects (K, A) of K dimensions on A attributes, with their consistency (K, A) in [0, 1]."""
+    """What enhancing each of K dimensions did to A attributes on N images.
+
+    ``change`` (K, N, A) is, per dimension and image, the change of each attribute's probability
+    against the unedited regeneration; the effect, its consistency and its standard error are read
+    off it, so a rule that needs the spread over images (``shortcuts``' significance test) has it.
+    """
 
     dimensions: list[str]
     attributes: list[str]
-    effect: Tensor
-    consistency: Tensor
+    change: Tensor
+
+    @property
+    def images(self) -> int:
+        return self.change.shape[1]
+
+    @property
+    def effect(self) -> Tensor:
+        """(K, A) the mean change over images."""
+        return self.change.mean(dim=1)
+
+    @property
+    def consistency(self) -> Tensor:
+        """(K, A) in [0, 1]: the fraction of images whose change has the sign of the mean."""
+        return (torch.sign(self.change) == torch.sign(self.effect)[:, None]).float().mean(dim=1)
+
+    @property
+    def stderr(self) -> Tensor:
+        """(K, A) the standard error of the effect over images (NaN from a single image)."""
+        if self.images < 2:
+            return torch.full_like(self.effect, float("nan"))
+        return self.change.std(dim=1) / self.images ** 0.5
 
     def to_json(self) -> dict:
         return {
             "dimensions": self.dimensions,
             "attributes": self.attributes,
-            "effect": [[round(float(v), 4) for v in row] for row in self.effect],
-            "consistency": [[round(float(v), 4) for v in row] for row in self.consistency],
+            "effect": _rounded(self.effect),
+            "consistency": _rounded(self.consistency),
+            "stderr": _rounded(self.stderr) if self.images > 1 else None,
         }
 
     def suggestions(self) -> list[dict]:
         """For each dimension, the attribute it turns on most (largest positive effect), with the
         effect and its consistency: what ``protodiff names RUN --suggest`` proposes."""
         out = []
+        effect, consistency = self.effect, self.consistency
         for j, name in enumerate(self.dimensions):
-            a = int(self.effect[j].argmax())
+            a = int(effect[j].argmax())
             out.append({"dimension": name, "index": j, "attribute": self.attributes[a],
-                        "effect": round(float(self.effect[j, a]), 4),
-                        "consistency": round(float(self.consistency[j, a]), 4)})
+                        "effect": round(float(effect[j, a]), 4),
+                        "consistency": round(float(consistency[j, a]), 4)})
         return out
+
+
+def _rounded(matrix: Tensor) -> list[list[float]]:
+    return [[round(float(v), 4) for v in row] for row in matrix]
 
 
 def check_classifier(classifier: AttributeClassifier, attribute_names: list[str] | None) -> None:
@@ -105,13 +136,16 @@ def effect_matrix(
     regenerated = regenerate(model, edited, x_T.repeat(k + 1, 1, 1, 1), sampler, chunk)
     probs = classifier.predict_proba(regenerated).view(k + 1, n, -1)
     change = probs[1:] - probs[:1]  # (K, N, A)
-    effect = change.mean(dim=1)
-    consistency = (torch.sign(change) == torch.sign(effect)[:, None]).float().mean(dim=1)
-    return EffectMatrix(model.conditioner.names, list(classifier.attribute_names), effect, consistency)
+    return EffectMatrix(model.conditioner.names, list(classifier.attribute_names), change.cpu())
 
 
-def plot_effects(matrix: EffectMatrix, path: Path) -> None:
-    """Heat map, dimensions down and attributes across, diverging around zero with the values written in."""
+def matrix_tensors(matrix: EffectMatrix) -> dict[str, Tensor]:
+    """What ``tensors.safetensors`` holds of an effect matrix: the per-image changes and their summaries."""
+    return {"effect": matrix.effect, "consistency": matrix.consistency, "change": matrix.change}
+
+
+def plot_effects(matrix: EffectMatrix, path: Path, title: str = "effect of enhancing each dimension") -> None:
+    """Heat map, dimensions (or edits) down and attributes across, diverging around zero with the values written in."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -126,7 +160,7 @@ def plot_effects(matrix: EffectMatrix, path: Path) -> None:
     for (row, col), value in zip(torch.cartesian_prod(torch.arange(k), torch.arange(a)).tolist(), matrix.effect.flatten().tolist()):
         ax.text(col, row, f"{value:+.2f}", ha="center", va="center", fontsize=6)
     fig.colorbar(image, ax=ax, label="change of attribute probability")
-    ax.set_title("effect of enhancing each dimension")
+    ax.set_title(title)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
@@ -165,7 +199,7 @@ class EffectsExplainer(Explainer):
         matrix = self.matrix(model, batch, classifier, data)
         meta = {**matrix.to_json(), "suggestions": matrix.suggestions(), "images": len(batch),
                 "quantile": self.config.quantile}
-        return Explanation("effects", {"effect": matrix.effect, "consistency": matrix.consistency}, meta,
+        return Explanation("effects", matrix_tensors(matrix), meta,
                            {"effects.png": lambda path: plot_effects(matrix, path)})
 
 
