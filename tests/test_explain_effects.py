@@ -99,8 +99,40 @@ def test_a_coupling_the_images_support_ranks_first_and_alone_is_flagged():
     assert found[0]["prototype"] == "proto_00" and found[0]["attributes"] == ["mark", "tint"]
     assert found[0]["effects"] == [0.5, 0.25] and found[0]["flagged"] and found[0]["score"] > 0
     assert found[0]["train_correlation"] == 0.0
+    assert found[0]["replication"] == {"attribute": "tint", "dimensions": 1, "agreeing": 1}
     assert [c["flagged"] for c in found] == [True, False]
     assert [c["score"] for c in found] == sorted((c["score"] for c in found), reverse=True)
+
+
+def test_a_coupling_the_other_dimensions_contradict_is_listed_not_flagged():
+    """One dimension moving two attributes is entanglement, not a learnt dependency, when the other
+    dimensions that move either attribute leave the other one alone."""
+    n = 128
+    change = torch.stack([
+        _flips(n, 0.5, 0.4, 0.0),  # mark and tint together
+        _flips(n, 0.5, 0.0, 0.0), _flips(n, 0.4, 0.0, 0.0),  # mark alone, twice
+        _flips(n, 0.0, 0.5, 0.0), _flips(n, 0.0, 0.4, 0.0),  # tint alone, twice
+    ])
+    found = couplings(_matrix(change), threshold=0.1)
+    assert found[0]["prototype"] == "proto_00" and found[0]["score"] > 0  # real on both legs...
+    assert found[0]["replication"]["agreeing"] == 1 and found[0]["replication"]["dimensions"] == 3
+    assert not any(c["flagged"] for c in found)  # ...but one of three ways of moving each
+
+
+def test_a_dependency_every_dimension_shows_is_flagged_on_each_in_either_direction():
+    n = 128
+    opposite = -_flips(n, 0.0, 0.3, 0.0)  # the tint turned off where the mark is turned on
+    change = torch.stack([
+        _flips(n, 0.5, 0.0, 0.0) + opposite, _flips(n, 0.4, 0.0, 0.0) + opposite,  # mark on, tint off
+        _flips(n, 0.0, 0.0, 0.5),  # bg alone: it has nothing to do with the pair
+        _flips(n, 0.1, 0.0, 0.4),  # a weak leg: listed below the threshold, not flagged
+    ])
+    found = couplings(_matrix(change), threshold=0.2)
+    flagged = [(c["prototype"], c["attributes"]) for c in found if c["flagged"]]
+    assert flagged == [("proto_00", ["mark", "tint"]), ("proto_01", ["mark", "tint"])]
+    assert found[0]["replication"] == {"attribute": "tint", "dimensions": 2, "agreeing": 2}  # mark: 2 of 3
+    assert found[0]["effects"][1] < 0 < found[0]["effects"][0]
+    assert [c["flagged"] for c in found] == sorted((c["flagged"] for c in found), reverse=True)  # flagged first
 
 
 def test_large_effects_from_too_few_images_are_listed_not_flagged():
@@ -158,7 +190,7 @@ def test_shortcuts_explainer_writes_the_documented_json(setup, tmp_path):
     assert report["threshold"] == 1e-4 and report["alpha"] == 0.05 and report["images"] == 3
     assert report["couplings"] and report["detectable"] > 0.99
     first = report["couplings"][0]
-    assert set(first) == {"prototype", "attributes", "effects", "score", "train_correlation", "flagged"}
+    assert set(first) == {"prototype", "attributes", "effects", "score", "train_correlation", "replication", "flagged"}
     assert first["prototype"] in model.conditioner.names and len(first["attributes"]) == 2
     change = load_file(str(tmp_path / "out" / "tensors.safetensors"))["change"]
     assert change.shape == (model.conditioner.dim, 3, len(ATTRIBUTES))  # per image, for any other rule

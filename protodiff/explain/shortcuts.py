@@ -15,9 +15,19 @@ of freedom. A coupling of dimension j with attributes (a, b)
 * scores ``min(|e_a| - q se_a, |e_b| - q se_b)``: the weaker leg's effect at the lower end of its
   confidence interval, the effect size the images support on both legs (negative: not supported);
 * is listed when both effects are at least ``threshold / 2``, or when it scores above zero;
-* is ``flagged`` when it scores above zero (both legs are real at family-wise level ``alpha``: a
-  coupling with a leg at zero is flagged with probability at most ``alpha``, over all of them) and
-  both effects are at least ``threshold``, the smallest coupling worth a reader's attention.
+* carries its ``replication``: of the dimensions that significantly move a, how many also move b
+  the way j couples them (both up, or one up and one down), and the same from b's side; the side
+  where the larger share agrees is reported (``{"attribute", "dimensions", "agreeing"}``);
+* is ``flagged`` when it scores above zero (both legs are real at family-wise level ``alpha``), both
+  effects are at least ``threshold`` (the smallest coupling worth a reader's attention), and it is
+  replicated by more than half the dimensions that move one of its attributes.
+
+Why replication: a shortcut is a dependency the model learnt between two attributes, so it shows
+in (most of) the ways the model has of producing one of them: with red squares always warm in
+training, every prototype that draws a red square also warms the image. One dimension that moves a
+second attribute while the other dimensions moving either attribute leave it alone is entanglement
+of that dimension (its patch also covers background, say), real but not a learnt dependency; it
+is listed with its replication, not flagged. Couplings are sorted flagged first, each group by score.
 
 Too few images cannot confirm anything: an attribute flipped on a fraction e of the images is
 significant only when ``e > q^2 / (N + q^2)``, which ``detectable`` reports (0.6 at N = 16, about
@@ -69,12 +79,28 @@ def detectable(images: int, q: float) -> float:
     return 1.0 if math.isinf(q) else q * q / (images + q * q)
 
 
+def replication(significant: Tensor, effect: Tensor, j: int, a: int, b: int) -> dict:
+    """How many of the dimensions that move ``a`` (or ``b``) also move the other attribute the way
+    dimension ``j`` couples them (same or opposite direction): the direction where the larger share
+    agrees, as ``{"attribute", "dimensions", "agreeing"}`` (see the module)."""
+    relation = torch.sign(effect[j, a] * effect[j, b])
+    agrees = significant[:, a] & significant[:, b] & (torch.sign(effect[:, a] * effect[:, b]) == relation)
+    best = {"attribute": a, "dimensions": 0, "agreeing": 0}
+    for x in (a, b):
+        moving = int(significant[:, x].sum())
+        agreeing = int((agrees & significant[:, x]).sum())
+        if moving and agreeing / moving > (best["agreeing"] / best["dimensions"] if best["dimensions"] else -1):
+            best = {"attribute": x, "dimensions": moving, "agreeing": agreeing}
+    return best
+
+
 def couplings(matrix: EffectMatrix, threshold: float, alpha: float = 0.05,
               correlation: Tensor | None = None) -> list[dict]:
-    """Every (dimension, attribute pair) the module's rule lists, highest score first."""
+    """Every (dimension, attribute pair) the module's rule lists: flagged first, each group by score."""
     effect = matrix.effect
     q = critical_value(matrix.images, effect.numel(), alpha)
     supported = effect.abs() - q * torch.nan_to_num(matrix.stderr, nan=math.inf)
+    significant = supported > 0
     out = []
     for j, name in enumerate(matrix.dimensions):
         for a, b in itertools.combinations(range(len(matrix.attributes)), 2):
@@ -83,15 +109,17 @@ def couplings(matrix: EffectMatrix, threshold: float, alpha: float = 0.05,
             if weaker < threshold / 2 and score <= 0:
                 continue
             r = None if correlation is None else float(correlation[a, b])
+            shared = replication(significant, effect, j, a, b)
             out.append({
                 "prototype": name,
                 "attributes": [matrix.attributes[a], matrix.attributes[b]],
                 "effects": [round(float(effect[j, a]), 4), round(float(effect[j, b]), 4)],
                 "score": round(score, 4) if math.isfinite(score) else None,
                 "train_correlation": None if r is None or math.isnan(r) else round(r, 4),
-                "flagged": score > 0 and weaker >= threshold,
+                "replication": {**shared, "attribute": matrix.attributes[shared["attribute"]]},
+                "flagged": score > 0 and weaker >= threshold and 2 * shared["agreeing"] > shared["dimensions"],
             })
-    return sorted(out, key=lambda c: -math.inf if c["score"] is None else -c["score"])
+    return sorted(out, key=lambda c: (not c["flagged"], -math.inf if c["score"] is None else -c["score"]))
 
 
 class ShortcutsExplainer(EffectsExplainer):
