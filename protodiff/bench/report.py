@@ -77,9 +77,11 @@ def _shortcuts(record: dict[str, Any], top: int = 5) -> tab.Table | None:
         return None
     report = json.loads(path.read_text())
     rows = [[c["prototype"], " / ".join(c["attributes"]), " / ".join(f"{e:+.2f}" for e in c["effects"]),
-             f"{c['score']:.3f}", "–" if c["train_correlation"] is None else f"{c['train_correlation']:+.2f}",
+             "–" if c["score"] is None else f"{c['score']:.3f}",
+             "{agreeing} of {dimensions} ({attribute})".format(**c["replication"]),
+             "–" if c["train_correlation"] is None else f"{c['train_correlation']:+.2f}",
              "flagged" if c["flagged"] else ""] for c in report["couplings"][:top]]
-    header = ["dimension", "attributes", "effects", "score", "train r", f"score >= {report['threshold']}"]
+    header = ["dimension", "attributes", "effects", "score", "replicated by", "train r", "flagged"]
     return tab.Table(f"shortcuts ({len(report['couplings'])} couplings listed)", header, rows)
 
 
