@@ -223,3 +223,12 @@ def test_an_explainer_asking_for_an_unknown_input_is_a_registration_error():
 
     with pytest.raises(RegistrationError, match="asks for 'everything'"):
         Greedy.inputs()
+
+
+def test_an_explainer_sets_how_many_images_it_explains_by_default():
+    def default_n(name: str) -> str:
+        help_text = CliRunner().invoke(main, ["explain", name, "--help"]).output
+        return " ".join(help_text.split()).split("Explain the first N images of the split. [default: ")[1].split(";")[0]
+
+    assert default_n("edit") == "8"
+    assert default_n("shortcuts") == "128"  # a significance test over images needs them

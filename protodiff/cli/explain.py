@@ -86,7 +86,7 @@ def _command(name: str, cls: type) -> click.Command:
         click.Option(["--out"], type=click.Path(file_okay=False), default=None,
                      help=f"Output directory (written atomically) [default: explain-{name}]."),
         click.Option(["--split"], default="test", show_default=True, help="The dataset split whose images are explained."),
-        click.Option(["--n", "count"], type=click.IntRange(min=1), default=8, show_default=True,
+        click.Option(["--n", "count"], type=click.IntRange(min=1), default=cls.default_images, show_default=True,
                      help="Explain the first N images of the split."),
         *([click.Option(["--classifier"], type=click.Path(file_okay=False), default=None,
                         help="The attribute classifier that judges the images (`protodiff classifier train`).")]

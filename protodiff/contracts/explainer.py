@@ -24,7 +24,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from safetensors.torch import save_file
 from torch import Tensor
@@ -78,6 +78,10 @@ class Explanation:
 
 class Explainer(Component, ABC):
     """Constructed as ``cls(config)``; ``explain(model, batch, *, <inputs>)`` (see the module)."""
+
+    #: How many images ``protodiff explain`` explains without ``--n``: enough for a figure; an
+    #: explainer whose result is a statistic over images sets what its statistic needs.
+    default_images: ClassVar[int] = 8
 
     def __init__(self, config: Any) -> None:
         self.config = config
