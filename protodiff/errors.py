@@ -42,3 +42,8 @@ class TrainingDiverged(ProtodiffError):
 
 class UnsupportedModel(ProtodiffError):
     """A model given to a tool that needs another kind (a prototype tool given a model without prototypes)."""
+
+
+class ProtodiffWarning(UserWarning):
+    """Something the user should know that does not stop the command; the CLI prints it as one
+    ``protodiff: warning: ...`` line."""

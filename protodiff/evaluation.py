@@ -37,7 +37,7 @@ from protodiff.experiment import ExperimentConfig, experiment_from_dict
 from protodiff.io import write_json
 from protodiff.model import ConditionedDiffusion
 from protodiff.plugins import registries
-from protodiff.training import resolve_device
+from protodiff.training.devices import resolve_device
 
 #: What ``protodiff eval`` computes when no metrics are named: the latent columns of Patronus' tables.
 DEFAULT_METRICS = ("tad", "attributes-captured", "latent-auroc")

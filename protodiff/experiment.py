@@ -70,8 +70,17 @@ class TrainConfig:
     grad_clip: float | None = 1.0
     #: Keep an exponential moving average of the weights with this decay (null: off).
     ema_decay: float | None = None
-    #: bf16 autocast on CUDA (never on CPU, where it would change the numbers and gain little).
-    amp: bool = True
+    #: ``auto``: bf16 autocast (fp32 master weights) where the hardware computes bf16 natively
+    #: (CUDA; CPUs with AVX512-BF16 or AMX), else fp32; ``fp32`` or ``bf16`` to choose. A run
+    #: records the precision it chose in its config.yaml and log, and resumes in it.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    #: ``auto``: read the train split into memory once when the run draws at least an epoch of it
+    #: and it fits in 1 GiB as fp32 (same batches, no decoding per step); ``always`` or ``never``.
+    preload: Literal["auto", "always", "never"] = "auto"
+    #: ``torch.compile`` the model (inductor); falls back to eager, with a warning, where no C++
+    #: compiler is present. Off by default: on the CPU presets its minute of compiling costs more
+    #: than it saves (benchmarks/train_throughput.py measures it).
+    compile: bool = False
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     log_every: int = 10
@@ -126,12 +135,23 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     raise ConfigError(f"{name_or_path}: no such config file or preset ({presets.unknown_message(str(name_or_path))})")
 
 
+def _upgrade(data: dict) -> dict:
+    """A config written before ``train.precision`` existed: its ``train.amp`` (bf16 autocast on
+    CUDA only) becomes ``precision: auto`` (true) or ``fp32`` (false)."""
+    train = data.get("train")
+    if isinstance(train, dict) and "amp" in train and "precision" not in train:
+        train = dict(train)
+        train["precision"] = "auto" if train.pop("amp") else "fp32"
+        data = {**data, "train": train}
+    return data
+
+
 def load_experiment(name_or_path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
     """Parse a config file or preset, with ``key=value`` overrides applied first."""
     path = resolve_config_path(name_or_path)
-    data = apply_overrides(read_yaml(path), list(overrides))
+    data = apply_overrides(_upgrade(read_yaml(path)), list(overrides))
     return parse(ExperimentConfig, data, source=str(path))
 
 
 def experiment_from_dict(data: dict, source: str = "<config>") -> ExperimentConfig:
-    return parse(ExperimentConfig, data, source=source)
+    return parse(ExperimentConfig, _upgrade(data), source=source)

@@ -14,7 +14,7 @@ from protodiff.config import ComponentSpec
 from protodiff.errors import ProtodiffError, UnsupportedModel
 from protodiff.experiment import load_experiment
 from protodiff.model import ConditionedDiffusion
-from protodiff.nn.blocks import ResBlock
+from protodiff.nn.blocks import GroupNorm32, ResBlock
 from protodiff_diffae.editing import AttributeDirections, AttributeEditExplainer
 from protodiff_patronus.conditioner import nearest_patches
 
@@ -33,7 +33,7 @@ def test_the_published_semantic_encoder():
     attention = sorted({name.split(".attention")[0] for name, _ in cond.encoder.named_modules() if ".attention" in name})
     assert attention == ["down.6", "down.7", "mid.0"]
     # the head: GroupNorm, SiLU, average pool, 1x1 convolution to 512
-    assert [type(m) for m in cond.encoder.head] == [nn.GroupNorm, nn.SiLU, nn.AdaptiveAvgPool2d, nn.Conv2d, nn.Flatten]
+    assert [type(m) for m in cond.encoder.head] == [GroupNorm32, nn.SiLU, nn.AdaptiveAvgPool2d, nn.Conv2d, nn.Flatten]
     assert cond.encoder.head[3].kernel_size == (1, 1) and cond.encoder.head[3].out_channels == 512
 
 

@@ -165,3 +165,16 @@ def test_standardise_puts_every_prototype_at_unit_scale_before_the_embedding():
     assert cond.embed(vector[:1]).shape == (1, cond.embed_dim)  # inference: running statistics, any batch size
     plain = patronus(prototype_layer={"name": "log-l2", "num_prototypes": 3})
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in plain.embedding)  # off: as published
+
+
+@pytest.mark.parametrize("name", ["log-l2", "cosine"])
+def test_prototype_layers_compute_in_fp32_under_bf16_autocast(name):
+    """The expansion |z|^2 - 2 z.p + |p|^2 loses the small distances that matter most in bf16."""
+    proto = layer(name, 32, num_prototypes=4)
+    z = torch.rand(2, 32, 3, 3)
+    expected, expected_maps = proto(z)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        s, maps = proto(z)
+    assert s.dtype == maps.dtype == torch.float32
+    torch.testing.assert_close(s, expected)
+    torch.testing.assert_close(maps, expected_maps)

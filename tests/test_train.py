@@ -29,7 +29,9 @@ def test_training_lowers_the_loss_and_writes_complete_checkpoints(tiny_config, t
     assert final.name == "step_0000030"
     assert [p.name for p in ckpt.list_checkpoints(tmp_path / "run")] == ["step_0000020", "step_0000030"]
     assert {p.name for p in final.iterdir()} == {"config.yaml", "model.safetensors", "ema.safetensors", "train_state.pt"}
-    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    start, log = records[0], records[1:]
+    assert start["event"] == "start" and start["precision"] in ("fp32", "bf16") and start["precision_reason"]
     assert [r["step"] for r in log] == list(range(1, 31))
     first, last = sum(r["loss"] for r in log[:5]) / 5, sum(r["loss"] for r in log[-5:]) / 5
     assert last < 0.7 * first
@@ -134,3 +136,87 @@ def test_lr_multipliers_give_each_module_its_own_learning_rate(tiny_config):
     assert sum(len(g["params"]) for g in groups) == len(named)
     with pytest.raises(ProtodiffError, match="no parameter name starts with 'denoser'"):
         parameter_groups(model, parse(TrainConfig, {"lr_multipliers": {"denoser": 2.0}}))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_continues_bit_for_bit_in_either_precision(tiny_config, tmp_path, precision):
+    overrides = (f"train.precision={precision}", "train.checkpoint_every=3", "train.preload=always")
+    straight = Trainer(tiny_config(*overrides, "train.steps=6"), tmp_path / "a", device="cpu", progress=False).fit()
+    Trainer(tiny_config(*overrides, "train.steps=3"), tmp_path / "b", device="cpu", progress=False).fit()
+    resumed = Trainer(tiny_config(*overrides, "train.steps=6"), tmp_path / "b", device="cpu", resume=True, progress=False).fit()
+    for name in ("model.safetensors", "ema.safetensors"):
+        assert_same_weights(weights(straight / name), weights(resumed / name))
+
+
+def test_the_chosen_precision_is_recorded_and_kept_on_resume(tiny_config, tmp_path, monkeypatch):
+    import protodiff.training.devices as devices
+    from protodiff.config import read_yaml
+
+    monkeypatch.setattr(devices, "native_bf16", lambda device: True)
+    Trainer(tiny_config("train.steps=3"), tmp_path / "run", device="cpu", progress=False).fit()
+    assert read_yaml(tmp_path / "run" / "config.yaml")["train"]["precision"] == "bf16"
+    assert "natively" in json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[0])["precision_reason"]
+    monkeypatch.setattr(devices, "native_bf16", lambda device: False)  # the same run resumed elsewhere
+    resumed = Trainer(tiny_config("train.steps=6"), tmp_path / "run", device="cpu", resume=True, progress=False)
+    assert resumed.precision.name == "bf16" and "resumed" in resumed.precision.reason
+    assert Trainer(tiny_config("train.steps=3"), tmp_path / "new", device="cpu", progress=False).precision.name == "fp32"
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch):
+    import protodiff.training.devices as devices
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
+    assert devices.resolve_precision("auto", cpu).name == "fp32"
+    assert "emulated" in devices.resolve_precision("bf16", cpu).reason
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    assert devices.resolve_precision("auto", cpu).name == "bf16"
+    assert devices.resolve_precision("fp32", cpu).name == "fp32"
+
+
+def test_a_config_from_before_precision_existed_still_loads():
+    from protodiff.experiment import experiment_from_dict, load_experiment
+    from protodiff.config import to_dict
+
+    data = to_dict(load_experiment("ddpm-shapes"))
+    del data["train"]["precision"]
+    assert experiment_from_dict({**data, "train": {**data["train"], "amp": True}}).train.precision == "auto"
+    assert experiment_from_dict({**data, "train": {**data["train"], "amp": False}}).train.precision == "fp32"
+
+
+def test_preloaded_batches_are_the_batches_a_loader_serves(tiny_config):
+    from protodiff.training.batches import TrainingBatches, read_all, should_preload
+
+    config = tiny_config()
+    dataset = config.data.build().open("train")
+    loaded = TrainingBatches(dataset, local_batch=8, seed=3)
+    preloaded = TrainingBatches(dataset, local_batch=8, seed=3, images=read_all(dataset))
+    for step in (0, 5, 9):  # from the start, mid-epoch and in the second epoch (8 steps each)
+        a, b = loaded.from_step(step), preloaded.from_step(step)
+        for _ in range(10):
+            assert torch.equal(next(a), next(b))
+    assert should_preload(dataset, config.train, steps=8)  # one epoch: read once
+    assert not should_preload(dataset, config.train, steps=2)  # a quarter epoch: reading all costs more
+
+
+def test_compile_without_a_compiler_warns_and_trains_eagerly(tiny_config, tmp_path, monkeypatch):
+    import protodiff.training.trainer as trainer_module
+    from protodiff.errors import ProtodiffWarning
+
+    monkeypatch.setattr(trainer_module.shutil, "which", lambda name: None)
+    with pytest.warns(ProtodiffWarning, match="no C\\+\\+ compiler"):
+        trainer = Trainer(tiny_config("train.compile=true", "train.steps=2"), tmp_path / "run", device="cpu", progress=False)
+    assert trainer.compiled is False and trainer.network is trainer.model
+    trainer.fit()
+
+
+def test_ema_update_matches_a_per_tensor_lerp():
+    from protodiff.training import ema_with_warmup
+
+    generator = torch.Generator().manual_seed(0)
+    means = [torch.randn(5, generator=generator), torch.randn(2, 3, generator=generator)]
+    values = [torch.randn(5, generator=generator), torch.randn(2, 3, generator=generator)]
+    expected = [m.clone().lerp_(v, 1 - min(0.999, 8 / 17)) for m, v in zip(means, values)]
+    ema_with_warmup(0.999)(means, values, torch.tensor(7))
+    for got, want in zip(means, expected):
+        assert torch.equal(got, want)

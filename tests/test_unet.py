@@ -67,3 +67,23 @@ def test_attention_levels_and_bad_sizes():
         net(torch.randn(1, 3, 18, 18), torch.tensor([0]), None)
     with pytest.raises(Exception, match="attention_levels: level 5 outside 0..2"):
         tiny(attention_levels=(5,))
+
+
+def test_norms_and_attention_run_in_fp32_under_bf16_autocast():
+    """Autocast leaves only the convolutions and linear layers in bf16: the output stays within
+    bf16's rounding of the fp32 forward, and fp32 alone is unchanged by GroupNorm32."""
+    from protodiff.nn.blocks import GroupNorm32
+
+    norm, reference = GroupNorm32(4, 8), torch.nn.GroupNorm(4, 8)
+    x = torch.randn(2, 8, 5, 5)
+    assert torch.equal(norm(x), reference(x))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert norm(x.bfloat16()).dtype == torch.float32
+    torch.manual_seed(1)
+    unet = UNet(tiny(attention_levels=[1]), in_channels=3, cond_dim=4, cond_mode="adagn")
+    for p in unet.parameters():
+        p.data.add_(0.05)
+    x, t, c = torch.randn(2, 3, 16, 16), torch.tensor([1, 500]), torch.randn(2, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = unet(x, t, c)
+    torch.testing.assert_close(low.float(), unet(x, t, c), atol=0.1, rtol=0.05)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from protodiff.nn.blocks import GroupNorm32
 from protodiff.nn.levels import UNetLevels, UNetShape, run_down, run_middle
 
 
@@ -27,7 +28,7 @@ class HalfUNetEncoder(nn.Module):
         self.mid = levels.middle(attention=True)
         width = shape.deepest_channels
         self.head = nn.Sequential(
-            nn.GroupNorm(shape.norm_groups, width), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Conv2d(width, dim, 1), nn.Flatten()
+            GroupNorm32(shape.norm_groups, width), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Conv2d(width, dim, 1), nn.Flatten()
         )
 
     def forward(self, x: Tensor) -> Tensor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from protodiff.nn.blocks import GroupNorm32
 from protodiff.nn.levels import UNetLevels, UNetShape, run_down, run_middle, run_up
 
 
@@ -28,7 +29,7 @@ class UNetEncoder(nn.Module):
         self.up = levels.up(skips)
         width = shape.base_channels * shape.channel_mult[0]
         self.head = nn.Sequential(
-            nn.GroupNorm(shape.norm_groups, width), nn.SiLU(), nn.Conv2d(width, 1, 3, padding=1), nn.Flatten(),
+            GroupNorm32(shape.norm_groups, width), nn.SiLU(), nn.Conv2d(width, 1, 3, padding=1), nn.Flatten(),
             nn.Linear(image_size * image_size, dim),
         )
 

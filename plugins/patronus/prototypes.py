@@ -3,6 +3,10 @@
 ``log-l2`` is Patronus' (after ProtoPNet): the squared L2 distance from every patch to every
 prototype, the minimum over patches, and s = log((d + 1) / (d + eps)), large when some patch is
 close. ``cosine`` is the usual alternative: the best cosine similarity over patches.
+
+Both compute in fp32 whatever autocast chose for the encoder: a squared distance expanded as
+|z|^2 - 2 z.p + |p|^2 cancels most of its digits exactly where activations are largest (a patch
+close to a prototype), and bf16 keeps only three of them.
 """
 
 from __future__ import annotations
@@ -136,6 +140,10 @@ class LogL2Prototypes(PrototypeLayer):
         self._last_s: Tensor | None = None
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.autocast(z.device.type, enabled=False):
+            return self._activations(z.float())
+
+    def _activations(self, z: Tensor) -> tuple[Tensor, Tensor]:
         if not self.initialised:
             self._place_on_patches(z)
         if self.training and torch.is_grad_enabled() and hasattr(self, "batches_seen"):
@@ -201,7 +209,9 @@ class CosinePrototypes(PrototypeLayer):
         self.prototypes = nn.Parameter(torch.randn(config.num_prototypes, feature_dim))
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        cosine = torch.einsum("bdhw,md->bmhw", F.normalize(z, dim=1), F.normalize(self.prototypes, dim=1))
+        with torch.autocast(z.device.type, enabled=False):
+            unit = F.normalize(z.float(), dim=1)
+            cosine = torch.einsum("bdhw,md->bmhw", unit, F.normalize(self.prototypes, dim=1))
         return cosine.flatten(2).max(dim=2).values, 1 - cosine
 
 

@@ -20,7 +20,7 @@ from protodiff.config import parse
 from protodiff.experiment import ExperimentConfig
 from protodiff.io import write_json
 from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
-from protodiff.training import resolve_device
+from protodiff.training.devices import resolve_device
 
 ACCURACY_FILE = "accuracy.json"
 

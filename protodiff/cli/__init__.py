@@ -1,17 +1,29 @@
 """The ``protodiff`` command line: one group, one module per command family.
 
 Every user error (:class:`~protodiff.errors.ProtodiffError`) is printed as one line and exits
-with status 2; ``--debug`` (or ``PROTODIFF_DEBUG=1``) shows the traceback instead.
+with status 2; ``--debug`` (or ``PROTODIFF_DEBUG=1``) shows the traceback instead. Warnings meant
+for the user (:class:`~protodiff.errors.ProtodiffWarning`) are one ``protodiff: warning:`` line
+each, without the source line Python would add.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import click
 
-from protodiff.errors import ProtodiffError
+from protodiff.errors import ProtodiffError, ProtodiffWarning
+
+_show_warning = warnings.showwarning
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    if issubclass(category, ProtodiffWarning):
+        click.echo(f"protodiff: warning: {message}", err=True)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
 
 
 class _Group(click.Group):
@@ -33,6 +45,7 @@ class _Group(click.Group):
 @click.version_option(package_name="protodiff")
 def main(debug: bool) -> None:
     """protodiff: interpretable diffusion conditioners (Patronus and friends)."""
+    warnings.showwarning = _one_line_warning
 
 
 def _register_commands() -> None:

@@ -57,7 +57,7 @@ def _command(name: str, cls: type) -> click.Command:
         from protodiff.checkpoint import load_model
         from protodiff.config import ComponentSpec, apply_overrides
         from protodiff.explain.inputs import explainer_inputs, load_classifier
-        from protodiff.training import resolve_device
+        from protodiff.training.devices import resolve_device
 
         raw = apply_overrides({}, list(overrides))
         raw.update({key: [*raw.get(key, []), *values] for key, values in flag_values.items() if values})

@@ -54,7 +54,7 @@ def sample(
     """
     from protodiff.checkpoint import load_model
     from protodiff.figures import save_image_grid
-    from protodiff.training import resolve_device
+    from protodiff.training.devices import resolve_device
 
     model, config = load_model(checkpoint, device=resolve_device(device), use_ema=not no_ema)
     seed = config.seed if seed is None else seed

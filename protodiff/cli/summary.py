@@ -23,7 +23,8 @@ def summary(run: str, num_images: int, out: str | None, seed: int | None, device
     unconditional model), and the training loss."""
     from protodiff.checkpoint import CHECKPOINTS_DIR, checkpoint_step, load_model, resolve_checkpoint
     from protodiff.figures import image_grid, save_image, summary_figure, training_curve
-    from protodiff.training import LOG_FILE, resolve_device
+    from protodiff.training import LOG_FILE
+    from protodiff.training.devices import resolve_device
 
     checkpoint = resolve_checkpoint(run)
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == CHECKPOINTS_DIR else checkpoint

@@ -30,9 +30,10 @@ def denoising_loss(
     where the target is eps (or v, see :class:`~protodiff.diffusion.schedule.ScheduleConfig`).
 
     Timesteps and noise are drawn from ``generator`` (on its own device, then moved) so that a
-    seeded run draws the same ones on every device and after a resume.
+    seeded run draws the same ones on every device and after a resume. The error is taken in
+    fp32 whatever precision the network ran in.
     """
     gen_device = generator.device if generator is not None else x0.device
     t = training_timesteps(schedule, x0.shape[0], generator, gen_device).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator, device=gen_device, dtype=x0.dtype).to(x0.device)
-    return F.mse_loss(net_fn(schedule.q_sample(x0, t, noise), t), schedule.training_target(x0, noise, t))
+    return F.mse_loss(net_fn(schedule.q_sample(x0, t, noise), t).float(), schedule.training_target(x0, noise, t).float())

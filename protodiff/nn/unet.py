@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from protodiff.contracts.conditioner import CondMode
 from protodiff.contracts.denoiser import Denoiser
 from protodiff.hookspecs import hookimpl
-from protodiff.nn.blocks import TimestepEmbedding
+from protodiff.nn.blocks import GroupNorm32, TimestepEmbedding
 from protodiff.nn.levels import UNetLevels, UNetShape, run_down, run_middle, run_up
 from protodiff.registry import Registries
 
@@ -59,7 +59,7 @@ class UNet(Denoiser):
         self.down, skips = levels.down()
         self.mid = levels.middle(config.bottleneck_attention)
         self.up = levels.up(skips)
-        self.head = nn.Sequential(nn.GroupNorm(config.norm_groups, base * config.channel_mult[0]), nn.SiLU(),
+        self.head = nn.Sequential(GroupNorm32(config.norm_groups, base * config.channel_mult[0]), nn.SiLU(),
                                   nn.Conv2d(base * config.channel_mult[0], in_channels, 3, padding=1))
         if config.channels_last:
             self.to(memory_format=torch.channels_last)

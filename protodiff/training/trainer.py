@@ -1,9 +1,11 @@
-"""The training loop: AdamW, clipping, EMA, AMP on CUDA, atomic checkpoints, exact resume, DDP.
+"""The training loop: AdamW, clipping, EMA, bf16 autocast where native, atomic checkpoints, exact
+resume, DDP.
 
-Determinism: the model is initialised from ``seed``; batch order comes from a
-:class:`~torch.utils.data.DistributedSampler` seeded with ``seed`` and the epoch; timesteps and
-noise come from a generator seeded per rank; dropout uses the global RNG. Every one of these
-states is saved with each checkpoint, so on CPU a resumed run continues bit for bit.
+Determinism: the model is initialised from ``seed``; batch order comes from
+:class:`~protodiff.training.batches.TrainingBatches` (seeded with ``seed`` and the epoch);
+timesteps and noise come from a generator seeded per rank; dropout uses the global RNG. Every one
+of these states is saved with each checkpoint, so on CPU a resumed run continues bit for bit (in
+fp32 and in bf16 alike: the precision is recorded and kept).
 
 Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in DDP over gloo (CPU)
 or nccl (CUDA); ``train.batch_size`` is the global batch, split evenly over ranks. Only rank 0
@@ -12,31 +14,33 @@ writes files.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-import os
+import shutil
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
-from torch.utils.data import BatchSampler, DataLoader, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
 from protodiff import checkpoint as ckpt
 from protodiff.config import dump_yaml, read_yaml, to_dict
 from protodiff.contracts.dataset import LabeledImages
-from protodiff.errors import CheckpointError, DataError, ProtodiffError, TrainingDiverged
-from protodiff.experiment import ExperimentConfig, TrainConfig, experiment_from_dict
+from protodiff.errors import CheckpointError, DataError, ProtodiffError, ProtodiffWarning, TrainingDiverged
+from protodiff.experiment import ExperimentConfig, experiment_from_dict
 from protodiff.figures import plot_training_curve, save_image_grid
 from protodiff.io import write_text
 from protodiff.model import ConditionedDiffusion
+from protodiff.training.batches import TrainingBatches, read_all, should_preload
+from protodiff.training.devices import Precision, resolve_precision
+from protodiff.training.distributed import Distributed, leave_process_group
+from protodiff.training.optim import build_optimizer, ema_with_warmup, lr_lambda, total_steps
 
 LOG_FILE = "log.jsonl"
 PREVIEW_IMAGES = 16
@@ -44,130 +48,6 @@ PREVIEW_IMAGES = 16
 
 class TrainingInterrupted(ProtodiffError):
     """Ctrl-C during training; a checkpoint of the current step was written."""
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto``: CUDA when present, else CPU. Asking for an absent CUDA is a clear error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ProtodiffError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-    return device
-
-
-@dataclass
-class Distributed:
-    """This process's place in a (possibly single-process) run."""
-
-    rank: int = 0
-    world_size: int = 1
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def setup(cls, device_name: str) -> Distributed:
-        """Join the process group torchrun describes in the environment, if any."""
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        if world_size <= 1:
-            return cls(0, 1, resolve_device(device_name))
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        device = resolve_device(device_name)
-        if device.type == "cuda":
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        return cls(dist.get_rank(), world_size, device)
-
-    def gather(self, value: Any) -> list[Any]:
-        if not self.enabled:
-            return [value]
-        out: list[Any] = [None] * self.world_size
-        dist.all_gather_object(out, value)
-        return out
-
-    def barrier(self) -> None:
-        if self.enabled:
-            dist.barrier()
-
-
-class _FromOffset(Sampler[int]):
-    """The indices of a DistributedSampler epoch, starting part-way through (for resuming)."""
-
-    def __init__(self, sampler: DistributedSampler, start: int) -> None:
-        self.sampler = sampler
-        self.start = start
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(list(self.sampler)[self.start :])
-
-    def __len__(self) -> int:
-        return max(0, len(self.sampler) - self.start)
-
-
-def total_steps(train: TrainConfig, dataset_size: int) -> int:
-    return train.steps if train.steps is not None else train.epochs * (dataset_size // train.batch_size)
-
-
-def parameter_groups(model: nn.Module, train: TrainConfig) -> list[dict[str, Any]]:
-    """Optimizer groups by learning rate: ``train.lr`` times the multiplier of the longest
-    ``train.lr_multipliers`` prefix a parameter's name starts with (1 if none)."""
-    prefixes = sorted(train.lr_multipliers, key=len, reverse=True)
-    unknown = [p for p in prefixes if not any(n.startswith(p) for n, _ in model.named_parameters())]
-    if unknown:
-        raise ProtodiffError(
-            f"train.lr_multipliers: no parameter name starts with {unknown[0]!r}; prefixes are module paths "
-            "such as 'conditioner', 'conditioner.prototype_layer' or 'denoiser'"
-        )
-    groups: dict[float, list[nn.Parameter]] = {}
-    for name, param in model.named_parameters():
-        match = next((p for p in prefixes if name.startswith(p)), None)
-        groups.setdefault(train.lr_multipliers[match] if match else 1.0, []).append(param)
-    return [{"params": params, "lr": train.lr * factor} for factor, params in groups.items()]
-
-
-def lr_lambda(train: TrainConfig, total: int):
-    """Linear warm-up, then constant or cosine decay to zero."""
-
-    def factor(step: int) -> float:
-        if step < train.warmup_steps:
-            return (step + 1) / train.warmup_steps
-        if train.lr_schedule == "constant":
-            return 1.0
-        progress = (step - train.warmup_steps) / max(1, total - train.warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
-
-
-def ema_with_warmup(decay: float):
-    """An AveragedModel update whose decay ramps up as min(decay, (1 + n) / (10 + n)).
-
-    A fixed decay of 0.999 averages over the last ~1000 updates, so after a 1000-step run the
-    average still weighs the first, untrained weights; the ramp (as in diffusers' EMAModel) keeps
-    the average to the recent past early on and reaches ``decay`` after ~10 / (1 - decay) updates.
-    Non-float tensors (flags, counters) follow the model.
-    """
-
-    @torch.no_grad()
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
-        n = int(num_averaged)
-        weight = 1.0 - min(decay, (1 + n) / (10 + n))
-        for mean, value in zip(averaged, current):
-            if mean.is_floating_point():
-                mean.lerp_(value, weight)
-            else:
-                mean.copy_(value)
-
-    return update
 
 
 def _check_resumable(saved: ExperimentConfig, current: ExperimentConfig) -> None:
@@ -179,6 +59,14 @@ def _check_resumable(saved: ExperimentConfig, current: ExperimentConfig) -> None
                 f"cannot resume: {key} differs from the run's config.yaml; "
                 "start a new run directory, or resume without changing it"
             )
+
+
+def _compiler_missing() -> str | None:
+    """Why ``torch.compile`` cannot build CPU kernels here (None: it can): inductor needs a C++
+    compiler on the PATH."""
+    if shutil.which("g++") or shutil.which("c++") or shutil.which("clang++"):
+        return None
+    return "no C++ compiler (g++, c++ or clang++) on the PATH"
 
 
 class Trainer:
@@ -193,7 +81,6 @@ class Trainer:
         resume: bool = False,
         progress: bool = True,
     ) -> None:
-        self.config = config
         self.run_dir = Path(run_dir)
         self.ctx = Distributed.setup(device)
         self.progress = progress and self.ctx.is_main
@@ -204,15 +91,15 @@ class Trainer:
                 "use a multiple of the process count"
             )
         self.local_batch = train.batch_size // self.ctx.world_size
+        self.precision = self._precision(config, resume)
+        self.config = dataclasses.replace(config, train=dataclasses.replace(train, precision=self.precision.name))
 
         resume_from = self._prepare_run_dir(resume)
         torch.manual_seed(config.seed)  # identical initial weights on every rank
         self.dataset = self._open_data()
         self.total_steps = total_steps(train, len(self.dataset))
         self.model = ConditionedDiffusion.from_experiment(config).to(self.ctx.device)
-        self.optimizer = torch.optim.AdamW(
-            parameter_groups(self.model, train), lr=train.lr, betas=train.betas, weight_decay=train.weight_decay
-        )
+        self.optimizer = build_optimizer(self.model, train)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(train, self.total_steps))
         self.ema = (
             AveragedModel(self.model, multi_avg_fn=ema_with_warmup(train.ema_decay), use_buffers=True)
@@ -228,11 +115,30 @@ class Trainer:
             if self.ctx.enabled
             else self.model
         )
-        self.autocast = train.amp and self.ctx.device.type == "cuda"
+        self.compiled = self._compile() if train.compile else False
+        preload = should_preload(self.dataset, train, self.total_steps - self.step)
+        self.batches = TrainingBatches(
+            self.dataset, local_batch=self.local_batch, seed=config.seed, rank=self.ctx.rank,
+            world_size=self.ctx.world_size, num_workers=train.num_workers,
+            images=read_all(self.dataset, num_workers=train.num_workers, progress=self.progress) if preload else None,
+        )  # fmt: skip
         if self.ctx.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+        self._log({"event": "start", "step": self.step, "device": str(self.ctx.device), "precision": self.precision.name,
+                   "precision_reason": self.precision.reason, "preload": preload, "compile": self.compiled,
+                   "threads": torch.get_num_threads(), "processes": self.ctx.world_size})
 
     # -- setup ----------------------------------------------------------------------------------
+    def _precision(self, config: ExperimentConfig, resume: bool) -> Precision:
+        """The configured precision; a resumed run keeps the one its config.yaml recorded."""
+        setting = config.train.precision
+        saved_path = self.run_dir / ckpt.CONFIG_FILE
+        if resume and setting == "auto" and saved_path.is_file():
+            saved = experiment_from_dict(read_yaml(saved_path), str(saved_path)).train.precision
+            if saved != "auto":
+                return Precision(saved, f"resumed in the precision the run started in ({saved})")
+        return resolve_precision(setting, self.ctx.device)
+
     def _prepare_run_dir(self, resume: bool) -> Path | None:
         existing = ckpt.list_checkpoints(self.run_dir)
         if resume:
@@ -257,6 +163,15 @@ class Trainer:
                 f"the train split has {len(dataset)} images, fewer than train.batch_size={self.config.train.batch_size}"
             )
         return dataset
+
+    def _compile(self) -> bool:
+        """Wrap the network in ``torch.compile`` (inductor); without a compiler, warn and stay eager."""
+        missing = _compiler_missing() if self.ctx.device.type == "cpu" else None
+        if missing:
+            warnings.warn(f"train.compile: {missing}; training without compiling", ProtodiffWarning, stacklevel=2)
+            return False
+        self.network = torch.compile(self.network)
+        return True
 
     def _restore(self, checkpoint: Path) -> None:
         ckpt.load_weights_into(self.model, checkpoint / ckpt.MODEL_FILE)
@@ -313,31 +228,9 @@ class Trainer:
         return directory
 
     # -- the loop -------------------------------------------------------------------------------
-    def _batches(self) -> Iterator[torch.Tensor]:
-        """Training batches from the current step on, epoch after epoch."""
-        sampler = DistributedSampler(
-            self.dataset, num_replicas=self.ctx.world_size, rank=self.ctx.rank, shuffle=True, seed=self.config.seed, drop_last=True
-        )
-        steps_per_epoch = len(sampler) // self.local_batch
-        epoch, offset = divmod(self.step, steps_per_epoch)
-        while True:
-            sampler.set_epoch(epoch)
-            batches = BatchSampler(_FromOffset(sampler, offset * self.local_batch), self.local_batch, drop_last=True)
-            # A loader draws its workers' base seed from `generator` (default: the global RNG, which
-            # would make the dropout masks after a resume differ from an uninterrupted run).
-            loader = DataLoader(
-                self.dataset,
-                batch_sampler=batches,
-                num_workers=self.config.train.num_workers,
-                generator=torch.Generator().manual_seed(self.config.seed + epoch),
-            )
-            for images, _ in loader:
-                yield images
-            epoch, offset = epoch + 1, 0
-
     def train_step(self, x0: torch.Tensor) -> dict[str, float]:
         self.network.train()
-        with torch.autocast(self.ctx.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        with torch.autocast(self.ctx.device.type, dtype=torch.bfloat16, enabled=self.precision.autocast):
             loss, parts = self.network(x0.to(self.ctx.device, non_blocking=True), self.generator)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -364,7 +257,7 @@ class Trainer:
         last_saved = self.step if self.step else None
         window_start, window_steps = time.perf_counter(), 0
         try:
-            for x0 in self._batches():
+            for x0 in self.batches.from_step(self.step):
                 if self.step >= self.total_steps:
                     break
                 record = self.train_step(x0)
@@ -398,6 +291,7 @@ class Trainer:
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.ctx.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
             with open(self.run_dir / LOG_FILE, "a") as handle:
                 handle.write(json.dumps(record) + "\n")
 
@@ -432,5 +326,4 @@ def train(config: ExperimentConfig, run_dir: str | Path, *, device: str = "auto"
     try:
         return Trainer(config, run_dir, device=device, resume=resume).fit()
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        leave_process_group()
