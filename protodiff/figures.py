@@ -24,6 +24,8 @@ MIN_CELL = 96
 #: Pixels between the cells of a group, between groups, and around the figure.
 CELL_GAP, GROUP_GAP, MARGIN = 2, 10, 8
 BACKGROUND, INK = (255, 255, 255), (40, 40, 40)
+#: Height of one line of a column label.
+LABEL_LINE = 14
 
 
 def font(size: int) -> ImageFont.FreeTypeFont:
@@ -43,13 +45,26 @@ def to_pil(image: Tensor, scale: int) -> Image.Image:
     return pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.NEAREST)
 
 
+def wrap_label(label: str, width: int, size: int = 13) -> list[str]:
+    """``label`` broken into lines no wider than ``width`` pixels at font ``size``, at spaces (a
+    single word wider than that keeps its own line: the grid widens its cells for it)."""
+    lines: list[str] = []
+    for word in label.split():
+        if lines and text_width(f"{lines[-1]} {word}", size) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines
+
+
 def image_grid(columns: Sequence[tuple[str, Tensor]], *, per_row: int | None = None, title: str | None = None) -> Image.Image:
     """A grid of labelled image columns.
 
     ``columns`` are (label, (N, C, H, W) images in [-1, 1]) with the same N: item ``i`` of every
     column is shown side by side as one group (``real`` | ``from condition``), each cell under its
-    column's label; ``per_row`` groups make a row (default: about square). A single unlabelled
-    column is a plain grid. ``title`` is written above everything.
+    column's label, wrapped onto as many lines as it needs so that no two labels touch;
+    ``per_row`` groups make a row (default: about square). A single unlabelled column is a plain
+    grid. ``title`` is written above everything.
     """
     if not columns or any(len(images) != len(columns[0][1]) or images.dim() != 4 for _, images in columns):
         raise ValueError("expected one or more (label, (N, C, H, W) images) columns of the same length")
@@ -57,11 +72,14 @@ def image_grid(columns: Sequence[tuple[str, Tensor]], *, per_row: int | None = N
     if count == 0:
         raise ValueError("nothing to show: the columns are empty")
     scale = max(1, math.ceil(MIN_CELL / min(height, width)))
-    cell_w, cell_h = width * scale, height * scale
+    image_w, cell_h = width * scale, height * scale
+    labels = [wrap_label(label, image_w) for label, _ in columns]
+    longest_word = max((text_width(line, 13) for lines in labels for line in lines), default=0)
+    cell_w = max(image_w, longest_word + 4)  # a word wider than an image widens every cell
     per_row = per_row or max(1, round(math.sqrt(count)))
     rows = math.ceil(count / per_row)
     group_w = len(columns) * cell_w + (len(columns) - 1) * CELL_GAP
-    label_h = 18 if any(label for label, _ in columns) else 0
+    label_h = LABEL_LINE * max(len(lines) for lines in labels) + 4 if any(labels) else 0
     title_h = 24 if title else 0
     width = max(per_row * group_w + (per_row - 1) * GROUP_GAP, text_width(title or "", 16))
     height = title_h + rows * (label_h + cell_h) + (rows - 1) * GROUP_GAP
@@ -72,11 +90,12 @@ def image_grid(columns: Sequence[tuple[str, Tensor]], *, per_row: int | None = N
     for i in range(count):
         x0 = MARGIN + (i % per_row) * (group_w + GROUP_GAP)
         y0 = MARGIN + title_h + (i // per_row) * (label_h + cell_h + GROUP_GAP)
-        for j, (label, images) in enumerate(columns):
+        for j, (_, images) in enumerate(columns):
             x = x0 + j * (cell_w + CELL_GAP)
-            if label:
-                draw.text((x + cell_w // 2, y0 + label_h // 2), label, fill=INK, font=font(13), anchor="mm")
-            canvas.paste(to_pil(images[i], scale), (x, y0 + label_h))
+            for k, line in enumerate(labels[j]):
+                draw.text((x + cell_w // 2, y0 + 2 + k * LABEL_LINE + LABEL_LINE // 2), line, fill=INK, font=font(13),
+                          anchor="mm")
+            canvas.paste(to_pil(images[i], scale), (x + (cell_w - image_w) // 2, y0 + label_h))
     return canvas
 
 

@@ -192,3 +192,18 @@ def test_logit_normal_timesteps_stay_in_range_and_lean_towards_noise():
     assert abs(noisy.float().median().item() - 731) < 15
     with pytest.raises(ValueError, match="t_std"):
         ScheduleConfig(t_std=0)
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_min_snr_weighting_caps_the_clean_steps_and_keeps_the_noisy_ones(prediction):
+    from protodiff.diffusion.schedule import NoiseSchedule, ScheduleConfig
+
+    schedule = NoiseSchedule(ScheduleConfig(prediction=prediction, loss_weighting="min-snr", min_snr_gamma=5.0))
+    t = torch.tensor([0, 100, 999])
+    weight = schedule.loss_weight(t)
+    snr = schedule.alphas_cumprod[t] / (1 - schedule.alphas_cumprod[t])
+    expected = snr.clamp(max=5.0) / (snr if prediction == "eps" else snr + 1)
+    torch.testing.assert_close(weight, expected.float())
+    assert weight[0] < weight[2] if prediction == "eps" else weight[0] < 0.01
+    uniform = NoiseSchedule(ScheduleConfig(prediction=prediction))
+    assert torch.equal(uniform.loss_weight(t), torch.ones(3))

@@ -39,10 +39,17 @@ class ScheduleConfig:
     t_sampling: Literal["uniform", "logit-normal"] = "uniform"
     t_mean: float = 0.0
     t_std: float = 1.0
+    #: How the loss weighs timesteps: ``uniform`` (DDPM's L_simple) or ``min-snr`` (Hang et al.
+    #: 2023), which caps the weight of the nearly clean steps at SNR = ``min_snr_gamma``, where the
+    #: network only refines detail, so that their gradients stop dominating the noisy ones.
+    loss_weighting: Literal["uniform", "min-snr"] = "uniform"
+    min_snr_gamma: float = 5.0
 
     def __post_init__(self) -> None:
         if self.t_std <= 0:
             raise ValueError("t_std must be positive")
+        if self.min_snr_gamma <= 0:
+            raise ValueError("min_snr_gamma must be positive")
         if self.timesteps < 1:
             raise ValueError("timesteps must be at least 1")
         if self.schedule == "linear" and not 0.0 < self.beta_start <= self.beta_end < 1.0:
@@ -101,6 +108,18 @@ class NoiseSchedule:
             return noise
         a = self.alpha_bar(t, x0)
         return a.sqrt() * noise - (1 - a).sqrt() * x0
+
+    def loss_weight(self, t: Tensor) -> Tensor:
+        """The weight of each timestep's squared error (``loss_weighting``): 1, or min-SNR-gamma
+        expressed for the prediction target, min(SNR, gamma) / SNR for eps and
+        min(SNR, gamma) / (SNR + 1) for v (Hang et al. 2023, eq. 8 and appendix)."""
+        if self.config.loss_weighting == "uniform":
+            return torch.ones(t.shape, dtype=torch.float32, device=t.device)
+        a = self.alphas_cumprod.to(t.device)[t]
+        snr = a / (1 - a)
+        capped = snr.clamp(max=self.config.min_snr_gamma)
+        weight = capped / snr if self.config.prediction == "eps" else capped / (snr + 1)
+        return weight.float()
 
     def eps_from_prediction(self, x_t: Tensor, t: Tensor | int, prediction: Tensor) -> Tensor:
         """The eps implied by the network's output (the identity for eps-prediction)."""
