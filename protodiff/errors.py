@@ -40,6 +40,11 @@ class TrainingDiverged(ProtodiffError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
+class UnsupportedData(ProtodiffError):
+    """A dataset that lacks what a tool needs (attribute labels, say): the tool cannot run on it
+    however it is configured, so the bench plans the cell without it and says so."""
+
+
 class UnsupportedModel(ProtodiffError):
     """A model given to a tool that needs another kind (a prototype tool given a model without prototypes)."""
 

@@ -139,3 +139,76 @@ def test_a_dimension_that_falls_with_an_attribute_counts_as_separating_it():
     methods, attributes, matrix = attribute_aurocs(
         [{"method": "m", "results": {"dimension AUROC": result}}], "dimension AUROC")
     assert methods == ["m"] and attributes == ["a", "b"] and matrix.tolist() == [[0.9, 0.7]]
+
+
+def _agreement(values: dict[str, float], n: int) -> dict:
+    return {"metric": "reconstruction-agreement", "num_images": n,
+            "per_attribute": {a: {"agreement": v, "chance": 0.5, "judge_accuracy": 1.0} for a, v in values.items()}}
+
+
+def test_a_lead_is_called_only_beyond_the_noise_of_both_methods():
+    from protodiff.bench import leads
+
+    records = [{"method": "patronus", "results": {"reconstruction agreement": _agreement({"mark": 0.95, "tone": 0.90}, 400)}},
+               {"method": "diffae", "results": {"reconstruction agreement": _agreement({"mark": 0.70, "tone": 0.89}, 400)}}]
+    standing = {s.attribute: s for s in leads.standings(records, "reconstruction agreement")}
+    assert standing["mark"].lead and standing["mark"].leaders == ["patronus"]
+    assert not standing["tone"].lead and standing["tone"].leaders == ["patronus", "diffae"]
+    assert leads.summary(list(standing.values())) == ["patronus leads on mark", "within the noise of each other on tone"]
+    few = [{**r, "results": {"reconstruction agreement": _agreement({"mark": v}, 8)}} for r, v in zip(records, (0.95, 0.7))]
+    assert not leads.standings(few, "reconstruction agreement")[0].lead  # 8 images cannot tell 0.95 from 0.70
+    header, rows = leads.table(list(standing.values()))
+    assert header == ["attribute", "patronus", "diffae", "leads"] and rows[0][-1] == "patronus"
+
+
+def test_a_cell_run_under_other_settings_is_named_not_reused(plugin, tmp_path):
+    bench, out = str(tiny_bench(tmp_path)), str(tmp_path / "b")
+    common = ["bench", "--preset", bench, "--out", out, "--methods", "channel-means"]
+    invoke(*common)
+    record = json.loads((tmp_path / "b" / "cells" / "channel-means-shapes" / "cell.json").read_text())
+    assert len(record["settings_hash"]) == 16 and (tmp_path / "b" / "cells" / "channel-means-shapes" / "settings.json").is_file()
+    message = invoke(*common, "--set", "train.steps=2", code=2)
+    assert message.count("\n") == 1 and "experiment.train.steps 4 -> 2" in message and "--retrain" in message
+    invoke(*common, "--set", "train.steps=2", "--retrain")
+    again = json.loads((tmp_path / "b" / "cells" / "channel-means-shapes" / "cell.json").read_text())
+    assert again["steps"] == 2 and again["settings_hash"] != record["settings_hash"]
+    assert "this run:" in (tmp_path / "b" / "REPORT.md").read_text()
+
+
+def test_a_dataset_without_labels_is_planned_without_what_needs_them(plugin, tmp_path):
+    """FFHQ has no attribute labels: its cells run without the judge, the latent metrics and the
+    explainers that read attributes, and say so; what needs no labels (FID) still runs."""
+    from test_data_ffhq import write_ffhq
+
+    write_ffhq(tmp_path / "data" / "ffhq", size=16)
+    raw = yaml.safe_load(Path(load_experiment.__globals__["resolve_config_path"]("ddpm-shapes")).read_text())
+    raw["model"]["conditioner"] = {"name": "channel-means"}
+    raw["data"] = {"name": "ffhq", "image_size": 16}
+    preset = tmp_path / "channel-means-ffhq.yaml"
+    preset.write_text(yaml.safe_dump(raw))
+    with registering_as("tests-bench-ffhq"):
+        registries().preset.add("channel-means-ffhq", preset)
+    bench = tmp_path / "unlabelled.yaml"
+    bench.write_text(yaml.safe_dump({
+        "datasets": ["ffhq"], "methods": ["channel-means"], "needs_data_root": True,
+        "set": ["model.denoiser.base_channels=16", "model.denoiser.channel_mult=[1,2]", "train.steps=2",
+                "train.batch_size=2", "train.checkpoint_every=2", "sample.sampler.steps=2"],
+        "metrics": ["tad", "fid"], "metric_options": {"fid": {"extractor": "identity", "num_samples": 2}},
+        "explainers": {"brightness-bench": {}, "judged-bench": {}}, "explain_images": 2, "grid_images": 2,
+    }))  # fmt: skip
+    try:
+        invoke("bench", "--preset", str(bench), "--data-root", str(tmp_path / "data"), "--out", str(tmp_path / "out"))
+    finally:
+        registries().remove_plugin("tests-bench-ffhq")
+    record = json.loads((tmp_path / "out" / "cells" / "channel-means-ffhq" / "cell.json").read_text())
+    assert set(record["left_out"]) == {"judge", "tad", "judged-bench"} and "no attribute labels" in record["left_out"]["tad"]
+    assert record["judge"] is None and list(record["results"]) == ["FD_identity"]
+    assert record["explainers"]["brightness-bench"]["meta"] == {"count": 2}
+    assert "tad: left out (the dataset has no attribute labels" in (tmp_path / "out" / "REPORT.md").read_text()
+
+
+def test_a_train_split_smaller_than_a_batch_is_refused_before_training(plugin, tmp_path):
+    bench = str(tiny_bench(tmp_path))
+    out = invoke("bench", "--preset", bench, "--out", str(tmp_path / "b"), "--set", "train.batch_size=64", code=2)
+    assert out.count("\n") == 1 and "has 48 images, fewer than train.batch_size=64" in out
+    assert not (tmp_path / "b" / "cells").exists()

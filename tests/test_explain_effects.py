@@ -257,3 +257,18 @@ def test_partial_regeneration_without_a_classifier_is_one_line(setup):
     config = EmergenceExplainer.Config(sampler=DDIM_2, reference=4, partial_starts=2)
     with pytest.raises(ProtodiffError, match="--classifier"):
         EmergenceExplainer(config).explain(model, images, data=data)
+
+
+def test_a_wide_latent_heat_map_shows_its_strongest_dimensions(tmp_path):
+    from protodiff.explain.effects import MAX_ROWS, plot_effects, strongest_rows
+
+    change = torch.zeros(512, 2, 3)
+    change[[7, 300], :, 1] = 0.8  # two dimensions that move an attribute, 510 that do nothing
+    matrix = EffectMatrix([f"z_{j}" for j in range(512)], ["a", "b", "c"], change)
+    rows = strongest_rows(matrix.effect)
+    assert len(rows) == MAX_ROWS and {7, 300} <= set(rows) and rows == sorted(rows)
+    assert strongest_rows(matrix.effect[:10]) == list(range(10))
+    plot_effects(matrix, tmp_path / "effects.png")
+    from PIL import Image
+
+    assert Image.open(tmp_path / "effects.png").height < 0.3 * 512 * 120  # not 512 rows tall

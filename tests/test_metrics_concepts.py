@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -81,3 +82,18 @@ def test_inversion_error_is_small_for_an_exact_denoiser(toy_conditioner, tiny_co
     for steps in ("10", "100"):
         assert result["by_steps"][steps]["mean_abs_error"] < 1e-4
         assert result["by_steps"][steps]["psnr_db"] > 60
+
+
+def test_auroc_standard_error_matches_a_bootstrap():
+    """Hanley & McNeil's formula against the spread of AUROCs over resampled scores."""
+    from sklearn.metrics import roc_auc_score
+
+    from protodiff.metrics.concepts import auroc_stderr
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(200), np.zeros(300)]
+    scores = rng.normal(0, 1, 500) + 1.2 * y
+    auc = roc_auc_score(y, scores)
+    boot = [roc_auc_score(y[i], scores[i]) for i in (rng.integers(0, 500, 500) for _ in range(400))]
+    assert auroc_stderr(auc, 200, 300) == pytest.approx(np.std(boot), rel=0.2)
+    assert auroc_stderr(1 - auc, 200, 300) == pytest.approx(auroc_stderr(auc, 200, 300))  # a falling dimension alike

@@ -19,7 +19,8 @@ import torch
 
 from protodiff.bench.matrix import Cell
 from protodiff.bench.measure import peak_cuda_mib, peak_rss_mib, reset_peaks
-from protodiff.bench.preflight import explainer_names
+from protodiff.bench.preflight import CellPlan
+from protodiff.bench.settings import cell_settings, settings_hash
 from protodiff.bench.judge import train_judge
 from protodiff.bench.spec import BenchSpec
 from protodiff.checkpoint import PRIOR_FILE, checkpoint_step, list_checkpoints, load_model
@@ -32,6 +33,7 @@ from protodiff.figures import image_grid, save_image
 from protodiff.io import write_json
 from protodiff.priors import fit_prior
 from protodiff.training import LOG_FILE, Trainer
+from protodiff.training.devices import resolve_device
 
 RECORD = "cell.json"
 #: Called with (cell name, phase, step, total steps) as a cell progresses.
@@ -97,22 +99,24 @@ def draw(model, experiment: ExperimentConfig, count: int, seed: int, directory: 
     return files
 
 
-def explain(model, experiment: ExperimentConfig, spec: BenchSpec, seed: int, directory: Path, judge: Path,
-            observe: Callable[[str], None]) -> dict[str, Any]:
-    """Every chosen explainer on the first test images, given the inputs it declares as
+def explain(model, experiment: ExperimentConfig, explainers: dict[str, dict[str, Any]], spec: BenchSpec, seed: int,
+            directory: Path, judge: Path | None, observe: Callable[[str], None]) -> dict[str, Any]:
+    """Every chosen explainer on the first test images (as many as the preset says, or as its
+    statistic needs when that is more), given the inputs it declares as
     ``protodiff explain`` gives them (the judge as its classifier); one a method does not support
     is skipped with its one-line reason (explainers refuse models they cannot explain with a
     ProtodiffError)."""
     source = experiment.data.build()
     test = source.open("test")
-    batch = torch.stack([test[i][0] for i in range(min(spec.explain_images, len(test)))]).to(model.device)
-    classifier = load_classifier(judge, test, model.device)
+    classifier = load_classifier(judge, test, model.device) if judge is not None else None
     outcome: dict[str, Any] = {}
-    for name, options in explainer_names(spec).items():
+    for name, options in explainers.items():
         observe(name)
         torch.manual_seed(seed)
         started = time.perf_counter()
         explainer = ComponentSpec("explainer", name, raw=dict(options)).build()
+        count = min(max(spec.explain_images, explainer.min_images), len(test))
+        batch = torch.stack([test[i][0] for i in range(count)]).to(model.device)
         given = explainer_inputs(explainer.inputs(), source, test, "test", seed=seed, classifier=classifier)
         try:
             explanation = explainer.explain(model, batch, **given)
@@ -122,7 +126,7 @@ def explain(model, experiment: ExperimentConfig, spec: BenchSpec, seed: int, dir
         path = explanation.save(directory / "explain" / name)
         figures = sorted(p.name for p in path.glob("*.png"))
         outcome[name] = {"dir": str(path.relative_to(directory)), "figures": figures, "meta": explanation.meta,
-                         "wall_s": round(time.perf_counter() - started, 2)}
+                         "images": count, "wall_s": round(time.perf_counter() - started, 2)}
     return outcome
 
 
@@ -154,32 +158,40 @@ def _fit_prior(checkpoint: str | Path, seed: int, device: str) -> dict[str, Any]
             "fit_s": round(time.perf_counter() - began, 2)}
 
 
-def run_cell(cell: Cell, experiment: ExperimentConfig, spec: BenchSpec, out: Path, *, device: str, seed: int,
+def run_cell(cell: Cell, plan: CellPlan, spec: BenchSpec, out: Path, *, device: str, seed: int,
              observe: Observer) -> dict[str, Any] | None:
-    """Train, evaluate, draw and explain one cell; returns its record (None on non-zero DDP ranks)."""
+    """Train, evaluate, draw and explain one cell as ``plan`` says; returns its record (None on
+    non-zero DDP ranks)."""
     directory = cell_dir(out, cell)
     run_dir = directory / "run"
+    experiment = plan.experiment
     reset_peaks()
     started = time.perf_counter()
     checkpoint, trained_now = train_cell(cell, experiment, run_dir, device, observe)
     train_s = time.perf_counter() - started
     if int(os.environ.get("RANK", "0")) != 0:
         return None
-    observe(cell.name, "judge", 0, 0)
-    judge, judge_record = train_judge(out, cell.dataset, experiment, spec.judge, spec.judge_split, seed, device)
+    judge, judge_record = None, None
+    if plan.judge:
+        observe(cell.name, "judge", 0, 0)
+        judge, judge_record = train_judge(out, cell.dataset, experiment, spec.judge, spec.judge_split, seed, device)
     observe(cell.name, "evaluate", 0, 0)
     began = time.perf_counter()
-    results = evaluate(checkpoint, spec.metrics, seed=seed, options=judged(spec.metric_options, spec.metrics, judge),
-                       device=device)
+    results, used = {}, str(resolve_device(device))
+    if plan.metrics:
+        options = judged(spec.metric_options, plan.metrics, judge) if judge is not None else spec.metric_options
+        evaluated = evaluate(checkpoint, plan.metrics, seed=seed, device=device,
+                             options={k: v for k, v in options.items() if k in plan.metrics})
+        results, used = evaluated.results, evaluated.device
     eval_s = time.perf_counter() - began
     prior = None
     if spec.prior:
         observe(cell.name, "prior", 0, 0)
-        prior = _fit_prior(checkpoint, seed, results.device)
-    model, _ = load_model(checkpoint, device=results.device)
+        prior = _fit_prior(checkpoint, seed, used)
+    model, _ = load_model(checkpoint, device=used)
     observe(cell.name, "draw", 0, 0)
     figures = draw(model, experiment, spec.grid_images, seed, directory)
-    explained = explain(model, experiment, spec, seed, directory, judge,
+    explained = explain(model, experiment, plan.explainers, spec, seed, directory, judge,
                         observe=lambda name: observe(cell.name, f"explain {name}", 0, 0))
     record = {
         "cell": cell.name, "method": cell.method, "dataset": cell.dataset, "preset": cell.preset,
@@ -187,9 +199,10 @@ def run_cell(cell: Cell, experiment: ExperimentConfig, spec: BenchSpec, out: Pat
         "steps": checkpoint_step(Path(checkpoint)), "trained_now": trained_now,
         "train_s": round(train_s, 2), "eval_s": round(eval_s, 2), "wall_s": round(time.perf_counter() - started, 2),
         "images_per_s": _images_per_second(run_dir), "peak_rss_mib": round(peak_rss_mib(), 1),
-        "peak_cuda_mib": peak_cuda_mib(), "device": results.device, "machine": platform.node(),
-        "judge": {"dir": os.path.relpath(judge, directory), **judge_record}, "prior": prior,
-        "results": results.results, "figures": figures, "explainers": explained,
+        "peak_cuda_mib": peak_cuda_mib(), "device": used, "machine": platform.node(),
+        "judge": {"dir": os.path.relpath(judge, directory), **judge_record} if judge is not None else None,
+        "prior": prior, "results": results, "figures": figures, "explainers": explained,
+        "left_out": plan.left_out, "settings_hash": settings_hash(cell_settings(experiment, spec, seed)),
     }  # fmt: skip
     write_json(directory / RECORD, record)
     return record

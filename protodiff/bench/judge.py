@@ -25,17 +25,18 @@ from protodiff.training.devices import resolve_device
 ACCURACY_FILE = "accuracy.json"
 
 
-def judge_dir(out: Path, dataset: str, experiment: ExperimentConfig) -> Path:
-    """``OUT/judges/DATASET-HASH``: the hash of the data section keeps judges of differently
-    configured copies of one dataset apart."""
-    digest = hashlib.sha256(repr(experiment.data).encode()).hexdigest()[:8]
-    return out / "judges" / f"{dataset}-{digest}"
+def judge_dir(out: Path, dataset: str, experiment: ExperimentConfig, options: dict[str, Any], split: str,
+              seed: int) -> Path:
+    """``OUT/judges/DATASET-HASH``: the hash of the data section and of how the judge is trained
+    keeps apart judges of differently configured copies of a dataset, or trained otherwise."""
+    key = json.dumps([repr(experiment.data), options, split, seed], sort_keys=True, default=str)
+    return out / "judges" / f"{dataset}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
 def train_judge(out: Path, dataset: str, experiment: ExperimentConfig, options: dict[str, Any], split: str,
                 seed: int, device: str) -> tuple[Path, dict[str, Any]]:
     """The dataset's judge (trained now, or the one a previous run saved) and its held-out accuracy."""
-    directory = judge_dir(out, dataset, experiment)
+    directory = judge_dir(out, dataset, experiment, options, split, seed)
     if not (directory / ACCURACY_FILE).is_file():
         config = parse(ClassifierConfig, {"seed": seed, **options}, source="bench preset", where="judge")
         source = experiment.data.build()

@@ -13,6 +13,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from protodiff.bench import leads
 from protodiff.bench import tables as tab
 from protodiff.bench.heatmap import MAPS, plot_heatmap
 from protodiff.io import write_text
@@ -89,11 +90,58 @@ def _skipped(record: dict[str, Any]) -> list[str]:
     return [f"{name}: skipped ({o['skipped']})" for name, o in record["explainers"].items() if "skipped" in o]
 
 
-def _environment(run: dict[str, Any]) -> list[str]:
+def _cell_left_out(record: dict[str, Any]) -> list[str]:
+    """What preflight planned this cell without, because its data (or method) cannot support it."""
+    return [f"{name}: left out ({why})" for name, why in (record.get("left_out") or {}).items()]
+
+
+def _left_out(run: dict[str, Any]) -> list[str]:
+    """The explainers the preset leaves out, each with its one sentence why."""
+    return [f"{name}: not run by this preset ({why})" for name, why in (run.get("left_out") or {}).items()]
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def _timing(run: dict[str, Any], records: list[dict[str, Any]]) -> str:
+    """What this bench took, measured by the run itself: its wall time and each cell's."""
+    cells = ", ".join(f"{r['cell']} {_minutes(r['wall_s'])} (training {_minutes(r['train_s'])})" for r in records)
+    wall = f"{_minutes(run['wall_s'])} wall time" if run.get("wall_s") is not None else "wall time not recorded"
+    reused = [r["cell"] for r in records if not r.get("trained_now")]
+    note = f"; reused from an earlier run: {', '.join(reused)}" if reused else ""
+    return f"this run: {wall}, started {run.get('started', '?')}; cells: {cells}{note}"
+
+
+def _environment(run: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
     env = run["environment"]
     return [f"command: `{run['command']}`", f"preset: {run['preset']}, seed {run['seed']}, shards merged: {run['shards']}",
+            _timing(run, records),
             "versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
             f"machine: {env['machine']}"]
+
+
+def _who_leads(records: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """(markdown, html) of the "who leads" section of one dataset: per measure, its table and
+    its plain summary."""
+    md: list[str] = []
+    body: list[str] = []
+    for label, title in leads.MEASURES.items():
+        standing = leads.standings(records, label)
+        if not standing:
+            continue
+        header, rows = leads.table(standing)
+        table = tab.Table(title, header, rows)
+        sentences = leads.summary(standing)
+        md += [f"**{title}** (± one standard error): " + "; ".join(sentences) + ".", "", tab.markdown(table), ""]
+        body += [f"<p><b>{escape(title)}</b> (± one standard error): {escape('; '.join(sentences))}.</p>",
+                 tab.html(table)]
+    if md:
+        caveat = ("A lead is called where it exceeds twice the standard error of the difference; the errors are "
+                  "over images, from one training seed per method (the spread over seeds is not measured here).")
+        md = ["### Who leads", "", caveat, "", *md]
+        body = ["<h3>Who leads</h3>", f"<p class=meta>{escape(caveat)}</p>", *body]
+    return md, body
 
 
 def write_report(directory: Path, run: dict[str, Any], records: list[dict[str, Any]]) -> tuple[Path, Path]:
@@ -108,12 +156,16 @@ def write_report(directory: Path, run: dict[str, Any], records: list[dict[str, A
             if path is not None:
                 heatmaps.setdefault(dataset, []).append((caption, path))
     missing = [name for name in run["matrix"] if name not in {r["cell"] for r in records}]
-    md = [f"# protodiff bench: {run['preset']}", "", *(f"- {line}" for line in _environment(run)), ""]
+    environment = _environment(run, records)
+    md = [f"# protodiff bench: {run['preset']}", "", *(f"- {line}" for line in environment), ""]
     body = [f"<h1>protodiff bench: {escape(run['preset'])}</h1>", "<ul class=meta>",
-            *(f"<li>{escape(line)}</li>" for line in _environment(run)), "</ul>"]
+            *(f"<li>{escape(line)}</li>" for line in environment), "</ul>"]
     if run.get("notes"):
         md += [run["notes"].strip(), ""]
         body.append(f"<p class=meta>{escape(run['notes'].strip())}</p>")
+    for line in _left_out(run):
+        md += [f"- {line}"]
+        body.append(f"<p class=meta>{escape(line)}</p>")
     if missing:
         md += [f"**Cells not run yet:** {', '.join(missing)}", ""]
         body.append(f"<p><b>Cells not run yet:</b> {escape(', '.join(missing))}</p>")
@@ -125,12 +177,15 @@ def write_report(directory: Path, run: dict[str, Any], records: list[dict[str, A
         for caption, path in heatmaps.get(table.dataset, []):
             md += [f"![{caption}]({path.relative_to(directory)})", ""]
             body.append(_image_tag(path, caption))
+        lead_md, lead_html = _who_leads([r for r in records if r["dataset"] == table.dataset])
+        md += lead_md
+        body += lead_html
     md += ["## Cells", ""]
     body.append("<h2>Cells</h2>")
     for record in records:
         md += [f"### {record['cell']}", "", _cell_facts(record), ""]
         body += [f"<div class=cell><h3>{escape(record['cell'])}</h3><p class=meta>{escape(_cell_facts(record))}</p>"]
-        for line in filter(None, [_judge(record), _prior(record), *_skipped(record)]):
+        for line in filter(None, [_judge(record), _prior(record), *_cell_left_out(record), *_skipped(record)]):
             md.append(f"- {line}")
             body.append(f"<p class=meta>{escape(line)}</p>")
         couplings = _shortcuts(record)

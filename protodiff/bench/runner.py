@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -13,33 +16,45 @@ from protodiff.bench.matrix import Cell, shard
 from protodiff.bench.preflight import preflight
 from protodiff.bench.report import write_report
 from protodiff.bench.results import RUN, gather, write_results
+from protodiff.bench.settings import SETTINGS_FILE, cell_settings, check_reusable, recorded_settings
 from protodiff.bench.spec import BenchSpec
 from protodiff.errors import ProtodiffError
 from protodiff.io import write_json
 
 
 def run_bench(name: str, spec: BenchSpec, cells: list[Cell], out: Path, *, seed: int, device: str,
-              data_root: str | None, shard_of: tuple[int, int] = (0, 1), command: str = "") -> tuple[Path, Path]:
-    """Preflight every cell of the matrix, run this shard's cells (reusing finished ones), report."""
-    experiments = preflight(spec, cells, seed, data_root)  # the whole matrix: every shard fails alike, early
+              data_root: str | None, shard_of: tuple[int, int] = (0, 1), command: str = "",
+              retrain: bool = False) -> tuple[Path, Path]:
+    """Preflight every cell of the matrix, run this shard's cells (reusing finished ones run under
+    the same settings; ``retrain`` runs the others again), report."""
+    began = time.perf_counter()
+    plans = preflight(spec, cells, seed, data_root)  # the whole matrix: every shard fails alike, early
     mine = shard(cells, *shard_of)
     run: dict[str, Any] = {
         "preset": name, "seed": seed, "matrix": [c.name for c in cells], "shard": list(shard_of),
-        "command": command, "notes": spec.notes, "environment": environment(),
+        "command": command, "notes": spec.notes, "left_out": spec.left_out, "environment": environment(),
+        "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }  # fmt: skip
     existing = out / RUN
     if existing.is_file() and json.loads(existing.read_text())["matrix"] != run["matrix"]:
         raise ProtodiffError(f"{out} holds a different bench; choose another --out")
     write_json(existing, run)
+    settings = {cell.name: cell_settings(plans[cell.name].experiment, spec, seed) for cell in mine}
+    for cell in mine:  # every stale cell is named before anything trains
+        if retrain and recorded_settings(cell_dir(out, cell)) not in (None, settings[cell.name]):
+            shutil.rmtree(cell_dir(out, cell))
+        check_reusable(cell.name, cell_dir(out, cell), settings[cell.name])
     with BenchDisplay([c.name for c in mine]) as display:
         for cell in mine:
             record_path = cell_dir(out, cell) / RECORD
             if record_path.is_file():
                 display.finished(json.loads(record_path.read_text()), reused=True)
                 continue
-            record = run_cell(cell, experiments[cell.name], spec, out, device=device, seed=seed, observe=display.observe)
+            write_json(cell_dir(out, cell) / SETTINGS_FILE, settings[cell.name])
+            record = run_cell(cell, plans[cell.name], spec, out, device=device, seed=seed, observe=display.observe)
             if record is not None:
                 display.finished(record)
+    write_json(existing, {**run, "wall_s": round(time.perf_counter() - began, 1)})
     return report(out, [out])
 
 

@@ -30,7 +30,11 @@ class BenchSpec:
     metrics: list[str] = field(default_factory=lambda: ["tad", "attributes-captured", "latent-auroc"])
     metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Explainer name -> its options; ``all: {}`` runs every registered explainer with its defaults.
+    #: Each explains ``explain_images`` test images, or the images its statistic needs (its
+    #: ``default_images``) when that is more.
     explainers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Explainer name -> the one sentence why this bench does not run it (shown in the report).
+    left_out: dict[str, str] = field(default_factory=dict)
     #: The per-dataset attribute classifier (its ClassifierConfig options) that judges
     #: regenerations and edits for every method alike, and the split it is trained on.
     judge: dict[str, Any] = field(default_factory=dict)

@@ -20,16 +20,20 @@ from protodiff.cli.options import device_option, seed_option, set_option
 @click.option("--datasets", default=None, help="Comma-separated datasets instead of the preset's.")
 @click.option("--methods", default=None, help="Comma-separated methods (conditioners) instead of the preset's.")
 @click.option("--shard", "shard_text", default="0/1", show_default=True, help="Run only shard I of N (I/N); merge with `bench report`.")
+@click.option("--retrain", is_flag=True, help="Run again the cells that OUT holds under other settings (else: an error naming them).")
 @set_option
 @seed_option
 @device_option
 @click.pass_context
 def bench(ctx: click.Context, preset: str, out: str | None, data_root: str | None, datasets: str | None,
-          methods: str | None, shard_text: str, overrides: tuple[str, ...], seed: int | None, device: str) -> None:
+          methods: str | None, shard_text: str, retrain: bool, overrides: tuple[str, ...], seed: int | None,
+          device: str) -> None:
     """Train, evaluate and report every (method, dataset) cell of a bench preset.
 
-    Every cell is resolved and every dataset opened before the first trains. Finished cells are
-    reused and unfinished training resumes, so rerunning the same command continues a bench.
+    Every cell is resolved and every dataset opened before the first trains. Finished cells run
+    under the same settings are reused and unfinished training resumes, so rerunning the same
+    command continues a bench; a cell run under other settings stops the bench with the keys that
+    differ, unless --retrain.
     --set KEY=VALUE overrides every cell's experiment (e.g. --set train.steps=100).
     """
     if ctx.invoked_subcommand is not None:
@@ -45,7 +49,7 @@ def bench(ctx: click.Context, preset: str, out: str | None, data_root: str | Non
     directory = Path(out or f"runs/bench-{name}")
     command = shlex.join(["protodiff", *sys.argv[1:]])
     md, html = run_bench(name, spec, cells, directory, seed=0 if seed is None else seed, device=device,
-                         data_root=data_root, shard_of=index_count, command=command)
+                         data_root=data_root, shard_of=index_count, command=command, retrain=retrain)
     if int(os.environ.get("RANK", "0")) == 0:
         click.echo(f"wrote {md} and {html}")
 

@@ -82,6 +82,9 @@ class Explainer(Component, ABC):
     #: How many images ``protodiff explain`` explains without ``--n``: enough for a figure; an
     #: explainer whose result is a statistic over images sets what its statistic needs.
     default_images: ClassVar[int] = 8
+    #: The fewest images its result means anything from (a statistic's sample size); the bench
+    #: never gives an explainer fewer, whatever its ``explain_images``.
+    min_images: ClassVar[int] = 1
 
     def __init__(self, config: Any) -> None:
         self.config = config

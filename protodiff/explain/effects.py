@@ -144,23 +144,44 @@ def matrix_tensors(matrix: EffectMatrix) -> dict[str, Tensor]:
     return {"effect": matrix.effect, "consistency": matrix.consistency, "change": matrix.change}
 
 
+#: A heat map shows at most this many dimensions; a wider latent shows its strongest ones.
+MAX_ROWS = 32
+
+
+def strongest_rows(effect: Tensor, limit: int = MAX_ROWS) -> list[int]:
+    """The rows of a (K, A) effect matrix to draw: all of them up to ``limit``, else the ``limit``
+    with the largest |effect| on any attribute, in their original order."""
+    if len(effect) <= limit:
+        return list(range(len(effect)))
+    return sorted(effect.abs().amax(dim=1).topk(limit).indices.tolist())
+
+
 def plot_effects(matrix: EffectMatrix, path: Path, title: str = "effect of enhancing each dimension") -> None:
-    """Heat map, dimensions (or edits) down and attributes across, diverging around zero with the values written in."""
+    """Heat map, dimensions (or edits) down and attributes across, diverging around zero with the
+    values written in. A latent wider than :data:`MAX_ROWS` (DiffAE's 512 dimensions) shows its
+    strongest dimensions, and the title says what the rest do at most."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    k, a = matrix.effect.shape
-    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * a, 1.2 + 0.3 * k), constrained_layout=True)
-    limit = max(float(matrix.effect.abs().max()), 1e-6)
-    image = ax.imshow(matrix.effect.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    rows = strongest_rows(matrix.effect)
+    effect = matrix.effect[rows]
+    k, a = effect.shape
+    if k < len(matrix.effect):
+        rest = torch.ones(len(matrix.effect), dtype=torch.bool)
+        rest[rows] = False
+        title = (f"{title}:\nthe {k} strongest of {len(matrix.effect)} dimensions; the other {int(rest.sum())} "
+                 f"move no attribute by more than {float(matrix.effect[rest].abs().max()):.2f}")
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * a, 1.6 + 0.3 * k), constrained_layout=True)
+    limit = max(float(effect.abs().max()), 1e-6)
+    image = ax.imshow(effect.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
     ax.set_xticks(range(a), matrix.attributes, rotation=45, ha="right")
-    ax.set_yticks(range(k), matrix.dimensions)
-    for (row, col), value in zip(torch.cartesian_prod(torch.arange(k), torch.arange(a)).tolist(), matrix.effect.flatten().tolist()):
+    ax.set_yticks(range(k), [matrix.dimensions[j] for j in rows])
+    for (row, col), value in zip(torch.cartesian_prod(torch.arange(k), torch.arange(a)).tolist(), effect.flatten().tolist()):
         ax.text(col, row, f"{value:+.2f}", ha="center", va="center", fontsize=6)
     fig.colorbar(image, ax=ax, label="change of attribute probability")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

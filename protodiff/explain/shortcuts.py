@@ -127,6 +127,7 @@ class ShortcutsExplainer(EffectsExplainer):
 
     #: At 128 images an attribute flipped on 10% of them is told from noise over 32 x 8 effects.
     default_images = 128
+    min_images = 128
 
     @dataclass
     class Config(EffectsExplainer.Config):

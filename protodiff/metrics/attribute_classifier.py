@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from protodiff.checkpoint import load_weights_into
 from protodiff.config import parse
-from protodiff.errors import ProtodiffError
+from protodiff.errors import ProtodiffError, UnsupportedData
 from protodiff.io import atomic_path
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class AttributeClassifier(nn.Module):
     ) -> None:
         super().__init__()
         if not attribute_names:
-            raise ProtodiffError("an attribute classifier needs a dataset with attribute labels")
+            raise UnsupportedData("an attribute classifier needs a dataset with attribute labels")
         self.attribute_names = list(attribute_names)
         self.in_channels = in_channels
         self.image_size = image_size

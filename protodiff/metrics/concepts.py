@@ -36,6 +36,15 @@ if TYPE_CHECKING:
     from protodiff.model import ConditionedDiffusion
 
 
+def auroc_stderr(auroc: float, positives: int, negatives: int) -> float:
+    """The standard error of an AUROC from ``positives`` and ``negatives`` (Hanley & McNeil 1982,
+    eq. 2), so that two methods' best dimensions can be told apart or called even."""
+    a = max(auroc, 1.0 - auroc)
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    variance = (a * (1 - a) + (positives - 1) * (q1 - a * a) + (negatives - 1) * (q2 - a * a)) / (positives * negatives)
+    return float(np.sqrt(max(variance, 0.0)))
+
+
 class DimensionAUROC(Metric):
     """AUROC of every condition dimension against every attribute on held-out images."""
 
@@ -63,7 +72,10 @@ class DimensionAUROC(Metric):
                 per_attribute[name] = None
                 continue
             j = int(np.nanargmax(np.abs(matrix[i] - 0.5)))
-            per_attribute[name] = {"best_dim": latents.dimension_names[j], "auroc": float(matrix[i, j])}
+            positives = int(latents.attributes[:, i].sum())
+            per_attribute[name] = {"best_dim": latents.dimension_names[j], "auroc": float(matrix[i, j]),
+                                   "stderr": round(auroc_stderr(float(matrix[i, j]), positives,
+                                                                len(latents.vectors) - positives), 4)}
         return {
             "label": "dimension AUROC",
             "attributes": latents.attribute_names,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from protodiff.encoding import encode_split
-from protodiff.errors import ProtodiffError
+from protodiff.errors import ProtodiffError, UnsupportedData, UnsupportedModel
 
 if TYPE_CHECKING:
     from protodiff.contracts.dataset import LabeledImages
@@ -29,7 +29,7 @@ def require_latent(model: ConditionedDiffusion) -> None:
     """Refuse a model without a latent (the ``none`` conditioner, i.e. a plain DDPM)."""
     if not model.is_conditional:
         name = model.config.conditioner.name
-        raise ProtodiffError(
+        raise UnsupportedModel(
             f"the model's conditioner {name!r} has no latent (condition dim 0, a plain DDPM): "
             "latent metrics (tad, attributes-captured, latent-auroc) need a conditional model"
         )
@@ -37,7 +37,7 @@ def require_latent(model: ConditionedDiffusion) -> None:
 
 def require_attributes(data: LabeledImages) -> None:
     if not data.attribute_names:
-        raise ProtodiffError("the dataset has no attribute labels: latent metrics need binary attributes to score against")
+        raise UnsupportedData("the dataset has no attribute labels: latent metrics need binary attributes to score against")
 
 
 def encode_latents(
