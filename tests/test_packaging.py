@@ -45,3 +45,15 @@ def test_every_plugin_folder_is_a_package_with_an_entry_point_and_its_presets():
     for folder, package in mapped.items():
         if (ROOT / "plugins" / folder / "presets").is_dir():
             assert package_data.get(f"{package}.presets") == ["*.yaml"], f"ship {package}'s presets as package data"
+
+
+def test_the_dev_extra_holds_what_the_suite_imports():
+    """CI installs `.[dev]` and runs the README's test command: the parity tests' reference
+    (diffusers) and the property tests' engine (hypothesis) must come with it, or CI skips them."""
+    dev = " ".join(PROJECT["project"]["optional-dependencies"]["dev"])
+    for package in ("pytest", "hypothesis", "diffusers"):
+        assert package in dev, f"add {package} to the dev extra"
+    ci = (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "pip install -e '.[dev]'" in ci and ".venv/bin/python -m pytest -q" in ci
+    assert ".venv/bin/python -m pytest -q" in readme.split("## ")[0], "README's first screen names CI's test command"
