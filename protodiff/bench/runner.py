@@ -12,6 +12,7 @@ from typing import Any
 from protodiff.bench.cell import RECORD, cell_dir, run_cell
 from protodiff.bench.display import BenchDisplay
 from protodiff.bench.environment import environment
+from protodiff.bench.lock import output_lock
 from protodiff.bench.matrix import Cell, shard
 from protodiff.bench.preflight import preflight
 from protodiff.bench.report import write_report
@@ -26,7 +27,15 @@ def run_bench(name: str, spec: BenchSpec, cells: list[Cell], out: Path, *, seed:
               data_root: str | None, shard_of: tuple[int, int] = (0, 1), command: str = "",
               retrain: bool = False) -> tuple[Path, Path]:
     """Preflight every cell of the matrix, run this shard's cells (reusing finished ones run under
-    the same settings; ``retrain`` runs the others again), report."""
+    the same settings; ``retrain`` runs the others again), report; ``out`` is locked throughout
+    (a second bench on it stops at once, naming this one)."""
+    with output_lock(out):
+        return _run_bench(name, spec, cells, out, seed=seed, device=device, data_root=data_root,
+                          shard_of=shard_of, command=command, retrain=retrain)
+
+
+def _run_bench(name: str, spec: BenchSpec, cells: list[Cell], out: Path, *, seed: int, device: str,
+               data_root: str | None, shard_of: tuple[int, int], command: str, retrain: bool) -> tuple[Path, Path]:
     began = time.perf_counter()
     plans = preflight(spec, cells, seed, data_root)  # the whole matrix: every shard fails alike, early
     mine = shard(cells, *shard_of)
