@@ -91,11 +91,13 @@ def draw(model, experiment: ExperimentConfig, count: int, seed: int, directory: 
         columns.append((f"from condition, noise {k}", again.cpu()))
     columns.append(("inverted", model.reconstruct(real, sampler=sampler, invert=True).cpu()))
     files = {"reconstructions": "reconstructions.png"}
-    save_image(image_grid(columns, per_row=len(columns)), directory / files["reconstructions"])
+    title = "test images regenerated from their condition alone (two noises) and from their inversion"
+    save_image(image_grid(columns, per_row=len(columns), title=title), directory / files["reconstructions"])
     if model.prior is not None:
         samples = model.sample(2 * count, sampler=sampler, generator=torch.Generator().manual_seed(seed)).cpu()
         files["samples"] = "samples.png"
-        save_image(image_grid([("", samples)], per_row=count), directory / files["samples"])
+        save_image(image_grid([("", samples)], per_row=count, title="new images: a condition drawn from the latent prior"),
+                   directory / files["samples"])
     return files
 
 
