@@ -29,6 +29,7 @@ from protodiff.checkpoint import load_weights_into
 from protodiff.config import parse
 from protodiff.errors import ProtodiffError, UnsupportedData
 from protodiff.io import atomic_path
+from protodiff.training.batches import worker_count
 
 if TYPE_CHECKING:
     from protodiff.contracts.dataset import LabeledImages
@@ -118,7 +119,9 @@ class AttributeClassifier(nn.Module):
     def fit(
         self, data: LabeledImages, steps: int | None = None, *, num_workers: int = 0, progress: bool = False
     ) -> list[float]:
-        """Train on ``data`` with BCE for ``steps`` (default: the config's) steps; returns the losses."""
+        """Train on ``data`` with BCE for ``steps`` (default: the config's) steps; returns the losses.
+
+        ``num_workers`` is capped at the CPUs this process may use (as the trainer's loaders are)."""
         if list(data.attribute_names) != self.attribute_names:
             raise ProtodiffError("the dataset's attribute names differ from the classifier's")
         steps = steps or self.config.steps
@@ -127,7 +130,7 @@ class AttributeClassifier(nn.Module):
             data,
             batch_size=self.config.batch_size,
             sampler=RandomSampler(data, replacement=True, num_samples=steps * self.config.batch_size, generator=generator),
-            num_workers=num_workers,
+            num_workers=worker_count(num_workers),
         )
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.config.lr, total_steps=steps)

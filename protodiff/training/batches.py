@@ -6,10 +6,15 @@ resumes. Small splits are read once into one tensor (``train.preload``) and batc
 from it: the same images in the same order, without decoding (or, for ``shapes``, drawing) every
 image again each epoch. Dataset items are pure functions of their index (the dataset contract),
 so both ways give identical batches.
+
+Worker counts adapt to the machine: ``train.num_workers`` (the published presets ask for 8) is
+capped at the CPUs this process may run on (:func:`worker_count`), so a preset written for a
+many-core node runs on a laptop without torch's warnings about oversubscribed workers.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import torch
@@ -38,6 +43,20 @@ class _FromOffset(Sampler[int]):
         return max(0, len(self.sampler) - self.start)
 
 
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one; else the count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity mask
+        return os.cpu_count() or 1
+
+
+def worker_count(requested: int) -> int:
+    """DataLoader workers to start for ``requested``: never more than :func:`available_cpus`
+    (what torch itself suggests as the most a loader should use); 0 stays 0 (load in-process)."""
+    return max(0, min(requested, available_cpus()))
+
+
 def should_preload(dataset: LabeledImages, train: TrainConfig, steps: int) -> bool:
     """``train.preload``: ``auto`` reads the split into memory when the run draws at least one
     epoch of it (otherwise reading it all would cost more than the run reads) and it fits in
@@ -49,8 +68,12 @@ def should_preload(dataset: LabeledImages, train: TrainConfig, steps: int) -> bo
 
 
 def read_all(dataset: LabeledImages, *, num_workers: int = 0, progress: bool = False) -> Tensor:
-    """Every image of ``dataset``, in index order, as one (N, C, H, W) tensor."""
-    loader = DataLoader(dataset, batch_size=256, num_workers=num_workers)
+    """Every image of ``dataset``, in index order, as one (N, C, H, W) tensor.
+
+    The loader is given its own generator: by default a loader draws its workers' seed from the
+    global RNG, which a resumed run has just restored, and the draw would shift every dropout mask
+    after a resume."""
+    loader = DataLoader(dataset, batch_size=256, num_workers=worker_count(num_workers), generator=torch.Generator())
     chunks = [images for images, _ in tqdm(loader, desc="reading the train split", disable=not progress,
                                            dynamic_ncols=True, leave=False)]
     return torch.cat(chunks)
@@ -64,7 +87,7 @@ class TrainingBatches:
         self.dataset = dataset
         self.local_batch = local_batch
         self.seed = seed
-        self.num_workers = num_workers
+        self.num_workers = worker_count(num_workers)
         #: The whole split in memory (None: items are read through a DataLoader).
         self.images = images
         self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
