@@ -9,14 +9,22 @@ Layout::
       train_state.pt       optimizer, scheduler, step and RNG states (torch.load weights_only=True)
 
 A run directory holds ``config.yaml``, ``log.jsonl`` and ``checkpoints/step_*``; anything that
-takes a checkpoint also takes a run directory and uses its latest checkpoint.
+takes a checkpoint also takes a run directory and uses its newest *intact* checkpoint: one whose
+config parses and whose safetensors headers parse and describe exactly the bytes on disk (what a
+truncated or torn copy breaks), checked without reading the tensors. A damaged newer checkpoint is
+skipped with a one-line :class:`~protodiff.errors.ProtodiffWarning`; resuming further needs a
+training state that loads with ``weights_only``. Old checkpoints are deleted only once a newer one
+has been re-read from disk and verified.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import pickle
 import re
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +34,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from protodiff.config import dump_yaml, read_yaml
-from protodiff.errors import CheckpointError, ProtodiffError
+from protodiff.errors import CheckpointError, ProtodiffError, ProtodiffWarning
 from protodiff.experiment import ExperimentConfig, experiment_from_dict
 from protodiff.io import atomic_path, write_text
 from protodiff.model import ConditionedDiffusion
@@ -64,17 +72,128 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return sorted(found, key=checkpoint_step)
 
 
+def _is_checkpoint_dir(path: Path) -> bool:
+    return (path / MODEL_FILE).is_file() or (path.is_dir() and _STEP_DIR.match(path.name) is not None)
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
-    """A checkpoint directory, or the latest checkpoint of a run directory."""
+    """A checkpoint directory (refused in one line when damaged), or the newest intact checkpoint of
+    a run directory (a damaged newer one is skipped with a one-line warning)."""
     path = Path(path)
-    if (path / MODEL_FILE).is_file():
+    if _is_checkpoint_dir(path):
+        problem = checkpoint_damage(path)
+        if problem is not None:
+            raise CheckpointError(f"{path}: unusable checkpoint ({problem}); pass its run directory to use the newest intact one")
         return path
-    checkpoints = list_checkpoints(path)
-    if checkpoints:
-        return checkpoints[-1]
+    if list_checkpoints(path):
+        return newest_intact(path)[0]
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint or run directory")
     raise CheckpointError(f"{path}: not a checkpoint (no {MODEL_FILE}) and holds no checkpoints/step_* directories")
+
+
+def newest_intact(run_dir: str | Path, *, resumable: bool = False) -> tuple[Path, dict[str, Any] | None]:
+    """The newest intact checkpoint of a run and, with ``resumable``, its training state (loaded
+    here, as the check that it loads safely). Damaged newer checkpoints are skipped with one
+    warning line naming the newest of them and why; none intact is a one-line CheckpointError."""
+    checkpoints = list_checkpoints(run_dir)
+    if not checkpoints:
+        raise CheckpointError(f"{run_dir}: holds no checkpoints/step_* directories")
+    skipped: list[tuple[Path, str]] = []
+    for checkpoint in reversed(checkpoints):
+        problem = checkpoint_damage(checkpoint)
+        state = None
+        if problem is None and resumable:
+            try:
+                state = load_train_state(checkpoint)
+            except CheckpointError as exc:
+                problem = str(exc).removeprefix(f"{checkpoint}/")
+        if problem is None:
+            if skipped:
+                newest, why = skipped[0]
+                more = f" ({len(skipped) - 1} more damaged skipped)" if len(skipped) > 1 else ""
+                warnings.warn(f"{newest} is unusable ({why}); using {checkpoint.name}, the newest intact checkpoint{more}",
+                              ProtodiffWarning, stacklevel=2)
+            return checkpoint, state
+        skipped.append((checkpoint, problem))
+    newest, why = skipped[0]
+    raise CheckpointError(f"{run_dir}: no usable checkpoint; the newest, {newest.name}: {why}")
+
+
+#: Bytes per element of each safetensors dtype.
+_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "U16": 2, "I16": 2, "F16": 2, "BF16": 2,
+                "U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8}
+
+
+def weights_damage(path: Path) -> str | None:
+    """Why a safetensors file is not intact (None: it is), from its header alone: the header must
+    parse, every tensor's byte range must hold exactly its dtype x shape, and the ranges must tile
+    the data to the last byte of the file. Truncation, a torn copy or a damaged header all break
+    one of these; reading the header costs the same whatever the model's size."""
+    name = path.name
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            length = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if not 0 < length <= size - 8:
+                return f"{name}: truncated ({size} bytes, no complete safetensors header)"
+            header = json.loads(handle.read(length))
+    except FileNotFoundError:
+        return f"{name} is missing"
+    except OSError as exc:
+        return f"{name}: unreadable ({exc.strerror})"
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return f"{name}: its header is not JSON"
+    if not isinstance(header, dict):
+        return f"{name}: its header is not a mapping"
+    spans = []
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        try:
+            dtype, shape, (begin, end) = info["dtype"], list(info["shape"]), info["data_offsets"]
+            nbytes = math.prod(int(d) for d in shape) * _DTYPE_BYTES[dtype]
+        except (TypeError, KeyError, ValueError):
+            return f"{name}: tensor {key!r} has a malformed header entry"
+        if not (isinstance(begin, int) and isinstance(end, int)) or end - begin != nbytes:
+            return f"{name}: tensor {key!r} spans {begin}..{end}, not the {nbytes} bytes of {dtype} {shape}"
+        spans.append((begin, end))
+    offset = 0
+    for begin, end in sorted(spans):
+        if begin != offset:
+            return f"{name}: its tensors' byte ranges overlap or leave gaps"
+        offset = end
+    expected = 8 + length + offset
+    if expected != size:
+        return f"{name}: {size} bytes, its header describes {expected} ({'truncated' if size < expected else 'trailing bytes'})"
+    names = (header.get("__metadata__") or {}).get(CONDITION_NAMES_KEY)
+    if names is not None and not _string_list(names):
+        return f"{name}: metadata {CONDITION_NAMES_KEY!r} is not a JSON list of names"
+    return None
+
+
+def _string_list(text: str) -> bool:
+    try:
+        value = json.loads(text)
+    except (TypeError, json.JSONDecodeError):
+        return False
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def checkpoint_damage(checkpoint: Path) -> str | None:
+    """Why a checkpoint directory is not intact for loading its model (None: it is): its config.yaml
+    parses, and each weights file in it passes :func:`weights_damage`."""
+    try:
+        read_config(checkpoint)
+    except ProtodiffError as exc:
+        return " ".join(str(exc).removeprefix(f"{checkpoint}/").split())
+    for name in (MODEL_FILE, EMA_FILE, PRIOR_FILE):
+        if name == MODEL_FILE or (checkpoint / name).exists():
+            problem = weights_damage(checkpoint / name)
+            if problem is not None:
+                return problem
+    return None
 
 
 def _state_for_safetensors(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -105,8 +224,29 @@ def save_checkpoint(
     return directory
 
 
-def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
-    for old in list_checkpoints(run_dir)[:-keep]:
+def prune_checkpoints(run_dir: str | Path, keep: int, newest: str | Path) -> None:
+    """Delete the checkpoints older than ``newest`` (just written) beyond the ``keep - 1`` newest
+    intact ones, but only once ``newest`` has been re-read from disk and verified (weights, config
+    and a training state that loads with ``weights_only``); one that does not verify deletes
+    nothing and is reported in one warning line. Checkpoints newer than ``newest`` (a damaged one
+    a resume skipped) are left alone: the run writes over them as it reaches their step."""
+    newest = Path(newest)
+    problem = checkpoint_damage(newest)
+    if problem is None:
+        try:
+            load_train_state(newest)
+        except CheckpointError as exc:
+            problem = str(exc)
+    if problem is not None:
+        warnings.warn(f"{newest} does not verify after writing ({problem}); no older checkpoint deleted",
+                      ProtodiffWarning, stacklevel=2)
+        return
+    step = checkpoint_step(newest)
+    kept = 1
+    for old in reversed([c for c in list_checkpoints(run_dir) if checkpoint_step(c) < step]):
+        if kept < keep and checkpoint_damage(old) is None:
+            kept += 1
+            continue
         shutil.rmtree(old, ignore_errors=True)
 
 
@@ -115,6 +255,36 @@ def read_config(checkpoint: Path) -> ExperimentConfig:
     if not path.is_file():
         raise CheckpointError(f"{checkpoint}: incomplete checkpoint, {CONFIG_FILE} is missing")
     return experiment_from_dict(read_yaml(path), source=str(path))
+
+
+def _refusal_reason(exc: BaseException) -> str:
+    """What torch's weights-only unpickler objected to, without any of torch's advice around it
+    (re-running with ``weights_only=False``, allow-listing the global: the things never to do with
+    a file someone handed you)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text.split(marker, 1)[1]
+    sentences = re.split(r"(?<=\.)\s+|\n+", text)
+    advice = ("weights only", "weights_only", "safe_globals", "please", "trust", "documentation", "re-running",
+              "pytorch 2.6", "can still be loaded", "file an issue")
+    kept = [s.strip() for s in sentences if s.strip() and not any(a in s.lower() for a in advice)]
+    return " ".join(" ".join(kept).split())[:200].rstrip(".") or "an object that is not a tensor or plain container"
+
+
+def _check_train_state(state: Any, path: Path) -> dict[str, Any]:
+    """The keys a resume reads, with their types; anything else is a one-line CheckpointError."""
+    expected = {"step": int, "optimizer": dict, "scheduler": dict, "rng": list}
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a training state (a {type(state).__name__}, not a mapping)")
+    for key, kind in expected.items():
+        if key not in state:
+            raise CheckpointError(f"{path}: training state lacks {key!r}")
+        if not isinstance(state[key], kind) or isinstance(state[key], bool):
+            raise CheckpointError(f"{path}: training state {key!r} is a {type(state[key]).__name__}, not a {kind.__name__}")
+    if not all(isinstance(r, dict) and {"generator", "torch"} <= set(r) for r in state["rng"]):
+        raise CheckpointError(f"{path}: training state 'rng' lacks a process's generator or torch state")
+    return state
 
 
 def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -152,9 +322,19 @@ def load_train_state(checkpoint: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{checkpoint}: no {STATE_FILE}, so training cannot resume from it")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling refuses anything but tensors and plain containers
-        raise CheckpointError(f"{path}: cannot load training state safely ({' '.join(str(exc).split())[:200]})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's note on a pickle protocol it did not write
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only" not in str(exc).lower():
+            raise CheckpointError(f"{path}: damaged training state ({_refusal_reason(exc)})") from None
+        raise CheckpointError(
+            f"{path}: refused: it is not made only of tensors and plain data ({_refusal_reason(exc)}), and unpickling "
+            "the rest could run code; protodiff never loads such a file: resume from a checkpoint you wrote, or start anew"
+        ) from None
+    except Exception as exc:  # a truncated or torn file: torch's zip reader or unpickler gives up
+        raise CheckpointError(f"{path}: damaged training state ({' '.join(str(exc).split()).split('. ')[0][:160]})") from None
+    return _check_train_state(state, path)
 
 
 def load_model(

@@ -94,7 +94,7 @@ class Trainer:
         self.precision = self._precision(config, resume)
         self.config = dataclasses.replace(config, train=dataclasses.replace(train, precision=self.precision.name))
 
-        resume_from = self._prepare_run_dir(resume)
+        resume_from, resume_state = self._prepare_run_dir(resume)
         torch.manual_seed(config.seed)  # identical initial weights on every rank
         self.dataset = self._open_data()
         self.total_steps = total_steps(train, len(self.dataset))
@@ -108,8 +108,10 @@ class Trainer:
         )
         self.generator = torch.Generator().manual_seed(config.seed * 7919 + self.ctx.rank)
         self.step = 0
+        #: The newest checkpoint this run wrote or resumed from (None: none yet).
+        self.last_checkpoint = resume_from
         if resume_from is not None:
-            self._restore(resume_from)
+            self._restore(resume_from, resume_state)
         self.network: nn.Module = (
             DistributedDataParallel(self.model, device_ids=[self.ctx.device] if self.ctx.device.type == "cuda" else None)
             if self.ctx.enabled
@@ -126,6 +128,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
         self._log({"event": "start", "step": self.step, "device": str(self.ctx.device), "precision": self.precision.name,
                    "precision_reason": self.precision.reason, "preload": preload, "compile": self.compiled,
+                   "workers": self.batches.num_workers,
                    "threads": torch.get_num_threads(), "processes": self.ctx.world_size})
 
     # -- setup ----------------------------------------------------------------------------------
@@ -139,7 +142,9 @@ class Trainer:
                 return Precision(saved, f"resumed in the precision the run started in ({saved})")
         return resolve_precision(setting, self.ctx.device)
 
-    def _prepare_run_dir(self, resume: bool) -> Path | None:
+    def _prepare_run_dir(self, resume: bool) -> tuple[Path | None, dict[str, Any] | None]:
+        """The checkpoint to resume from and its training state: the newest intact one (a damaged
+        newer one is skipped with a warning line), or (None, None) for a fresh run."""
         existing = ckpt.list_checkpoints(self.run_dir)
         if resume:
             if not existing:
@@ -147,14 +152,14 @@ class Trainer:
             saved_path = self.run_dir / ckpt.CONFIG_FILE
             if saved_path.is_file():
                 _check_resumable(experiment_from_dict(read_yaml(saved_path), str(saved_path)), self.config)
-            return existing[-1]
+            return ckpt.newest_intact(self.run_dir, resumable=True)
         if existing:
             raise CheckpointError(
                 f"{self.run_dir}: already holds checkpoints; pass --resume to continue it or choose another --out"
             )
         if self.ctx.is_main:
             write_text(self.run_dir / ckpt.CONFIG_FILE, dump_yaml(self.config))
-        return None
+        return None, None
 
     def _open_data(self) -> LabeledImages:
         dataset = self.config.data.build().open("train")
@@ -173,9 +178,8 @@ class Trainer:
         self.network = torch.compile(self.network)
         return True
 
-    def _restore(self, checkpoint: Path) -> None:
+    def _restore(self, checkpoint: Path, state: dict[str, Any]) -> None:
         ckpt.load_weights_into(self.model, checkpoint / ckpt.MODEL_FILE)
-        state = ckpt.load_train_state(checkpoint)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step = int(state["step"])
@@ -223,8 +227,9 @@ class Trainer:
                 ema=self.ema.module if self.ema is not None else None,
                 train_state=state,
             )
-            ckpt.prune_checkpoints(self.run_dir, self.config.train.keep_checkpoints)
+            ckpt.prune_checkpoints(self.run_dir, self.config.train.keep_checkpoints, directory)
         self.ctx.barrier()
+        self.last_checkpoint = directory
         return directory
 
     # -- the loop -------------------------------------------------------------------------------
@@ -283,7 +288,7 @@ class Trainer:
                 f"interrupted at step {self.step}; checkpoint saved in {self.run_dir}; continue with --resume"
             ) from None
         bar.close()
-        final = self.save() if self.step != last_saved else ckpt.list_checkpoints(self.run_dir)[-1]
+        final = self.save() if self.step != last_saved else self.last_checkpoint
         if self.ctx.is_main:
             plot_training_curve(self.run_dir / LOG_FILE, self.run_dir / "loss.png")
         self.preview()
