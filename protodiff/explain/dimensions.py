@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from protodiff.errors import ProtodiffError
+from protodiff.errors import ProtodiffError, ProtodiffWarning
 
 
-class OutOfRangeWarning(UserWarning):
-    """An edit sets a dimension far outside the values observed on real images."""
+class OutOfRangeWarning(ProtodiffWarning):
+    """An edit sets a dimension far outside the values observed on real images (one warning line)."""
 
 
 def dimension_index(name: str, names: Sequence[str]) -> int:

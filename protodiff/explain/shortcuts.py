@@ -47,6 +47,7 @@ from scipy import stats
 from torch import Tensor
 
 from protodiff.contracts.explainer import Explanation
+from protodiff.errors import ProtodiffWarning
 from protodiff.explain.effects import EffectMatrix, EffectsExplainer, check_classifier, matrix_tensors, plot_effects
 from protodiff.hookspecs import hookimpl
 from protodiff.io import write_json
@@ -153,7 +154,7 @@ class ShortcutsExplainer(EffectsExplainer):
         if smallest > c.threshold:
             warnings.warn(f"with {matrix.images} images only effects above {smallest:.2f} can be told from noise "
                           f"(threshold {c.threshold}); explain more images (--n) to confirm smaller couplings",
-                          stacklevel=2)
+                          ProtodiffWarning, stacklevel=2)
         correlation = label_correlation(train.attributes()) if train is not None else None
         report = {"threshold": c.threshold, "alpha": c.alpha, "images": matrix.images,
                   "critical_value": round(q, 4) if math.isfinite(q) else None, "detectable": round(smallest, 4),
