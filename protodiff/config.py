@@ -286,6 +286,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: no such config file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (damaged?); a config is YAML text") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -111,8 +111,19 @@ def save_image_grid(
 
 
 def read_log(path: str | Path) -> list[dict]:
-    lines = Path(path).read_text().splitlines() if Path(path).exists() else []
-    return [json.loads(line) for line in lines if line.strip()]
+    """The records of a run's ``log.jsonl``. A line that is not a JSON record is skipped: the log
+    is appended to as training goes, so a run killed mid-write leaves a torn line (and a resumed
+    run appends after it), and a figure must not fail over one lost record."""
+    lines = Path(path).read_text(errors="replace").splitlines() if Path(path).exists() else []
+    records = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
 
 
 def training_curve(log_path: str | Path, key: str = "loss") -> Image.Image | None:

@@ -19,10 +19,13 @@ from typing import Any
 from protodiff.config import parse
 from protodiff.experiment import ExperimentConfig
 from protodiff.io import write_json
+from protodiff.schema import ValuesOf, read_json
 from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
 from protodiff.training.devices import resolve_device
 
 ACCURACY_FILE = "accuracy.json"
+#: What a cell's record and the report read from a judge's ``accuracy.json``.
+ACCURACY_SCHEMA = {"split": str, "steps": int, "test_accuracy": ValuesOf(float)}
 
 
 def judge_dir(out: Path, dataset: str, experiment: ExperimentConfig, options: dict[str, Any], split: str,
@@ -45,4 +48,4 @@ def train_judge(out: Path, dataset: str, experiment: ExperimentConfig, options: 
         judge.save(directory)
         accuracy = judge.accuracy(source.open("test"))
         write_json(directory / ACCURACY_FILE, {"split": split, "steps": config.steps, "test_accuracy": accuracy})
-    return directory, json.loads((directory / ACCURACY_FILE).read_text())
+    return directory, read_json(directory / ACCURACY_FILE, ACCURACY_SCHEMA, fix=f"delete {directory} to train the judge again")

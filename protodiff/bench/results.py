@@ -5,22 +5,43 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 from protodiff.bench.cell import RECORD
 from protodiff.errors import ProtodiffError
 from protodiff.io import write_json, write_text
+from protodiff.schema import ANY, OptionalKey, ValuesOf, read_json
 
 RUN = "run.json"
+#: The keys of ``run.json`` that merging shards and the report read.
+RUN_SCHEMA = {"preset": str, "seed": int, "matrix": [str], "shard": OptionalKey([int]), "command": str,
+              "notes": OptionalKey(str), "left_out": OptionalKey(ValuesOf(str)), "started": OptionalKey(str),
+              "wall_s": OptionalKey(float), "environment": {"versions": dict, "machine": str}}
+#: Each entry of a record's ``results``: a metric's result as protodiff.evaluate returns it.
+RESULT_SCHEMA = {"metric": str, "mean": OptionalKey(float), "std": OptionalKey(float), "value": OptionalKey(ANY),
+                 "per_attribute": OptionalKey(dict), "per_fold": OptionalKey(list), "split": OptionalKey(str)}
+#: The keys of a cell's ``cell.json`` that the tables, the report and a rerun read.
+RECORD_SCHEMA = {
+    "cell": str, "method": str, "dataset": str, "seed": int, "steps": int, "trained_now": int,
+    "train_s": float, "eval_s": float, "wall_s": float, "peak_rss_mib": float,
+    "images_per_s": OptionalKey(float), "peak_cuda_mib": OptionalKey(float), "judge": OptionalKey(dict),
+    "prior": OptionalKey(dict), "results": ValuesOf(RESULT_SCHEMA), "figures": ValuesOf(str),
+    "explainers": ValuesOf(dict), "left_out": OptionalKey(ValuesOf(str)),
+}  # fmt: skip
 
 
 def load_run(directory: Path) -> dict[str, Any]:
+    """``run.json`` of a bench output directory, checked against its schema."""
     path = directory / RUN
     if not path.is_file():
         raise ProtodiffError(f"{directory}: not a bench output directory (no {RUN}); pass what `protodiff bench --out` wrote")
-    return json.loads(path.read_text())
+    return read_json(path, RUN_SCHEMA, fix="choose another --out, or delete the directory to start the bench again")
+
+
+def load_record(path: Path) -> dict[str, Any]:
+    """A finished cell's ``cell.json``, checked against its schema (each result's too)."""
+    return read_json(path, RECORD_SCHEMA, fix=f"delete {path.parent} to run the cell again")
 
 
 def gather(directories: list[Path]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -37,7 +58,7 @@ def gather(directories: list[Path]) -> tuple[dict[str, Any], list[dict[str, Any]
     records: dict[str, dict[str, Any]] = {}
     for directory in directories:
         for path in sorted((directory / "cells").glob(f"*/{RECORD}")):
-            record = json.loads(path.read_text())
+            record = load_record(path)
             record["dir"] = str(path.parent.resolve())
             known = records.get(record["cell"])
             if known is not None and known["results"] != record["results"]:

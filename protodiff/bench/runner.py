@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from datetime import datetime, timezone
@@ -16,7 +15,7 @@ from protodiff.bench.lock import output_lock
 from protodiff.bench.matrix import Cell, shard
 from protodiff.bench.preflight import preflight
 from protodiff.bench.report import write_report
-from protodiff.bench.results import RUN, gather, write_results
+from protodiff.bench.results import RUN, gather, load_record, load_run, write_results
 from protodiff.bench.settings import SETTINGS_FILE, cell_settings, check_reusable, recorded_settings
 from protodiff.bench.spec import BenchSpec
 from protodiff.errors import ProtodiffError
@@ -45,7 +44,7 @@ def _run_bench(name: str, spec: BenchSpec, cells: list[Cell], out: Path, *, seed
         "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }  # fmt: skip
     existing = out / RUN
-    if existing.is_file() and json.loads(existing.read_text())["matrix"] != run["matrix"]:
+    if existing.is_file() and load_run(out)["matrix"] != run["matrix"]:
         raise ProtodiffError(f"{out} holds a different bench; choose another --out")
     write_json(existing, run)
     settings = {cell.name: cell_settings(plans[cell.name].experiment, spec, seed) for cell in mine}
@@ -57,7 +56,7 @@ def _run_bench(name: str, spec: BenchSpec, cells: list[Cell], out: Path, *, seed
         for cell in mine:
             record_path = cell_dir(out, cell) / RECORD
             if record_path.is_file():
-                display.finished(json.loads(record_path.read_text()), reused=True)
+                display.finished(load_record(record_path), reused=True)
                 continue
             write_json(cell_dir(out, cell) / SETTINGS_FILE, settings[cell.name])
             record = run_cell(cell, plans[cell.name], spec, out, device=device, seed=seed, observe=display.observe)

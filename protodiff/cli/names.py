@@ -2,26 +2,36 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from protodiff.errors import ProtodiffError
+from protodiff.schema import OptionalKey, SchemaError, check, read_json
+
+
+#: What ``--suggest`` reads from an effects explanation's ``meta.json``.
+SUGGESTIONS_SCHEMA = {"explainer": OptionalKey(str), "suggestions": [
+    {"index": int, "attribute": str, "effect": float, "consistency": float}]}
 
 
 def read_suggestions(directory: str, dimensions: int) -> list[dict]:
-    """The suggestions an ``effects`` (or ``shortcuts``) explanation saved, checked against the model."""
+    """The suggestions an ``effects`` (or ``shortcuts``) explanation saved, checked against its
+    schema (one line naming the file and key) and against the model."""
     path = Path(directory) / "meta.json"
-    try:
-        meta = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        raise ProtodiffError(f"{directory}: no effect matrix here; run `protodiff explain effects RUN --classifier DIR --out {directory}`") from None
+    fix = f"run `protodiff explain effects RUN --classifier DIR --out {directory}` again"
+    if not path.is_file():
+        raise ProtodiffError(f"{directory}: no effect matrix here; run `protodiff explain effects RUN --classifier DIR --out {directory}`")
+    meta = read_json(path, {"explainer": OptionalKey(str)}, fix=fix)
     if "suggestions" not in meta:
         raise ProtodiffError(f"{path}: written by explain {meta.get('explainer')!r}, not by explain effects")
-    if len(meta["suggestions"]) != dimensions:
-        raise ProtodiffError(f"{directory}: the effects cover {len(meta['suggestions'])} dimensions, this model has {dimensions}; explain this run")
-    return meta["suggestions"]
+    suggestions = check(meta, SUGGESTIONS_SCHEMA, path)["suggestions"]
+    if len(suggestions) != dimensions:
+        raise ProtodiffError(f"{directory}: the effects cover {len(suggestions)} dimensions, this model has {dimensions}; explain this run")
+    for i, s in enumerate(suggestions):
+        if not 0 <= s["index"] < dimensions:
+            raise SchemaError(f"{path}: suggestions[{i}].index: {s['index']} is not a dimension of this model (0..{dimensions - 1}); {fix}")
+    return suggestions
 
 
 def suggested_names(suggestions: list[dict], min_effect: float) -> dict[int, str]:

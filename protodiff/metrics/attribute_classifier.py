@@ -25,10 +25,11 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, RandomSampler, Subset
 from tqdm.auto import tqdm
 
-from protodiff.checkpoint import load_weights_into
+from protodiff.checkpoint import read_weights
 from protodiff.config import parse
 from protodiff.errors import ProtodiffError, UnsupportedData
 from protodiff.io import atomic_path
+from protodiff.schema import OptionalKey, SchemaError, read_json
 from protodiff.training.batches import worker_count
 
 if TYPE_CHECKING:
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
 
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "classifier.json"
+#: What :meth:`AttributeClassifier.load` reads from ``classifier.json`` (``config`` is then parsed
+#: against :class:`ClassifierConfig`, key by key).
+META_SCHEMA = {"attribute_names": [str], "in_channels": int, "image_size": int, "config": dict,
+               "trained_steps": OptionalKey(int)}
 
 
 @dataclass
@@ -186,15 +191,32 @@ class AttributeClassifier(nn.Module):
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> AttributeClassifier:
+        """A saved classifier; a missing or damaged ``classifier.json`` (or one off its schema) is a
+        one-line error naming the file and the key."""
         directory = Path(directory)
-        try:
-            meta = json.loads((directory / META_FILE).read_text())
-        except FileNotFoundError:
-            raise ProtodiffError(f"{directory}: not an attribute classifier (no {META_FILE})") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ProtodiffError(f"{directory / META_FILE}: unreadable ({' '.join(str(exc).split())})") from None
+        if not (directory / META_FILE).is_file():
+            raise ProtodiffError(f"{directory}: not an attribute classifier (no {META_FILE})")
+        fix = "train it again with `protodiff classifier train`"
+        meta = read_json(directory / META_FILE, META_SCHEMA, fix=fix)
+        for key in ("in_channels", "image_size"):
+            if meta[key] < 1:
+                raise SchemaError(f"{directory / META_FILE}: {key}: must be positive, got {meta[key]}; {fix}")
+        if not meta["attribute_names"]:
+            raise SchemaError(f"{directory / META_FILE}: attribute_names: empty; {fix}")
         config = parse(ClassifierConfig, meta["config"], source=str(directory / META_FILE), where="config")
-        classifier = cls(meta["attribute_names"], meta["in_channels"], meta["image_size"], config)
-        load_weights_into(classifier, directory / WEIGHTS_FILE)
-        classifier.trained_steps = meta.get("trained_steps", 0)
+        args = (meta["attribute_names"], meta["in_channels"], meta["image_size"], config)
+        try:  # shapes first, on the meta device: a damaged size allocates nothing
+            with torch.device("meta"):
+                shapes = {k: tuple(v.shape) for k, v in cls(*args).state_dict().items()}
+        except (RuntimeError, ValueError, TypeError, OverflowError) as exc:
+            reason = " ".join(str(exc).splitlines()[0].split())[:120] if str(exc) else type(exc).__name__
+            raise SchemaError(f"{directory / META_FILE}: its sizes describe no classifier ({reason}); {fix}") from None
+        state, _ = read_weights(directory / WEIGHTS_FILE)
+        found = {k: tuple(v.shape) for k, v in state.items()}
+        if found != shapes:
+            key = sorted(set(found) ^ set(shapes)) or [k for k in shapes if found[k] != shapes[k]]
+            raise SchemaError(f"{directory / META_FILE}: does not match {WEIGHTS_FILE} (first difference: {key[0]!r}); {fix}")
+        classifier = cls(*args)
+        classifier.load_state_dict(state, strict=True)
+        classifier.trained_steps = meta.get("trained_steps") or 0
         return classifier.to(device).eval()
