@@ -149,8 +149,8 @@ def parse(cls: type[C], data: Mapping[str, Any] | None, *, where: str = "", sour
             kwargs[name] = _convert(value, hints[name], path, source)
     try:
         return cls(**kwargs)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{source}: {where or '<top level>'}: {exc}") from None
+    except (ValueError, TypeError) as exc:  # __post_init__'s own message names the option
+        raise ConfigError(f"{source}: {where}: {exc}" if where else f"{source}: {exc}") from None
 
 
 def _join(where: str, key: object) -> str:

@@ -49,6 +49,12 @@ class UnsupportedModel(ProtodiffError):
     """A model given to a tool that needs another kind (a prototype tool given a model without prototypes)."""
 
 
+class OptionError(ProtodiffError, ValueError):
+    """An option value that is out of range for what it is used with: a timestep beyond the model's
+    schedule, more sampler steps than the schedule has, a name the model does not have. (Also a
+    ValueError, for code that catches those.)"""
+
+
 class ProtodiffWarning(UserWarning):
     """Something the user should know that does not stop the command; the CLI prints it as one
     ``protodiff: warning: ...`` line."""

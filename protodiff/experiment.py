@@ -17,6 +17,8 @@ from protodiff.contracts.conditioner import CondMode
 from protodiff.diffusion.schedule import ScheduleConfig
 from protodiff.errors import ConfigError
 from protodiff.plugins import registries
+from protodiff.validation import at_least, positive
+from protodiff.validation import seed as check_seed
 
 #: The denoiser option through which a config overrides the conditioner's preferred mode.
 COND_MODE_OPTION = "cond_mode"
@@ -97,12 +99,14 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be positive")
         if self.batch_size < 1:
             raise ValueError("batch_size must be positive")
-        if self.lr <= 0:
-            raise ValueError("lr must be positive")
-        if any(m <= 0 for m in self.lr_multipliers.values()):
-            raise ValueError("lr_multipliers must be positive")
+        positive(lr=self.lr, grad_clip=self.grad_clip)
+        positive(**{f"lr_multipliers.{k}": v for k, v in self.lr_multipliers.items()})
+        at_least(0, weight_decay=self.weight_decay, warmup_steps=self.warmup_steps, num_workers=self.num_workers)
+        if not all(0.0 <= beta < 1.0 for beta in self.betas):
+            raise ValueError(f"betas must each be in [0, 1), got {list(self.betas)}")
         if self.checkpoint_every < 1 or self.log_every < 1 or self.keep_checkpoints < 1:
             raise ValueError("checkpoint_every, log_every and keep_checkpoints must be positive")
+        at_least(1, sample_every=self.sample_every)
         if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
             raise ValueError("ema_decay must be in (0, 1)")
 
@@ -111,6 +115,9 @@ class TrainConfig:
 class SampleConfig:
     sampler: ComponentSpec = component("sampler", "ddim")
     num_images: int = 64
+
+    def __post_init__(self) -> None:
+        at_least(1, num_images=self.num_images)
 
 
 @dataclass
@@ -122,6 +129,9 @@ class ExperimentConfig:
     sample: SampleConfig = field(default_factory=SampleConfig)
     #: A latent prior over condition vectors, fitted after training by `protodiff fit-prior`.
     prior: ComponentSpec | None = optional_component("latent_prior")
+
+    def __post_init__(self) -> None:
+        check_seed(seed=self.seed)
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:

@@ -84,13 +84,14 @@ def test_imports_form_no_cycle_even_counting_those_inside_functions():
             walk(name, [name])
 
 
-def test_the_component_base_imports_nothing_of_protodiff():
-    assert imported_modules("protodiff.component", top_level=True) == set()
+@pytest.mark.parametrize("name", ["protodiff.component", "protodiff.validation"])
+def test_the_foundations_import_nothing_of_protodiff(name):
+    assert imported_modules(name, top_level=True) | imported_modules(name, top_level=False) == set()
 
 
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("protodiff.contracts.")))
 def test_contracts_import_only_the_foundations(name):
-    allowed = {"protodiff.component", "protodiff.errors", "protodiff.io", "protodiff"}
+    allowed = {"protodiff.component", "protodiff.errors", "protodiff.io", "protodiff.validation", "protodiff"}
     imported = imported_modules(name, top_level=True) | imported_modules(name, top_level=False)
     assert {m for m in imported if not m.startswith("protodiff.contracts.")} <= allowed
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from protodiff.diffusion import DDIMSampler, DPMSolverPlusPlus, NoiseSchedule, ScheduleConfig
+from protodiff.errors import OptionError
 from protodiff.testing import gaussian_eps_oracle as gaussian_oracle
 
 MEAN, STD = 0.3, 0.5
@@ -38,8 +39,10 @@ def test_linspace_timesteps_follow_diffusers_default_spacing(schedule):
     assert dpm(schedule, 10, spacing="linspace").timesteps() == [999, 899, 799, 699, 599, 500, 400, 300, 200, 100]
     assert dpm(schedule, 1, spacing="linspace").timesteps() == [999]
     assert dpm(schedule, 1000, spacing="linspace").timesteps() == list(range(999, 0, -1))  # repeats dropped
-    with pytest.raises(ValueError, match="between 1 and 1000"):
-        dpm(schedule, 0).timesteps()
+    with pytest.raises(ValueError, match="steps must be at least 1, got 0"):  # refused as an option
+        dpm(schedule, 0)
+    with pytest.raises(OptionError, match=r"between 1 and 1000 \(the schedule's timesteps\), got 1001"):  # by the model
+        dpm(schedule, 1001).timesteps()
 
 
 def test_logsnr_timesteps_are_uniform_in_lambda_from_t_max_to_0(schedule):

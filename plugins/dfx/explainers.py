@@ -10,10 +10,13 @@ import torch
 from torch import Tensor
 
 from protodiff.contracts.explainer import Explainer, Explanation
+from protodiff.errors import OptionError
 from protodiff.hookspecs import hookimpl
 from protodiff.model import ConditionedDiffusion
 from protodiff.registry import Registries
-from protodiff_dfx.saliency import DFCam, DFRise, along_trajectory, default_layer
+from protodiff.validation import at_least, one_of
+from protodiff.validation import seed as check_seed
+from protodiff_dfx.saliency import BASELINES, BORDERS, DFCam, DFRise, along_trajectory, default_layer
 
 
 def heat_over(images: Tensor, maps: Tensor) -> Tensor:
@@ -43,6 +46,7 @@ def _explanation(name: str, tool: DFRise | DFCam, model: ConditionedDiffusion, x
     noise under the first image's condition, explained at that many of its steps."""
     from protodiff.figures import save_image_grid
 
+    check_against_model(model, t, points)
     x_t, condition = _diffused(model, x0, t, seed)
     maps = tool.attribute(x_t, t=t, condition=condition)
     tensors = {"saliency": maps, "x_t": x_t, "images": x0}
@@ -60,6 +64,16 @@ def _explanation(name: str, tool: DFRise | DFCam, model: ConditionedDiffusion, x
             title=f"{name} along one sampling walk, t = " + ", ".join(map(str, walk.timesteps)))
         meta = {**meta, "trajectory_timesteps": walk.timesteps}
     return Explanation(name, tensors, meta, figures)
+
+
+def check_against_model(model: ConditionedDiffusion, t: int, points: int) -> None:
+    """What the options can only be checked against once the model is known, before any work: ``t``
+    is a timestep of its schedule, and a trajectory asks for no more points than its walk has steps."""
+    model.schedule.check_timestep(t, "t")
+    if points:
+        steps = len(model.sampler().timesteps())
+        if points > steps:
+            raise OptionError(f"trajectory={points}: the sampling walk has {steps} steps to explain; use at most {steps}")
 
 
 class DFRiseExplainer(Explainer):
@@ -80,6 +94,15 @@ class DFRiseExplainer(Explainer):
         border: str = "reflect"
         #: Also explain one sampling walk (the run's sampler) at this many of its steps (0: off).
         trajectory: int = 0
+
+        def __post_init__(self) -> None:
+            at_least(0, t=self.t, trajectory=self.trajectory)
+            at_least(1, num_masks=self.num_masks, cell=self.cell, batch_size=self.batch_size)
+            if not 0.0 < self.probability < 1.0:
+                raise ValueError(f"probability must be in (0, 1), got {self.probability}")
+            check_seed(seed=self.seed)
+            one_of(BASELINES, baseline=self.baseline)
+            one_of(BORDERS, border=self.border)
 
     def explain(self, model: ConditionedDiffusion, batch: Tensor) -> Explanation:
         c = self.config
@@ -102,8 +125,13 @@ class DFCamExplainer(Explainer):
         #: Also explain one sampling walk (the run's sampler) at this many of its steps (0: off).
         trajectory: int = 0
 
+        def __post_init__(self) -> None:
+            at_least(0, t=self.t, trajectory=self.trajectory)
+            check_seed(seed=self.seed)
+
     def explain(self, model: ConditionedDiffusion, batch: Tensor) -> Explanation:
         c = self.config
+        check_against_model(model, c.t, c.trajectory)
         layer = c.layer or default_layer(model)
         return _explanation("df-cam", DFCam(model, layer=layer), model, batch, c.t, c.seed, c.trajectory,
                             {"t": c.t, "layer": layer, "seed": c.seed})

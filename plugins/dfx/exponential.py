@@ -18,12 +18,17 @@ from pathlib import Path
 from typing import Literal
 
 from protodiff.diffusion.samplers import DDIMSampler
+from protodiff.errors import OptionError
+from protodiff.validation import at_least
 from protodiff.hookspecs import hookimpl
 from protodiff.registry import Registries
 
 
 def exponential_timesteps(num_timesteps: int, steps: int, gamma: float, mode: Literal["early", "late"]) -> list[int]:
-    """The descending timesteps of the ``mode`` schedule (see the module docstring)."""
+    """The descending timesteps of the ``mode`` schedule (see the module docstring); steps or a
+    gamma that the schedule's length cannot hold is a one-line :class:`OptionError`."""
+    if not 1 <= steps <= num_timesteps:
+        raise OptionError(f"sampler steps must be between 1 and {num_timesteps} (the schedule's timesteps), got {steps}")
     alpha = math.exp(math.log(num_timesteps) / (steps + gamma))
     rising = [min(math.floor(alpha ** (i + 1 + gamma) + 1e-9), num_timesteps) for i in range(steps)]
     if mode == "late":
@@ -31,7 +36,7 @@ def exponential_timesteps(num_timesteps: int, steps: int, gamma: float, mode: Li
     else:
         values = [num_timesteps - 1] + [num_timesteps - v for v in rising][:-1]
     if any(a <= b for a, b in zip(values, values[1:])):
-        raise ValueError(
+        raise OptionError(
             f"exponential: {steps} steps with gamma {gamma} repeat a timestep of {num_timesteps}; "
             "use fewer steps or a smaller gamma"
         )
@@ -52,8 +57,7 @@ class ExponentialSampler(DDIMSampler):
 
         def __post_init__(self) -> None:
             super().__post_init__()
-            if self.gamma < 0:
-                raise ValueError("gamma must be >= 0")
+            at_least(0, gamma=self.gamma)
 
     def timesteps(self, steps: int | None = None) -> list[int]:
         return exponential_timesteps(self.schedule.num_timesteps, steps or self.config.steps, self.config.gamma, self.config.mode)

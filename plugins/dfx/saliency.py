@@ -226,10 +226,11 @@ class DFCam:
 
     def __init__(self, model: ConditionedDiffusion, *, layer: str) -> None:
         modules = dict(model.denoiser.named_modules())
-        if not layer or layer not in modules:
-            close = difflib.get_close_matches(layer, [name for name in modules if name], n=3, cutoff=0.4)
+        if not layer or layer not in modules or layer not in layer_names(model):  # a container has no map of its own
+            close = difflib.get_close_matches(layer, list(layer_names(model)), n=3, cutoff=0.4)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ProtodiffError(f"the denoiser has no block {layer!r}{hint} (protodiff_dfx.layer_names(model) lists them)")
+            raise ProtodiffError(f"the denoiser has no block {layer!r} that outputs a feature map{hint} "
+                                 "(protodiff_dfx.layer_names(model) lists them)")
         self.model, self.layer, self.module = model, layer, modules[layer]
 
     def attribute(self, x_t: Tensor, *, t: int, condition: Condition | Tensor | None = None,

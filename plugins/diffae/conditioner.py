@@ -19,6 +19,7 @@ from protodiff.contracts.conditioner import Condition, Conditioner
 from protodiff.hookspecs import hookimpl
 from protodiff.nn.levels import UNetShape
 from protodiff.registry import Registries
+from protodiff.validation import at_least
 from protodiff_diffae.encoder import HalfUNetEncoder
 
 
@@ -43,8 +44,7 @@ class DiffAEConditioner(Conditioner):
         encoder: UNetShape = field(default_factory=published_encoder)
 
         def __post_init__(self) -> None:
-            if self.dim < 1:
-                raise ValueError("dim must be positive")
+            at_least(1, dim=self.dim)
 
     presets = {
         "test": {

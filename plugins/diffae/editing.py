@@ -34,12 +34,13 @@ from torch import Tensor
 from protodiff.config import ComponentSpec, component
 from protodiff.contracts.explainer import Explainer, Explanation, flag
 from protodiff.encoding import encode_split
-from protodiff.errors import ProtodiffError
+from protodiff.errors import OptionError, ProtodiffError
 from protodiff.explain.edit import invert_batch, regenerate, require_vector
 from protodiff.explain.effects import EffectMatrix, check_classifier, matrix_tensors, plot_effects
 from protodiff.figures import save_image_grid
 from protodiff.hookspecs import hookimpl
 from protodiff.registry import Registries
+from protodiff.validation import finite
 
 if TYPE_CHECKING:
     from protodiff.contracts.dataset import LabeledImages
@@ -159,6 +160,7 @@ class AttributeEditExplainer(Explainer):
         def __post_init__(self) -> None:
             if self.fit_images < 2 or self.steps < 1 or self.batch_size < 1:
                 raise ValueError("fit_images must be at least 2, steps and batch_size positive")
+            finite(amount=self.amount)
 
     def explain(self, model: ConditionedDiffusion, batch: Tensor, *, train: LabeledImages,
                 data: LabeledImages | None = None, classifier: AttributeClassifier | None = None,
@@ -167,6 +169,9 @@ class AttributeEditExplainer(Explainer):
         require_vector(model, "attribute-edit")
         if classifier is not None:
             check_classifier(classifier, list(train.attribute_names))
+        unknown = [name for name in c.attribute if name not in train.attribute_names]
+        if unknown:  # before the directions are fitted
+            raise OptionError(f"no direction for {unknown[0]!r}; known: {', '.join(train.attribute_names) or 'none'}")
         seed = 0 if generator is None else int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         directions = AttributeDirections.for_model(model, train, limit=c.fit_images, steps=c.steps, seed=seed)
         attributes = c.attribute or directions.attribute_names

@@ -29,6 +29,7 @@ from protodiff.contracts.conditioner import Condition, Conditioner
 from protodiff.hookspecs import hookimpl
 from protodiff.nn.levels import UNetShape
 from protodiff.registry import Registries
+from protodiff.validation import at_least
 from protodiff_infodiff.encoder import UNetEncoder
 from protodiff_infodiff.regularisers import gaussian_kl, mmd
 
@@ -60,10 +61,8 @@ class InfoDiffConditioner(Conditioner):
         encoder: UNetShape = field(default_factory=published_encoder)
 
         def __post_init__(self) -> None:
-            if self.dim < 1 or self.embed_dim < 1:
-                raise ValueError("dim and embed_dim must be positive")
-            if self.mmd_weight < 0 or self.kld_weight < 0:
-                raise ValueError("mmd_weight and kld_weight must be >= 0")
+            at_least(1, dim=self.dim, embed_dim=self.embed_dim)
+            at_least(0, mmd_weight=self.mmd_weight, kld_weight=self.kld_weight)
 
     presets = {
         "test": {

@@ -18,6 +18,7 @@ from torch import Tensor
 from protodiff.contracts.latent_prior import LatentPrior
 from protodiff.hookspecs import hookimpl
 from protodiff.registry import Registries
+from protodiff.validation import at_least
 from protodiff_infodiff.regularisers import mmd
 
 
@@ -30,8 +31,7 @@ class StandardNormal(LatentPrior):
         check_samples: int = 1000
 
         def __post_init__(self) -> None:
-            if self.check_samples < 2:
-                raise ValueError("check_samples must be at least 2")
+            at_least(2, check_samples=self.check_samples)
 
     def __init__(self, config: Config, *, dim: int) -> None:
         super().__init__()

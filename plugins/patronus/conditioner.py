@@ -20,6 +20,7 @@ from protodiff.contracts.encoder import Box, Encoder
 from protodiff.contracts.prototype_layer import PrototypeLayer, require_prototypes
 from protodiff.hookspecs import hookimpl
 from protodiff.registry import Registries
+from protodiff.validation import at_least
 
 if TYPE_CHECKING:
     from protodiff.model import ConditionedDiffusion
@@ -41,6 +42,9 @@ class PatronusConditioner(Conditioner):
         #: inference): every prototype's signal reaches the denoiser at unit scale, however small
         #: the gap between its activation on images with and without its concept (off: as published).
         standardise: bool = False
+
+        def __post_init__(self) -> None:
+            at_least(1, embed_dim=self.embed_dim)
 
     presets = {
         "test": {

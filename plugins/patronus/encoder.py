@@ -20,6 +20,7 @@ from protodiff.contracts.encoder import Box, Encoder
 from protodiff.errors import ConfigError, ProtodiffError, UnknownComponentError
 from protodiff.hookspecs import hookimpl
 from protodiff.registry import Registries
+from protodiff.validation import at_least
 
 
 def input_interval(layers: list[tuple[int, int, int]], index: int, size: int) -> tuple[int, int]:
@@ -56,6 +57,8 @@ class PatronusConvEncoder(Encoder):
             lengths = {len(self.channels), len(self.kernel_sizes), len(self.strides), len(self.paddings)}
             if len(lengths) != 1 or not self.channels:
                 raise ValueError("channels, kernel_sizes, strides and paddings need one entry per layer")
+            at_least(1, channels=self.channels, kernel_sizes=self.kernel_sizes, strides=self.strides)
+            at_least(0, paddings=self.paddings, init_std=self.init_std)
 
     presets = {
         # 32 and 64 px (FMNIST, CIFAR-10, CelebA, FFHQ): 10x10 and 26x26 maps, 15 px receptive field.

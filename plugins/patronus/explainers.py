@@ -32,6 +32,7 @@ from protodiff.figures import BACKGROUND, CELL_GAP, GROUP_GAP, INK, MARGIN, MIN_
 from protodiff.hookspecs import hookimpl
 from protodiff.model import ConditionedDiffusion
 from protodiff.registry import Registries
+from protodiff.validation import at_least
 from protodiff_patronus.conditioner import nearest_patch_boxes
 
 BOX_COLOUR = (255, 0, 160)
@@ -69,8 +70,7 @@ class PrototypesExplainer(Explainer):
         def __post_init__(self) -> None:
             if not 0 < self.quantile <= 1:
                 raise ValueError("quantile must be in (0, 1]")
-            if self.reference < 1:
-                raise ValueError("reference must be at least 1 image")
+            at_least(1, reference=self.reference, batch_size=self.batch_size)
 
     def explain(self, model: ConditionedDiffusion, batch: Tensor, *, train: LabeledImages) -> Explanation:
         c = self.config

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from protodiff.contracts.prototype_layer import PrototypeLayer
 from protodiff.hookspecs import hookimpl
 from protodiff.registry import Registries
+from protodiff.validation import at_least, between, positive
 
 
 def patch_prototype_distances(z: Tensor, prototypes: Tensor) -> Tensor:
@@ -121,10 +122,12 @@ class LogL2Prototypes(PrototypeLayer):
         decorrelation_weight: float = 0.0
 
         def __post_init__(self) -> None:
-            if self.num_prototypes < 1:
-                raise ValueError("num_prototypes must be positive")
-            if self.epsilon <= 0:
-                raise ValueError("epsilon must be positive (it bounds s at log(1/epsilon))")
+            at_least(1, num_prototypes=self.num_prototypes, restart_every=self.restart_every,
+                     project_every=self.project_every)
+            positive(epsilon=self.epsilon)  # it bounds s at log(1/epsilon)
+            at_least(0, distinct_weight=self.distinct_weight, distinct_margin=self.distinct_margin,
+                     decorrelation_weight=self.decorrelation_weight)
+            between(-1.0, 1.0, restart_correlation=self.restart_correlation)
 
     presets = {"test": {"num_prototypes": 6}}
 
@@ -199,6 +202,9 @@ class CosinePrototypes(PrototypeLayer):
     @dataclass
     class Config:
         num_prototypes: int = 100
+
+        def __post_init__(self) -> None:
+            at_least(1, num_prototypes=self.num_prototypes)
 
     presets = {"test": {"num_prototypes": 6}}
 

@@ -61,7 +61,7 @@ def _command(name: str, cls: type) -> click.Command:
 
         raw = apply_overrides({}, list(overrides))
         raw.update({key: [*raw.get(key, []), *values] for key, values in flag_values.items() if values})
-        explainer = ComponentSpec("explainer", name, raw=raw).build()
+        explainer = ComponentSpec("explainer", name, raw=raw).resolved(source=f"explain {name}").build()
         if inputs.get("classifier") and classifier is None:
             raise ProtodiffError(f"explain {name} judges attributes: pass --classifier DIR (train one with `protodiff classifier train`)")
         model, config = load_model(run, device=resolve_device(device))

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from protodiff.component import Component
 from protodiff.errors import DataError
+from protodiff.validation import seed as check_seed
 
 
 @dataclass
@@ -37,6 +38,7 @@ class DataSourceConfig:
             raise ValueError("image_size must be at least 8")
         if self.limit is not None and self.limit < 1:
             raise ValueError("limit must be a positive number of items")
+        check_seed(subset_seed=self.subset_seed)
 
 
 class LabeledImages(Dataset[tuple[Tensor, Tensor]], ABC):

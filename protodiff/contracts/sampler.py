@@ -29,6 +29,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from protodiff.component import Component
+from protodiff.errors import OptionError
+from protodiff.validation import at_least
 
 if TYPE_CHECKING:
     from protodiff.diffusion.schedule import NoiseSchedule
@@ -74,9 +76,10 @@ def randn(shape: Sequence[int], generator: torch.Generator | None, like: Tensor)
 
 
 def evenly_spaced(num_timesteps: int, steps: int) -> list[int]:
-    """``steps`` timesteps from T-1 down to 0, as evenly spaced as integers allow (both ends included)."""
+    """``steps`` timesteps from T-1 down to 0, as evenly spaced as integers allow (both ends
+    included); more steps than the schedule has timesteps is a one-line :class:`OptionError`."""
     if not 1 <= steps <= num_timesteps:
-        raise ValueError(f"steps must be between 1 and {num_timesteps}, got {steps}")
+        raise OptionError(f"sampler steps must be between 1 and {num_timesteps} (the schedule's timesteps), got {steps}")
     if steps == 1:
         return [num_timesteps - 1]
     values = torch.linspace(num_timesteps - 1, 0, steps, dtype=torch.float64).round().long().tolist()
@@ -91,6 +94,9 @@ class Sampler(Component, ABC):
         steps: int = 50
         #: Clamp x0_hat to [-1, 1] at every step (off in Patronus' published sampling).
         clip_x0: bool = False
+
+        def __post_init__(self) -> None:
+            at_least(1, steps=self.steps)  # the most a schedule allows is checked when the walk is planned
 
     #: Where inversion evaluates the denoiser on the current point x_t: at the timestep the step
     #: goes to (``target``; diffusers' DDIMInverseScheduler, half the round-trip error of DDIM

@@ -32,6 +32,7 @@ from torch import Tensor
 from protodiff.contracts.dataset import DatasetSource, DataSourceConfig, LabeledImages
 from protodiff.hookspecs import hookimpl
 from protodiff.registry import Registries
+from protodiff.validation import seed as check_seed
 
 LOCAL_ATTRIBUTES = ("red_square", "blue_disc", "green_triangle", "yellow_cross", "checker_patch")
 GLOBAL_ATTRIBUTES = ("dark_bg", "warm_cast", "gradient")
@@ -220,6 +221,7 @@ class Shapes(DatasetSource):
                 raise ValueError("shapes needs image_size >= 16 for its marks to be legible")
             if self.num_train < 1 or self.num_test < 1:
                 raise ValueError("num_train and num_test must be positive")
+            check_seed(seed=self.seed)
 
     def load(self, split: str) -> LabeledImages:
         return ShapesImages(self.config, split)

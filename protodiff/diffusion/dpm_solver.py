@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from protodiff.contracts.sampler import Sampler, StepFn
+from protodiff.errors import OptionError
 from protodiff.hookspecs import hookimpl
 from protodiff.registry import Registries
 
@@ -65,7 +66,7 @@ class DPMSolverPlusPlus(Sampler):
         n = steps or self.config.steps
         last = self.schedule.num_timesteps
         if not 1 <= n <= last:
-            raise ValueError(f"steps must be between 1 and {last}, got {n}")
+            raise OptionError(f"sampler steps must be between 1 and {last} (the schedule's timesteps), got {n}")
         if self.config.spacing == "linspace":  # round(linspace(0, T-1, n + 1)) from the top, t = 0 left out
             points = np.linspace(0, last - 1, n + 1).round()[::-1][:-1]
         else:  # uniform in log sigma = -lambda, mapped back to t by linear interpolation of the table

@@ -41,6 +41,7 @@ from protodiff.diffusion.schedule import NoiseSchedule, ScheduleConfig
 from protodiff.hookspecs import hookimpl
 from protodiff.nn.blocks import TimestepEmbedding
 from protodiff.registry import Registries
+from protodiff.validation import at_least, positive
 
 TimeMode = Literal["add", "scale"]
 #: Principal directions whose variance is below this fraction of the largest carry no variance
@@ -101,6 +102,12 @@ class LatentDDPM(LatentPrior):
         normalise: Literal["standard", "whiten"] = "standard"
 
         def __post_init__(self) -> None:
+            at_least(1, width=self.width, depth=self.depth, timesteps=self.timesteps, epochs=self.epochs,
+                     batch_size=self.batch_size)
+            positive(lr=self.lr)
+            at_least(0, weight_decay=self.weight_decay)
+            if not 0.0 < self.beta_start <= self.beta_end < 1.0:
+                raise ValueError("betas need 0 < beta_start <= beta_end < 1")
             if self.sample_steps is not None and not 1 <= self.sample_steps <= self.timesteps:
                 raise ValueError("sample_steps must be between 1 and timesteps")
 

@@ -13,6 +13,7 @@ from torch import Tensor
 from protodiff.contracts.sampler import Sampler, randn
 from protodiff.hookspecs import hookimpl
 from protodiff.registry import Registries
+from protodiff.validation import at_least
 
 
 class DDIMSampler(Sampler):
@@ -23,8 +24,8 @@ class DDIMSampler(Sampler):
         eta: float = 0.0
 
         def __post_init__(self) -> None:
-            if self.eta < 0:
-                raise ValueError("eta must be >= 0")
+            super().__post_init__()
+            at_least(0, eta=self.eta)
 
     def step(
         self, x_t: Tensor, t: int, t_next: int, eps: Tensor, x0: Tensor, generator: torch.Generator | None

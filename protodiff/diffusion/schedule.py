@@ -14,6 +14,9 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from protodiff.errors import OptionError
+from protodiff.validation import at_least, finite, positive
+
 
 @dataclass
 class ScheduleConfig:
@@ -46,12 +49,9 @@ class ScheduleConfig:
     min_snr_gamma: float = 5.0
 
     def __post_init__(self) -> None:
-        if self.t_std <= 0:
-            raise ValueError("t_std must be positive")
-        if self.min_snr_gamma <= 0:
-            raise ValueError("min_snr_gamma must be positive")
-        if self.timesteps < 1:
-            raise ValueError("timesteps must be at least 1")
+        positive(t_std=self.t_std, min_snr_gamma=self.min_snr_gamma)
+        finite(t_mean=self.t_mean)
+        at_least(1, timesteps=self.timesteps)
         if self.schedule == "linear" and not 0.0 < self.beta_start <= self.beta_end < 1.0:
             raise ValueError("linear schedule needs 0 < beta_start <= beta_end < 1")
 
@@ -81,6 +81,13 @@ class NoiseSchedule:
     @property
     def num_timesteps(self) -> int:
         return self.config.timesteps
+
+    def check_timestep(self, t: int, option: str = "t") -> int:
+        """``t`` if it is a timestep of this schedule, else a one-line :class:`OptionError` naming
+        ``option`` (an option such as an explainer's ``t`` can only be checked once the model is known)."""
+        if not 0 <= t < self.num_timesteps:
+            raise OptionError(f"{option}={t} is not a timestep of this model's schedule (0..{self.num_timesteps - 1})")
+        return t
 
     def alpha_bar(self, t: Tensor | int, like: Tensor) -> Tensor:
         """alpha_bar at step(s) ``t`` shaped to broadcast against ``like``; ``t = -1`` means 1 (clean)."""

@@ -8,6 +8,7 @@ but warned about, naming the range observed, since the denoiser never saw it in 
 from __future__ import annotations
 
 import difflib
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,9 +43,12 @@ def _pair(item: str, what: str) -> tuple[str, str]:
 
 def _number(text: str, item: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise ProtodiffError(f"{item!r}: {text!r} is not a number") from None
+    if not (math.isfinite(value) and abs(value) <= torch.finfo(torch.float32).max):  # conditions are float32
+        raise ProtodiffError(f"{item!r}: {text!r} is not a finite number a condition can hold")
+    return value
 
 
 @dataclass(frozen=True)

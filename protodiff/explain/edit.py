@@ -27,6 +27,7 @@ from protodiff.figures import save_image_grid
 from protodiff.hookspecs import hookimpl
 from protodiff.model import ConditionedDiffusion
 from protodiff.registry import Registries
+from protodiff.validation import at_least
 
 
 def require_vector(model: ConditionedDiffusion, tool: str) -> None:
@@ -64,6 +65,9 @@ class EditExplainer(Explainer):
         reference: int = 256
         #: Images regenerated per forward pass.
         batch_size: int = 64
+
+        def __post_init__(self) -> None:
+            at_least(1, reference=self.reference, batch_size=self.batch_size)
 
     def explain(self, model: ConditionedDiffusion, batch: Tensor, *, data: LabeledImages | None = None) -> Explanation:
         c = self.config
@@ -142,6 +146,7 @@ class InterpolateExplainer(Explainer):
         def __post_init__(self) -> None:
             if self.steps < 2:
                 raise ValueError("steps must be at least 2 (the two ends)")
+            at_least(1, batch_size=self.batch_size)
 
     def explain(self, model: ConditionedDiffusion, batch: Tensor) -> Explanation:
         c = self.config

@@ -14,6 +14,7 @@ attribute names), so loading runs no code.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,8 +58,12 @@ class ClassifierConfig:
     def __post_init__(self) -> None:
         if not self.widths or min(self.widths) < 1:
             raise ValueError("widths must be a non-empty list of positive channel counts")
-        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
+        if self.steps < 1 or self.batch_size < 1 or not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError("steps, batch_size and lr must be positive")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f"weight_decay must be at least 0, got {self.weight_decay}")
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed must be in [0, {2**32 - 1}], got {self.seed}")
 
 
 def _stage(cin: int, cout: int, stride: int) -> nn.Sequential:

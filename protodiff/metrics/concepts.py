@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -29,6 +30,7 @@ from protodiff.errors import ProtodiffError
 from protodiff.hookspecs import hookimpl
 from protodiff.metrics.latent.latents import cached_latents, require_attributes, require_latent
 from protodiff.registry import Registries
+from protodiff.validation import at_least
 
 if TYPE_CHECKING:
     from protodiff.contracts.dataset import DatasetSource, LabeledImages
@@ -52,6 +54,10 @@ class DimensionAUROC(Metric):
     class Config:
         num_latents: int = 10000
         batch_size: int = 256
+
+        def __post_init__(self) -> None:
+            at_least(2, num_latents=self.num_latents)  # an AUROC needs both classes
+            at_least(1, batch_size=self.batch_size)
 
     def check(self, model: ConditionedDiffusion, data: LabeledImages) -> None:
         require_latent(model)
@@ -101,9 +107,18 @@ class ReconstructionAgreement(Metric):
         classifier_steps: int = 400
         batch_size: int = 64
 
+        def __post_init__(self) -> None:
+            at_least(1, num_images=self.num_images, classifier_steps=self.classifier_steps, batch_size=self.batch_size)
+
     def check(self, model: ConditionedDiffusion, data: LabeledImages) -> None:
         require_latent(model)
         require_attributes(data)
+        if self.config.classifier is not None:
+            from protodiff.metrics.attribute_classifier import META_FILE
+
+            if not (Path(self.config.classifier) / META_FILE).is_file():
+                raise ProtodiffError(f"reconstruction-agreement.classifier: {self.config.classifier} is not an attribute "
+                                     "classifier directory (train one with `protodiff classifier train`)")
 
     def judge(self, source: DatasetSource | None, seed: int, device: torch.device, progress: bool) -> AttributeClassifier:
         """The saved classifier, or one trained now on the train split of ``source``."""

@@ -17,7 +17,9 @@ import torch
 from protodiff.config import ComponentSpec, optional_component, override_component
 from protodiff.contracts.metric import EvalContext, Metric
 from protodiff.hookspecs import hookimpl
+from protodiff.errors import OptionError
 from protodiff.registry import Registries
+from protodiff.validation import at_least
 
 if TYPE_CHECKING:
     from protodiff.contracts.dataset import LabeledImages
@@ -34,6 +36,18 @@ class InversionError(Metric):
         batch_size: int = 64
         #: null: the run's sampler (``EvalContext.sampler``), else ``ddim``; its steps are ``steps``.
         sampler: ComponentSpec | None = optional_component("sampler")
+
+        def __post_init__(self) -> None:
+            if not self.steps:
+                raise ValueError("steps must list at least one number of steps")
+            at_least(1, num_images=self.num_images, steps=self.steps, batch_size=self.batch_size)
+
+    def check(self, model: ConditionedDiffusion, data: LabeledImages) -> None:
+        """Every number of steps fits the model's schedule (before any image is inverted)."""
+        most = model.schedule.num_timesteps
+        for steps in self.config.steps:
+            if steps > most:
+                raise OptionError(f"inversion-error.steps: {steps} steps, more than the schedule's {most} timesteps")
 
     @torch.no_grad()
     def compute(self, model: ConditionedDiffusion, data: LabeledImages, context: EvalContext) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from protodiff.contracts.conditioner import CondMode
 from protodiff.errors import ConfigError
 from protodiff.nn.blocks import Downsample, ResAttnBlock, ResBlock, SelfAttention, Upsample
+from protodiff.validation import at_least
 
 
 @dataclass
@@ -36,8 +37,8 @@ class UNetShape:
     def __post_init__(self) -> None:
         if not self.channel_mult:
             raise ValueError("channel_mult must list at least one level")
-        if self.num_res_blocks < 1:
-            raise ValueError("num_res_blocks must be at least 1")
+        at_least(1, base_channels=self.base_channels, channel_mult=self.channel_mult, num_res_blocks=self.num_res_blocks,
+                 attention_heads=self.attention_heads, norm_groups=self.norm_groups)
         for level in self.attention_levels:
             if not 0 <= level < len(self.channel_mult):
                 raise ValueError(f"attention_levels: level {level} outside 0..{len(self.channel_mult) - 1}")

@@ -23,6 +23,7 @@ from protodiff.contracts.denoiser import Denoiser
 from protodiff.hookspecs import hookimpl
 from protodiff.nn.blocks import GroupNorm32, TimestepEmbedding
 from protodiff.nn.levels import UNetLevels, UNetShape, run_down, run_middle, run_up
+from protodiff.validation import at_least
 from protodiff.registry import Registries
 
 
@@ -39,6 +40,10 @@ class UNet(Denoiser):
         cond_mode: CondMode | None = None
         #: Run convolutions in NHWC layout, which oneDNN (CPU) and cuDNN (tensor cores) run faster.
         channels_last: bool = True
+
+        def __post_init__(self) -> None:
+            super().__post_init__()
+            at_least(1, time_embed_mult=self.time_embed_mult)
 
     presets = {
         "paper": {},

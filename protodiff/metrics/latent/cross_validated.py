@@ -18,6 +18,8 @@ from protodiff.contracts.metric import Metric
 from protodiff.errors import ProtodiffError
 from protodiff.metrics.latent.latents import Latents, cached_latents, require_attributes, require_latent
 from protodiff.metrics.latent.protocol_settings import Folds
+from protodiff.validation import at_least
+from protodiff.validation import seed as check_seed
 
 if TYPE_CHECKING:
     from protodiff.contracts.dataset import LabeledImages
@@ -47,8 +49,8 @@ class CrossValidatedMetric(Metric):
         def __post_init__(self) -> None:
             if self.num_latents < self.folds:
                 raise ValueError("num_latents must be at least the number of folds")
-            if self.batch_size < 1:
-                raise ValueError("batch_size must be positive")
+            at_least(1, batch_size=self.batch_size)
+            check_seed(fold_seed=self.fold_seed)
             Folds(self.folds, self.fold_seed)
 
     @property
