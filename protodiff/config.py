@@ -98,6 +98,10 @@ def _parse_component(kind: str, value: Any, where: str, source: str) -> Componen
     options = dict(value)
     name = options.pop("name")
     preset = options.pop("preset", None)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{source}: {where}.name: expected the name of a {kind}, got {name!r}")
+    if preset is not None and not isinstance(preset, str):
+        raise ConfigError(f"{source}: {where}.preset: expected a preset name, got {preset!r}")
     try:
         cls = ComponentSpec(kind, name).component_class()
     except UnknownComponentError as exc:

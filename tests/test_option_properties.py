@@ -3,9 +3,10 @@ where only the model can tell: hypothesis throws random values at ``--set`` and 
 one-line errors (ConfigError, or another ProtodiffError), never a traceback.
 
 Scope: every option of every registered component (each kind in ``protodiff.registries()``, each
-``Config`` field, and the options of the components a ``Config`` nests, such as an explainer's
-``sampler.steps``), every option of the experiment's own sections (``seed``, ``train.*``,
-``sample.*``, ``model.diffusion.*``), and the options only a model can check (an explainer's
+``Config`` field, and the name, preset and options of the components a ``Config`` nests, such as an
+explainer's ``sampler.steps``), every option of the experiment's own sections (``seed``,
+``train.*``, ``sample.*``, ``model.diffusion.*``, each component's name and preset), and the
+options only a model can check (an explainer's
 timestep ``t`` and trajectory, a DF-CAM layer, dimension and attribute names, a sampler's or a
 metric's steps), used on a tiny untrained model.
 """
@@ -50,7 +51,8 @@ def component_options() -> list[tuple[str, str, str]]:
                 found.append((kind, name, field.name))
                 if field.metadata.get("kind") and field.default_factory is not dataclasses.MISSING:
                     nested = field.default_factory().component_class().Config
-                    found += [(kind, name, f"{field.name}.{sub.name}") for sub in dataclasses.fields(nested)]
+                    found += [(kind, name, f"{field.name}.{sub}") for sub in
+                              ("name", "preset", *(sub.name for sub in dataclasses.fields(nested)))]
     return found
 
 
@@ -62,7 +64,9 @@ def experiment_options() -> list[str]:
         for part in section.split("."):
             value = getattr(value, part)
         paths += [f"{section}.{field.name}" for field in dataclasses.fields(value)]
-    return paths + [f"sample.sampler.{f.name}" for f in dataclasses.fields(config.sample.sampler.config)]
+    components = [f"{spec}.{key}" for spec in ("data", "model.denoiser", "model.conditioner", "sample.sampler", "prior")
+                  for key in ("name", "preset")]
+    return paths + components + ["prior"] + [f"sample.sampler.{f.name}" for f in dataclasses.fields(config.sample.sampler.config)]
 
 
 COMPONENT_OPTIONS = component_options()
@@ -78,6 +82,7 @@ values = st.one_of(
         "nan", ".nan", ".inf", "-.inf", "1e999", "-0.0", "0.5", "1.5", "1e-300", "true", "false", "null", "~", "''",
         "[]", "{}", "[1, 2]", "[0]", "[-1]", "[1, -1]", "[100000000000000]", "{a: 1}", "x", "[x]", "[", "{", "'", "a: b: c",
         "ddim", "ddpm", "{name: ddpm}", "{name: nope}", "{steps: 0}", "coverage", "valid", "random", "early", "none",
+        "test", "tiny", "patronus", "latent-ddpm", "shapes", "unet", "{name: null}", "{name: 3}", "{preset: [1]}",
     ]),
     st.text(max_size=12),
 )  # fmt: skip
