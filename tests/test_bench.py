@@ -212,3 +212,23 @@ def test_a_train_split_smaller_than_a_batch_is_refused_before_training(plugin, t
     out = invoke("bench", "--preset", bench, "--out", str(tmp_path / "b"), "--set", "train.batch_size=64", code=2)
     assert out.count("\n") == 1 and "has 48 images, fewer than train.batch_size=64" in out
     assert not (tmp_path / "b" / "cells").exists()
+
+
+@pytest.mark.slow
+def test_cells_run_side_by_side_in_their_own_processes(tmp_path):
+    """jobs: 2 trains two cells at once (spawned workers, so only installed plugins: Patronus and
+    InfoDiffusion here), each on cores // 2 threads, and writes the same report a serial bench does."""
+    from protodiff.bench.pool import cpu_cores, effective_jobs
+
+    path = tmp_path / "pair.yaml"
+    path.write_text(yaml.safe_dump({
+        "datasets": ["shapes"], "methods": ["patronus", "infodiff"], "set": TINY, "jobs": 2,
+        "metrics": ["dimension-auroc"], "metric_options": {"dimension-auroc": {"num_latents": 16}},
+        "explain_images": 1, "grid_images": 1,
+    }))  # fmt: skip
+    invoke("bench", "--preset", str(path), "--out", str(tmp_path / "b"))
+    jobs = effective_jobs(2, "cpu", 2)
+    for method in ("patronus", "infodiff"):
+        record = json.loads((tmp_path / "b" / "cells" / f"{method}-shapes" / "cell.json").read_text())
+        assert record["threads"] == max(1, cpu_cores() // jobs) and "dimension AUROC" in record["results"]
+    assert "patronus" in (tmp_path / "b" / "REPORT.md").read_text()

@@ -7,7 +7,6 @@ presence means the cell is done (a rerun reuses it; an unfinished run resumes bi
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -29,7 +28,7 @@ from protodiff.errors import ProtodiffError
 from protodiff.evaluation import evaluate
 from protodiff.explain.inputs import explainer_inputs, load_classifier
 from protodiff.experiment import ExperimentConfig
-from protodiff.figures import image_grid, save_image
+from protodiff.figures import image_grid, read_log, save_image
 from protodiff.io import write_json
 from protodiff.priors import fit_prior
 from protodiff.training import LOG_FILE, Trainer
@@ -63,10 +62,7 @@ class _ObservedTrainer(Trainer):
 
 def _images_per_second(run_dir: Path) -> float | None:
     """Mean training throughput over the log's windows (the trainer measures each)."""
-    path = run_dir / LOG_FILE
-    if not path.is_file():
-        return None
-    rates = [r["images_per_sec"] for r in map(json.loads, path.read_text().splitlines()) if "images_per_sec" in r]
+    rates = [r["images_per_sec"] for r in read_log(run_dir / LOG_FILE) if "images_per_sec" in r]
     return sum(rates) / len(rates) if rates else None
 
 
@@ -161,9 +157,9 @@ def _fit_prior(checkpoint: str | Path, seed: int, device: str) -> dict[str, Any]
 
 
 def run_cell(cell: Cell, plan: CellPlan, spec: BenchSpec, out: Path, *, device: str, seed: int,
-             observe: Observer) -> dict[str, Any] | None:
-    """Train, evaluate, draw and explain one cell as ``plan`` says; returns its record (None on
-    non-zero DDP ranks)."""
+             observe: Observer, threads: int) -> dict[str, Any] | None:
+    """Train, evaluate, draw and explain one cell as ``plan`` says, on ``threads`` CPU threads;
+    returns its record (None on non-zero DDP ranks)."""
     directory = cell_dir(out, cell)
     run_dir = directory / "run"
     experiment = plan.experiment
@@ -201,7 +197,7 @@ def run_cell(cell: Cell, plan: CellPlan, spec: BenchSpec, out: Path, *, device: 
         "steps": checkpoint_step(Path(checkpoint)), "trained_now": trained_now,
         "train_s": round(train_s, 2), "eval_s": round(eval_s, 2), "wall_s": round(time.perf_counter() - started, 2),
         "images_per_s": _images_per_second(run_dir), "peak_rss_mib": round(peak_rss_mib(), 1),
-        "peak_cuda_mib": peak_cuda_mib(), "device": used, "machine": platform.node(),
+        "peak_cuda_mib": peak_cuda_mib(), "device": used, "threads": threads, "machine": platform.node(),
         "judge": {"dir": os.path.relpath(judge, directory), **judge_record} if judge is not None else None,
         "prior": prior, "results": results, "figures": figures, "explainers": explained,
         "left_out": plan.left_out, "settings_hash": settings_hash(cell_settings(experiment, spec, seed)),

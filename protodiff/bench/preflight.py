@@ -39,6 +39,9 @@ class CellPlan:
     explainers: dict[str, dict[str, Any]]
     judge: bool
     left_out: dict[str, str] = field(default_factory=dict)
+    #: Parameters x training steps: the order in which a bench running cells side by side starts
+    #: them (largest first, so that the last cell to finish is a small one).
+    cost: float = 0.0
 
 
 def resolve(cell: Cell, seed: int, data_root: str | None) -> ExperimentConfig:
@@ -119,7 +122,9 @@ def plan_cell(cell: Cell, experiment: ExperimentConfig, spec: BenchSpec, splits:
         explainers[name] = options
     needs_judge = any(takes_classifier("metric", m) for m in metrics) or any(
         takes_classifier("explainer", e) for e in explainers)
-    return CellPlan(experiment, metrics, explainers, needs_judge and "judge" not in left_out, left_out)
+    steps = experiment.train.steps or experiment.train.epochs * (len(splits["train"]) // experiment.train.batch_size)
+    cost = float(sum(p.numel() for p in model.parameters()) * steps)
+    return CellPlan(experiment, metrics, explainers, needs_judge and "judge" not in left_out, left_out, cost)
 
 
 def preflight(spec: BenchSpec, cells: list[Cell], seed: int, data_root: str | None) -> dict[str, CellPlan]:

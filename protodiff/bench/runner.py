@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from protodiff.bench.cell import RECORD, cell_dir, run_cell
+from protodiff.bench.cell import RECORD, cell_dir
+from protodiff.bench.pool import run_cells
 from protodiff.bench.display import BenchDisplay
 from protodiff.bench.environment import environment
 from protodiff.bench.lock import output_lock
@@ -24,17 +25,18 @@ from protodiff.io import write_json
 
 def run_bench(name: str, spec: BenchSpec, cells: list[Cell], out: Path, *, seed: int, device: str,
               data_root: str | None, shard_of: tuple[int, int] = (0, 1), command: str = "",
-              retrain: bool = False) -> tuple[Path, Path]:
+              retrain: bool = False, jobs: int | None = None) -> tuple[Path, Path]:
     """Preflight every cell of the matrix, run this shard's cells (reusing finished ones run under
     the same settings; ``retrain`` runs the others again), report; ``out`` is locked throughout
     (a second bench on it stops at once, naming this one)."""
     with output_lock(out):
         return _run_bench(name, spec, cells, out, seed=seed, device=device, data_root=data_root,
-                          shard_of=shard_of, command=command, retrain=retrain)
+                          shard_of=shard_of, command=command, retrain=retrain, jobs=jobs)
 
 
 def _run_bench(name: str, spec: BenchSpec, cells: list[Cell], out: Path, *, seed: int, device: str,
-               data_root: str | None, shard_of: tuple[int, int], command: str, retrain: bool) -> tuple[Path, Path]:
+               data_root: str | None, shard_of: tuple[int, int], command: str, retrain: bool,
+               jobs: int | None) -> tuple[Path, Path]:
     began = time.perf_counter()
     plans = preflight(spec, cells, seed, data_root)  # the whole matrix: every shard fails alike, early
     mine = shard(cells, *shard_of)
@@ -53,15 +55,16 @@ def _run_bench(name: str, spec: BenchSpec, cells: list[Cell], out: Path, *, seed
             shutil.rmtree(cell_dir(out, cell))
         check_reusable(cell.name, cell_dir(out, cell), settings[cell.name])
     with BenchDisplay([c.name for c in mine]) as display:
+        todo = []
         for cell in mine:
             record_path = cell_dir(out, cell) / RECORD
             if record_path.is_file():
                 display.finished(load_record(record_path), reused=True)
                 continue
             write_json(cell_dir(out, cell) / SETTINGS_FILE, settings[cell.name])
-            record = run_cell(cell, plans[cell.name], spec, out, device=device, seed=seed, observe=display.observe)
-            if record is not None:
-                display.finished(record)
+            todo.append(cell)
+        run_cells(todo, plans, spec, out, device=device, seed=seed, jobs=jobs if jobs is not None else spec.jobs,
+                  observe=display.observe, finished=display.finished)
     write_json(existing, {**run, "wall_s": round(time.perf_counter() - began, 1)})
     return report(out, [out])
 

@@ -45,10 +45,18 @@ class BenchSpec:
     #: Real test images per explainer, per reconstruction grid, and new samples per grid.
     explain_images: int = 4
     grid_images: int = 8
+    #: Cells trained side by side on a CPU, each in its own process on ``cores // jobs`` threads
+    #: (two one-thread processes train more per second than one two-thread process; see
+    #: protodiff.bench.pool); on CUDA cells run one at a time.
+    jobs: int = 1
     #: Whether the cells need ``--data-root`` (the datasets are not bundled).
     needs_data_root: bool = False
     #: Why the budgets are what they are (measured), shown in the report.
     notes: str = ""
+
+    def __post_init__(self) -> None:
+        if self.jobs < 1 or self.explain_images < 1 or self.grid_images < 1:
+            raise ValueError("jobs, explain_images and grid_images must be at least 1")
 
 
 def preset_names() -> list[str]:
