@@ -75,3 +75,10 @@ def report(out: Path, sources: list[Path]) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     write_results(out, run, records)
     return write_report(out, run, records)
+
+
+def merged_report(out: Path, sources: list[Path]) -> tuple[Path, Path]:
+    """:func:`report` for ``protodiff bench report``: ``out`` is locked while it is written, so a
+    bench still running into it refuses (or is refused) rather than interleaving files."""
+    with output_lock(out):
+        return report(out, sources)

@@ -61,8 +61,8 @@ def bench(ctx: click.Context, preset: str, out: str | None, data_root: str | Non
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Report directory [the first DIR].")
 def report_command(dirs: tuple[str, ...], out: str | None) -> None:
     """Merge the cells of bench output directories DIRS (e.g. shards) into one report."""
-    from protodiff.bench.runner import report
+    from protodiff.bench.runner import merged_report
 
     sources = [Path(d) for d in dirs]
-    md, html = report(Path(out) if out else sources[0], sources)
+    md, html = merged_report(Path(out) if out else sources[0], sources)
     click.echo(f"wrote {md} and {html}")
