@@ -21,7 +21,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from protodiff._registry import moved
+from protodiff._version import __version__
+
+moved.install()  # old module paths (protodiff.plugins, protodiff.hookspecs, ...) keep importing
 
 #: Front-door name -> the module that defines it.
 _HOMES = {
@@ -30,9 +33,11 @@ _HOMES = {
     "load_model": "protodiff.checkpoint",
     "evaluate": "protodiff.evaluation",
     "Results": "protodiff.evaluation",
-    "registries": "protodiff.plugins",
+    "registries": "protodiff._registry.manager",
     "ConditionedDiffusion": "protodiff.model",
     "Condition": "protodiff.contracts.conditioner",
+    "hookimpl": "protodiff._registry.hookspecs",
+    "Registries": "protodiff._registry.registry",
 }
 
 __all__ = ["__version__", *_HOMES]
@@ -43,7 +48,9 @@ if TYPE_CHECKING:
     from protodiff.evaluation import Results, evaluate
     from protodiff.experiment import load_experiment
     from protodiff.model import ConditionedDiffusion
-    from protodiff.plugins import registries
+    from protodiff._registry.hookspecs import hookimpl
+    from protodiff._registry.manager import registries
+    from protodiff._registry.registry import Registries
     from protodiff.training import train
 
 

@@ -10,8 +10,8 @@ registry ``name``, an optional ``preset`` (named defaults the component ships) a
 
     denoiser: {name: unet, preset: tiny, dropout: 0.0}
 
-The name is looked up in the registries (:func:`protodiff.plugins.registries`) and the options are
-parsed against that class's ``Config`` (see :class:`protodiff.component.Component`). The
+The name is looked up in the registries (:func:`protodiff._registry.manager.registries`) and the options are
+parsed against that class's ``Config`` (see :class:`protodiff._registry.component.Component`). The
 registries and the contracts never import this module, so there is no cycle between them.
 """
 
@@ -30,7 +30,7 @@ from typing import Any, Literal, TypeVar, Union
 import yaml
 
 from protodiff.errors import ConfigError, UnknownComponentError
-from protodiff.plugins import registries
+from protodiff._registry.manager import registries
 
 C = TypeVar("C")
 _FLOAT_LITERAL = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")

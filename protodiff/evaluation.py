@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from protodiff import __version__
+from protodiff._version import __version__
 from protodiff.checkpoint import EMA_FILE, load_model, resolve_checkpoint
 from protodiff.config import ComponentSpec, override_component, to_dict
 from protodiff.contracts.dataset import DatasetSource, LabeledImages
@@ -36,7 +36,7 @@ from protodiff.errors import ConfigError, ProtodiffError
 from protodiff.experiment import ExperimentConfig, experiment_from_dict
 from protodiff.io import write_json
 from protodiff.model import ConditionedDiffusion
-from protodiff.plugins import registries
+from protodiff._registry.manager import registries
 from protodiff.training.devices import resolve_device
 
 #: What ``protodiff eval`` computes when no metrics are named: the latent columns of Patronus' tables.

@@ -16,7 +16,7 @@ from protodiff.config import ComponentSpec, apply_overrides, component, optional
 from protodiff.contracts.conditioner import CondMode
 from protodiff.diffusion.schedule import ScheduleConfig
 from protodiff.errors import ConfigError
-from protodiff.plugins import registries
+from protodiff._registry.manager import registries
 from protodiff.validation import at_least, positive
 from protodiff.validation import seed as check_seed
 

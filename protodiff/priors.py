@@ -13,7 +13,7 @@ from protodiff.config import apply_overrides, to_dict
 from protodiff.contracts.conditioner import Conditioner
 from protodiff.errors import ProtodiffError
 from protodiff.experiment import experiment_from_dict
-from protodiff.plugins import registries
+from protodiff._registry.manager import registries
 
 
 @dataclass

@@ -24,7 +24,7 @@ import torch
 from protodiff.config import ComponentSpec
 from protodiff.diffusion.schedule import NoiseSchedule
 from protodiff.errors import DataError, ProtodiffError
-from protodiff.plugins import registries
+from protodiff._registry.manager import registries
 
 IMAGE_SIZE = 32
 BATCH = 2

@@ -11,8 +11,8 @@ from torch import Tensor, nn
 
 from protodiff.contracts.conditioner import Condition, Conditioner
 from protodiff.experiment import load_experiment
-from protodiff.plugins import registries
-from protodiff.registry import registering_as
+from protodiff._registry.manager import registries
+from protodiff._registry.registry import registering_as
 
 
 @pytest.fixture(autouse=True)

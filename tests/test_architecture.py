@@ -5,6 +5,7 @@ nothing in the repository points outside it."""
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import subprocess
 import sys
@@ -14,8 +15,8 @@ from pathlib import Path
 import pytest
 
 import protodiff
-from protodiff import builtins
-from protodiff.plugins import registries
+from protodiff._registry import builtins, moved
+from protodiff._registry.manager import registries
 
 ROOT = Path(__file__).parent.parent
 #: The core and every built-in plugin package (each plugins/<name> folder, as pyproject maps it).
@@ -84,20 +85,20 @@ def test_imports_form_no_cycle_even_counting_those_inside_functions():
             walk(name, [name])
 
 
-@pytest.mark.parametrize("name", ["protodiff.component", "protodiff.validation"])
+@pytest.mark.parametrize("name", ["protodiff._registry.component", "protodiff.validation"])
 def test_the_foundations_import_nothing_of_protodiff(name):
     assert imported_modules(name, top_level=True) | imported_modules(name, top_level=False) == set()
 
 
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if n.startswith("protodiff.contracts.")))
 def test_contracts_import_only_the_foundations(name):
-    allowed = {"protodiff.component", "protodiff.errors", "protodiff.io", "protodiff.validation", "protodiff"}
+    allowed = {"protodiff._registry.component", "protodiff.errors", "protodiff.io", "protodiff.validation", "protodiff"}
     imported = imported_modules(name, top_level=True) | imported_modules(name, top_level=False)
     assert {m for m in imported if not m.startswith("protodiff.contracts.")} <= allowed
 
 
 @pytest.mark.parametrize(
-    "name", ["protodiff.config", "protodiff.registry", "protodiff.plugins", "protodiff.hookspecs", "protodiff.experiment"]
+    "name", ["protodiff.config", "protodiff._registry.registry", "protodiff._registry.manager", "protodiff._registry.hookspecs", "protodiff.experiment"]
 )
 def test_config_and_the_plugin_system_hold_no_local_imports(name):
     assert imported_modules(name, top_level=False) == set()
@@ -135,3 +136,9 @@ def test_nothing_in_the_repository_points_outside_it():
         and path != "tests/test_architecture.py"
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize("old", sorted(moved.MOVED))
+def test_moved_modules_still_import_under_their_old_names(old):
+    """A module moved out of the package root is the same module object under its old name."""
+    assert importlib.import_module(old) is importlib.import_module(moved.MOVED[old])

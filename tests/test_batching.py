@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from protodiff.batching import CPU_BATCH, batch_for_memory, sampling_batch_size
+from protodiff.diffusion.batching import CPU_BATCH, batch_for_memory, sampling_batch_size
 from protodiff.model import ConditionedDiffusion
 
 

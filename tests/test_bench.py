@@ -16,8 +16,8 @@ from protodiff.bench.spec import BenchSpec, load_bench
 from protodiff.cli import main
 from protodiff.contracts.explainer import Explainer, Explanation
 from protodiff.experiment import load_experiment
-from protodiff.plugins import registries
-from protodiff.registry import registering_as
+from protodiff._registry.manager import registries
+from protodiff._registry.registry import registering_as
 
 TINY = ["data.image_size=16", "data.num_train=48", "data.num_test=16", "model.denoiser.base_channels=16",
         "model.denoiser.channel_mult=[1,2]", "train.steps=4", "train.batch_size=8", "train.warmup_steps=0",

@@ -14,7 +14,7 @@ from conftest import TINY_OVERRIDES
 from protodiff import registries
 from protodiff.cli import main
 from protodiff.contracts.explainer import Explainer, Explanation
-from protodiff.registry import registering_as
+from protodiff._registry.registry import registering_as
 
 PATRONUS = "model.conditioner={name: patronus, preset: test}"
 

@@ -107,8 +107,8 @@ def test_component_spec_builds_with_context():
 
 
 def test_the_resolved_config_records_the_conditioning_mode(toy_conditioner):
-    from protodiff.plugins import registries
-    from protodiff.registry import registering_as
+    from protodiff._registry.manager import registries
+    from protodiff._registry.registry import registering_as
 
     class PrefersAdaGN(toy_conditioner):
         preferred_mode = "adagn"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from protodiff.plugins import registries, reset_plugin_manager
+from protodiff._registry.manager import registries, reset_plugin_manager
 
 GUIDE = Path(__file__).parent.parent / "CONTRIBUTING.md"
 

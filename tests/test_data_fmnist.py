@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from protodiff.cli import main
 from protodiff.data.fmnist import CLASSES, FashionMNIST
 from protodiff.errors import DataError
-from protodiff.plugins import registries
+from protodiff._registry.manager import registries
 
 TRAIN_LABELS = [3, 0, 9, 3, 7]
 TEST_LABELS = [1, 2, 8]

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from protodiff.model import ConditionedDiffusion
-from protodiff.plugins import registries
-from protodiff.registry import registering_as
+from protodiff._registry.manager import registries
+from protodiff._registry.registry import registering_as
 from protodiff.testing import check_component
 
 ROOT = Path(__file__).parent.parent

@@ -30,8 +30,8 @@ from protodiff.metrics.latent.latents import encode_latents
 from protodiff.metrics.latent.metric_latent_auroc import LatentAUROC
 from protodiff.metrics.latent.metric_tad import TAD, AttributesCaptured
 from protodiff.metrics.latent.protocol_scores import latent_auroc, tad_score
-from protodiff.plugins import registries
-from protodiff.registry import registering_as
+from protodiff._registry.manager import registries
+from protodiff._registry.registry import registering_as
 from protodiff.training import Trainer
 
 CONDITIONER = "metrics-channel-means"

@@ -30,7 +30,7 @@ from protodiff.diffusion import NoiseSchedule, ScheduleConfig
 from protodiff.errors import ProtodiffError
 from protodiff.experiment import load_experiment
 from protodiff.model import ConditionedDiffusion
-from protodiff.plugins import registries
+from protodiff._registry.manager import registries
 
 KINDS = ("encoder", "prototype_layer", "conditioner", "denoiser", "sampler", "latent_prior", "metric",
          "feature_extractor", "dataset", "explainer")  # fmt: skip

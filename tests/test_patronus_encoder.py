@@ -7,7 +7,7 @@ import torch
 
 from protodiff.config import ComponentSpec
 from protodiff.errors import ConfigError, ProtodiffError
-from protodiff.plugins import registries
+from protodiff._registry.manager import registries
 
 
 def encoder(name: str, image_size: int, in_channels: int = 3, **options):

@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from protodiff.cli import main
-from protodiff.plugins import PluginManager, reset_plugin_manager
+from protodiff._registry.manager import PluginManager, reset_plugin_manager
 
 GOOD_PLUGIN = """
-from protodiff.hookspecs import hookimpl
-from protodiff.unconditional import Unconditional
+from protodiff._registry.hookspecs import hookimpl
+from protodiff.nn.unconditional import Unconditional
 
 class Constant(Unconditional):
     pass
@@ -27,8 +27,8 @@ def protodiff_register(registry):
 
 HALF_BROKEN_PLUGIN = """
 from protodiff.diffusion.samplers import DDIMSampler
-from protodiff.hookspecs import hookimpl
-from protodiff.unconditional import Unconditional
+from protodiff._registry.hookspecs import hookimpl
+from protodiff.nn.unconditional import Unconditional
 
 class Partial(Unconditional):
     pass

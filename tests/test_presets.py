@@ -9,7 +9,7 @@ import torch
 
 from protodiff.experiment import load_experiment
 from protodiff.model import ConditionedDiffusion
-from protodiff.plugins import registries
+from protodiff._registry.manager import registries
 
 PRESETS = sorted(registries().preset.names())
 HEAVY = {"patronus-chexpert", "diffae-chexpert", "infodiff-chexpert"}  # 224 px through a published UNet: seconds, not milliseconds

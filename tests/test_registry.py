@@ -4,8 +4,8 @@ import pytest
 
 from protodiff.contracts.conditioner import Conditioner
 from protodiff.errors import RegistrationError, UnknownComponentError
-from protodiff.registry import Registries, Registry, registering_as
-from protodiff.unconditional import Unconditional
+from protodiff._registry.registry import Registries, Registry, registering_as
+from protodiff.nn.unconditional import Unconditional
 
 
 class Other(Unconditional):

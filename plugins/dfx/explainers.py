@@ -11,9 +11,9 @@ from torch import Tensor
 
 from protodiff.contracts.explainer import Explainer, Explanation
 from protodiff.errors import OptionError
-from protodiff.hookspecs import hookimpl
+from protodiff import hookimpl
 from protodiff.model import ConditionedDiffusion
-from protodiff.registry import Registries
+from protodiff import Registries
 from protodiff.validation import at_least, one_of
 from protodiff.validation import seed as check_seed
 from protodiff_dfx.saliency import BASELINES, BORDERS, DFCam, DFRise, along_trajectory, default_layer

@@ -20,8 +20,8 @@ from typing import Literal
 from protodiff.diffusion.samplers import DDIMSampler
 from protodiff.errors import OptionError
 from protodiff.validation import at_least
-from protodiff.hookspecs import hookimpl
-from protodiff.registry import Registries
+from protodiff import hookimpl
+from protodiff import Registries
 
 
 def exponential_timesteps(num_timesteps: int, steps: int, gamma: float, mode: Literal["early", "late"]) -> list[int]:

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from torch import Tensor
 
 from protodiff.contracts.conditioner import Condition, Conditioner
-from protodiff.hookspecs import hookimpl
+from protodiff import hookimpl
 from protodiff.nn.levels import UNetShape
-from protodiff.registry import Registries
+from protodiff import Registries
 from protodiff.validation import at_least
 from protodiff_diffae.encoder import HalfUNetEncoder
 

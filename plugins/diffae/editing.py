@@ -38,8 +38,8 @@ from protodiff.errors import OptionError, ProtodiffError
 from protodiff.explain.edit import invert_batch, regenerate, require_vector
 from protodiff.explain.effects import EffectMatrix, check_classifier, matrix_tensors, plot_effects
 from protodiff.figures import save_image_grid
-from protodiff.hookspecs import hookimpl
-from protodiff.registry import Registries
+from protodiff import hookimpl
+from protodiff import Registries
 from protodiff.validation import finite
 
 if TYPE_CHECKING:

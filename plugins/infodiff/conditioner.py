@@ -26,9 +26,9 @@ import torch
 from torch import Tensor, nn
 
 from protodiff.contracts.conditioner import Condition, Conditioner
-from protodiff.hookspecs import hookimpl
+from protodiff import hookimpl
 from protodiff.nn.levels import UNetShape
-from protodiff.registry import Registries
+from protodiff import Registries
 from protodiff.validation import at_least
 from protodiff_infodiff.encoder import UNetEncoder
 from protodiff_infodiff.regularisers import gaussian_kl, mmd

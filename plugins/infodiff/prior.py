@@ -16,8 +16,8 @@ import torch
 from torch import Tensor
 
 from protodiff.contracts.latent_prior import LatentPrior
-from protodiff.hookspecs import hookimpl
-from protodiff.registry import Registries
+from protodiff import hookimpl
+from protodiff import Registries
 from protodiff.validation import at_least
 from protodiff_infodiff.regularisers import mmd
 

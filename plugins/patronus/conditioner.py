@@ -18,8 +18,8 @@ from protodiff.config import ComponentSpec, component
 from protodiff.contracts.conditioner import Condition, Conditioner
 from protodiff.contracts.encoder import Box, Encoder
 from protodiff.contracts.prototype_layer import PrototypeLayer, require_prototypes
-from protodiff.hookspecs import hookimpl
-from protodiff.registry import Registries
+from protodiff import hookimpl
+from protodiff import Registries
 from protodiff.validation import at_least
 
 if TYPE_CHECKING:

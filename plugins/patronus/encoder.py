@@ -18,8 +18,8 @@ from torch import Tensor, nn
 
 from protodiff.contracts.encoder import Box, Encoder
 from protodiff.errors import ConfigError, ProtodiffError, UnknownComponentError
-from protodiff.hookspecs import hookimpl
-from protodiff.registry import Registries
+from protodiff import hookimpl
+from protodiff import Registries
 from protodiff.validation import at_least
 
 

@@ -29,9 +29,9 @@ from protodiff.encoding import encode_split
 from protodiff.explain.dimensions import dimension_index
 from protodiff.explain.edit import invert_batch, regenerate
 from protodiff.figures import BACKGROUND, CELL_GAP, GROUP_GAP, INK, MARGIN, MIN_CELL, font, save_image, to_pil
-from protodiff.hookspecs import hookimpl
+from protodiff import hookimpl
 from protodiff.model import ConditionedDiffusion
-from protodiff.registry import Registries
+from protodiff import Registries
 from protodiff.validation import at_least
 from protodiff_patronus.conditioner import nearest_patch_boxes
 

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from protodiff.contracts.prototype_layer import PrototypeLayer
-from protodiff.hookspecs import hookimpl
-from protodiff.registry import Registries
+from protodiff import hookimpl
+from protodiff import Registries
 from protodiff.validation import at_least, between, positive
 
 

@@ -131,7 +131,7 @@ def explain(model, experiment: ExperimentConfig, explainers: dict[str, dict[str,
 def judged(options: dict[str, dict[str, Any]], metrics: list[str], judge: Path) -> dict[str, dict[str, Any]]:
     """The metrics' options, with the bench's judge as the classifier of every metric that takes
     one and was not given its own."""
-    from protodiff.plugins import registries
+    from protodiff._registry.manager import registries
 
     out = {name: dict(values) for name, values in options.items()}
     for name in metrics:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from protodiff.bench.spec import ALL, BenchSpec
 from protodiff.errors import ConfigError
-from protodiff.plugins import registries
+from protodiff._registry.manager import registries
 
 
 @dataclass(frozen=True)

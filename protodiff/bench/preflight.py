@@ -26,7 +26,7 @@ from protodiff.config import ComponentSpec
 from protodiff.contracts.dataset import LabeledImages
 from protodiff.errors import DataError, ProtodiffError, UnsupportedData, UnsupportedModel
 from protodiff.experiment import ExperimentConfig, load_experiment
-from protodiff.plugins import registries
+from protodiff._registry.manager import registries
 
 
 @dataclass

@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 from protodiff.config import apply_overrides, parse
 from protodiff.contracts.dataset import DatasetSource, LabeledImages
 from protodiff.errors import DataError
-from protodiff.plugins import registries
+from protodiff._registry.manager import registries
 
 
 @click.group()

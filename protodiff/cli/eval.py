@@ -13,7 +13,7 @@ from protodiff.config import apply_overrides
 from protodiff.errors import ProtodiffError
 from protodiff.evaluation import DEFAULT_METRICS, evaluate
 from protodiff.metrics.fidelity.feature_extractors import INCEPTION
-from protodiff.plugins import registries
+from protodiff._registry.manager import registries
 
 
 @click.command("eval")

@@ -24,12 +24,12 @@ _COMMON = {"out", "split", "n", "count", "seed", "device", "set", "overrides", "
 
 class _Explainers(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        from protodiff.plugins import registries
+        from protodiff._registry.manager import registries
 
         return registries().explainer.names()
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command:
-        from protodiff.plugins import registries
+        from protodiff._registry.manager import registries
 
         return _command(name, registries().explainer.get(name))  # an unknown name: one line, with suggestions
 

@@ -7,7 +7,7 @@ from dataclasses import asdict
 
 import click
 
-from protodiff.plugins import plugin_manager
+from protodiff._registry.manager import plugin_manager
 
 
 @click.command()

@@ -15,7 +15,7 @@ registry               module                                       you subclass
 ``explainer``          :mod:`protodiff.contracts.explainer`         :class:`Explainer` (returns :class:`Explanation`)
 =====================  ===========================================  =====================================
 
-The contracts import nothing of protodiff but :mod:`protodiff.component`, :mod:`protodiff.errors`
+The contracts import nothing of protodiff but :mod:`protodiff._registry.component`, :mod:`protodiff.errors`
 and :mod:`protodiff.io`, so a plugin can import them without pulling in the rest of the package.
 ``docs/architecture.md`` explains each, with every attribute a component must set.
 """

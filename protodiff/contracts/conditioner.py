@@ -16,7 +16,7 @@ from typing import ClassVar, Literal
 
 from torch import Tensor, nn
 
-from protodiff.component import Component
+from protodiff._registry.component import Component
 
 #: How a denoiser applies the condition embedding in each residual block:
 #: ``add`` a per-block bias (Patronus), ``scale`` h*(1+c) (DiffAE), ``adagn`` h*(1+a)+b (InfoDiffusion).

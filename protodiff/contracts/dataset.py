@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from protodiff.component import Component
+from protodiff._registry.component import Component
 from protodiff.errors import DataError
 from protodiff.validation import seed as check_seed
 

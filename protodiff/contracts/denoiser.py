@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 
 from torch import Tensor, nn
 
-from protodiff.component import Component
+from protodiff._registry.component import Component
 
 
 class Denoiser(nn.Module, Component, ABC):

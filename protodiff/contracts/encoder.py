@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from protodiff.component import Component
+from protodiff._registry.component import Component
 
 
 @dataclass(frozen=True)

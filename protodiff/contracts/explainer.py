@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from safetensors.torch import save_file
 from torch import Tensor
 
-from protodiff.component import Component
+from protodiff._registry.component import Component
 from protodiff.errors import RegistrationError
 from protodiff.io import atomic_path, write_json
 

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 import torch
 from torch import Tensor, nn
 
-from protodiff.component import Component
+from protodiff._registry.component import Component
 
 
 class LatentPrior(nn.Module, Component, ABC):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import torch
 
-from protodiff.component import Component
+from protodiff._registry.component import Component
 
 if TYPE_CHECKING:
     from protodiff.config import ComponentSpec

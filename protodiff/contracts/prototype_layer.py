@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
-from protodiff.component import Component
+from protodiff._registry.component import Component
 from protodiff.contracts.encoder import Encoder
 from protodiff.errors import UnsupportedModel
 

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from protodiff.component import Component
+from protodiff._registry.component import Component
 from protodiff.errors import OptionError
 from protodiff.validation import at_least
 

@@ -29,8 +29,8 @@ import numpy as np
 from protodiff.contracts.dataset import DatasetSource, LabeledImages
 from protodiff.data.official import ClassImages, Distribution
 from protodiff.errors import DataError
-from protodiff.hookspecs import hookimpl
-from protodiff.registry import Registries
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 
 try:  # numpy >= 2 (1.26 ships it too, for reading numpy 2 pickles)
     from numpy._core.multiarray import _reconstruct

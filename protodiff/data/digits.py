@@ -14,8 +14,8 @@ import numpy as np
 
 from protodiff.contracts.dataset import DatasetSource, LabeledImages
 from protodiff.data.official import ClassImages
-from protodiff.hookspecs import hookimpl
-from protodiff.registry import Registries
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 
 CLASSES = tuple(f"digit_{d}" for d in range(10))
 NUM_TRAIN = 1437

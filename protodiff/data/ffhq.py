@@ -33,8 +33,8 @@ from protodiff.contracts.dataset import DatasetSource, DataSourceConfig, Labeled
 from protodiff.data.folder import read_attributes_csv
 from protodiff.data.official import Distribution, ImageFiles
 from protodiff.errors import DataError
-from protodiff.hookspecs import hookimpl
-from protodiff.registry import Registries
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 
 NUM_IMAGES = 70000
 _VARIANT = re.compile(r"^(?:images|thumbnails)(\d+)x\1$")

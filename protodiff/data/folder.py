@@ -27,8 +27,8 @@ from torch import Tensor
 from protodiff.contracts.dataset import DatasetSource, DataSourceConfig, LabeledImages
 from protodiff.data.decode import read_image
 from protodiff.errors import DataError
-from protodiff.hookspecs import hookimpl
-from protodiff.registry import Registries
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 ATTRIBUTES_FILE = "attributes.csv"

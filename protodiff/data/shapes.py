@@ -30,8 +30,8 @@ import torch
 from torch import Tensor
 
 from protodiff.contracts.dataset import DatasetSource, DataSourceConfig, LabeledImages
-from protodiff.hookspecs import hookimpl
-from protodiff.registry import Registries
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 from protodiff.validation import seed as check_seed
 
 LOCAL_ATTRIBUTES = ("red_square", "blue_disc", "green_triangle", "yellow_cross", "checker_patch")

@@ -29,8 +29,8 @@ from torch import Tensor
 
 from protodiff.contracts.sampler import Sampler, StepFn
 from protodiff.errors import OptionError
-from protodiff.hookspecs import hookimpl
-from protodiff.registry import Registries
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 
 #: Walks shorter than this end in lower-order steps: the last one first order, the one before at
 #: most second (diffusers' ``lower_order_final``, which it applies below 15 steps for stability).

@@ -38,9 +38,9 @@ from tqdm.auto import tqdm
 from protodiff.contracts.latent_prior import LatentPrior
 from protodiff.diffusion.samplers import DDIMSampler, DDPMSampler
 from protodiff.diffusion.schedule import NoiseSchedule, ScheduleConfig
-from protodiff.hookspecs import hookimpl
+from protodiff._registry.hookspecs import hookimpl
 from protodiff.nn.blocks import TimestepEmbedding
-from protodiff.registry import Registries
+from protodiff._registry.registry import Registries
 from protodiff.validation import at_least, positive
 
 TimeMode = Literal["add", "scale"]

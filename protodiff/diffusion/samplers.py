@@ -11,8 +11,8 @@ import torch
 from torch import Tensor
 
 from protodiff.contracts.sampler import Sampler, randn
-from protodiff.hookspecs import hookimpl
-from protodiff.registry import Registries
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 from protodiff.validation import at_least
 
 

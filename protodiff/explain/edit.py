@@ -24,9 +24,9 @@ from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError, UnsupportedModel
 from protodiff.explain.dimensions import Change, observed_range, parse_changes, parse_sweep, warn_outside
 from protodiff.figures import save_image_grid
-from protodiff.hookspecs import hookimpl
+from protodiff._registry.hookspecs import hookimpl
 from protodiff.model import ConditionedDiffusion
-from protodiff.registry import Registries
+from protodiff._registry.registry import Registries
 from protodiff.validation import at_least
 
 

@@ -27,8 +27,8 @@ from protodiff.contracts.sampler import Sampler
 from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError
 from protodiff.explain.edit import invert_batch, regenerate, require_vector
-from protodiff.hookspecs import hookimpl
-from protodiff.registry import Registries
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 
 if TYPE_CHECKING:
     from protodiff.metrics.attribute_classifier import AttributeClassifier

@@ -36,8 +36,8 @@ from protodiff.encoding import encode_split
 from protodiff.explain.edit import invert_batch, require_vector
 from protodiff.explain.effects import check_classifier, enhanced_values
 from protodiff.figures import save_image_grid
-from protodiff.hookspecs import hookimpl
-from protodiff.registry import Registries
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 
 if TYPE_CHECKING:
     from protodiff.metrics.attribute_classifier import AttributeClassifier

@@ -49,9 +49,9 @@ from torch import Tensor
 from protodiff.contracts.explainer import Explanation
 from protodiff.errors import ProtodiffWarning
 from protodiff.explain.effects import EffectMatrix, EffectsExplainer, check_classifier, matrix_tensors, plot_effects
-from protodiff.hookspecs import hookimpl
+from protodiff._registry.hookspecs import hookimpl
 from protodiff.io import write_json
-from protodiff.registry import Registries
+from protodiff._registry.registry import Registries
 
 if TYPE_CHECKING:
     from protodiff.contracts.dataset import LabeledImages

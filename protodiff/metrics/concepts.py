@@ -27,9 +27,9 @@ from tqdm.auto import tqdm
 from protodiff.config import ComponentSpec, optional_component
 from protodiff.contracts.metric import EvalContext, Metric
 from protodiff.errors import ProtodiffError
-from protodiff.hookspecs import hookimpl
+from protodiff._registry.hookspecs import hookimpl
 from protodiff.metrics.latent.latents import cached_latents, require_attributes, require_latent
-from protodiff.registry import Registries
+from protodiff._registry.registry import Registries
 from protodiff.validation import at_least
 
 if TYPE_CHECKING:

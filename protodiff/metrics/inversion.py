@@ -16,9 +16,9 @@ import torch
 
 from protodiff.config import ComponentSpec, optional_component, override_component
 from protodiff.contracts.metric import EvalContext, Metric
-from protodiff.hookspecs import hookimpl
+from protodiff._registry.hookspecs import hookimpl
 from protodiff.errors import OptionError
-from protodiff.registry import Registries
+from protodiff._registry.registry import Registries
 from protodiff.validation import at_least
 
 if TYPE_CHECKING:

@@ -20,11 +20,11 @@ from torch import Tensor, nn
 
 from protodiff.contracts.conditioner import CondMode
 from protodiff.contracts.denoiser import Denoiser
-from protodiff.hookspecs import hookimpl
+from protodiff._registry.hookspecs import hookimpl
 from protodiff.nn.blocks import GroupNorm32, TimestepEmbedding
 from protodiff.nn.levels import UNetLevels, UNetShape, run_down, run_middle, run_up
 from protodiff.validation import at_least
-from protodiff.registry import Registries
+from protodiff._registry.registry import Registries
 
 
 class UNet(Denoiser):

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from protodiff.hookspecs import hookimpl
-from protodiff.registry import Registries
+from protodiff import hookimpl
+from protodiff import Registries
 
 
 @hookimpl

@@ -32,9 +32,9 @@ import torch
 
 from protodiff.contracts.feature_extractor import FeatureExtractor
 from protodiff.errors import ProtodiffError
-from protodiff.hookspecs import hookimpl
-from protodiff.plugins import registries
-from protodiff.registry import Registries
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.manager import registries
+from protodiff._registry.registry import Registries
 
 INCEPTION = "inception-v3-compat"
 

@@ -89,9 +89,9 @@ def generate_images(
     """``num`` generated images as uint8 RGB (see the module docstring for ``conditions``).
 
     ``sampler`` defaults to the model's default (``ddim`` with its default options);
-    ``batch_size`` to what the device's memory holds (:mod:`protodiff.batching`).
+    ``batch_size`` to what the device's memory holds (:mod:`protodiff.diffusion.batching`).
     """
-    from protodiff.batching import sampling_batch_size
+    from protodiff.diffusion.batching import sampling_batch_size
 
     require_conditions(model, conditions)
     batch_size = batch_size or sampling_batch_size(model, cap=num)

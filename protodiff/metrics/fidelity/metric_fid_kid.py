@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from protodiff.config import ComponentSpec, optional_component, to_dict
 from protodiff.contracts.metric import EvalContext, Metric
 from protodiff.errors import ProtodiffError
-from protodiff.hookspecs import hookimpl
+from protodiff._registry.hookspecs import hookimpl
 from protodiff.metrics.fidelity.feature_extractors import INCEPTION, resolve_extractor
 from protodiff.metrics.fidelity.images import (
     DEFAULT_SAMPLER,
@@ -29,7 +29,7 @@ from protodiff.metrics.fidelity.images import (
     real_images,
     require_conditions,
 )
-from protodiff.registry import Registries
+from protodiff._registry.registry import Registries
 
 if TYPE_CHECKING:
     from protodiff.contracts.dataset import LabeledImages
@@ -105,7 +105,7 @@ class FidelityMetric(Metric):
         #: null: the run's sampler (``EvalContext.sampler``), else ``ddim`` with its defaults.
         sampler: ComponentSpec | None = optional_component("sampler")
         #: Images per batch, generated and through the extractor (null: generate as many as the
-        #: device's free memory holds, see protodiff.batching; 64 through the extractor).
+        #: device's free memory holds, see protodiff.diffusion.batching; 64 through the extractor).
         batch_size: int | None = None
 
         def __post_init__(self) -> None:

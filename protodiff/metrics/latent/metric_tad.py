@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from protodiff.hookspecs import hookimpl
+from protodiff._registry.hookspecs import hookimpl
 from protodiff.metrics.latent.cross_validated import CrossValidatedMetric, json_number
 from protodiff.metrics.latent.protocol_settings import Thresholds
-from protodiff.registry import Registries
+from protodiff._registry.registry import Registries
 
 if TYPE_CHECKING:
     from protodiff.contracts.dataset import LabeledImages

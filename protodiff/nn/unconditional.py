@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from protodiff.component import Component
+from protodiff._registry.component import Component
 from protodiff.contracts.conditioner import Condition, Conditioner
-from protodiff.hookspecs import hookimpl
-from protodiff.registry import Registries
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 
 
 class Unconditional(Conditioner):

@@ -1,6 +1,6 @@
 """Plugin discovery: the built-ins first, then every ``protodiff`` entry point, each in isolation.
 
-The core's own components are the plugin ``core`` (the modules :mod:`protodiff.builtins` lists),
+The core's own components are the plugin ``core`` (the modules :mod:`protodiff._registry.builtins` lists),
 loaded exactly as an installed plugin is. A plugin is a module with ``@hookimpl`` functions; one
 that spans several modules lists them in a module-level ``protodiff_plugins`` sequence (as pytest's
 ``pytest_plugins``), so each module registers the components it defines.
@@ -26,12 +26,12 @@ from typing import Any
 import pluggy
 
 from protodiff import hookspecs
-from protodiff.registry import Registries, registering_as
+from protodiff._registry.registry import Registries, registering_as
 
 ENTRY_POINT_GROUP = "protodiff"
 CORE_PLUGIN = "core"
 #: The module whose ``protodiff_plugins`` lists the core's built-in plugin modules.
-BUILTINS_MODULE = "protodiff.builtins"
+BUILTINS_MODULE = "protodiff._registry.builtins"
 #: A plugin module's attribute listing further modules that belong to the same plugin.
 SUBMODULES_ATTRIBUTE = "protodiff_plugins"
 

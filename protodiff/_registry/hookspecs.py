@@ -8,7 +8,7 @@ protodiff through an entry point in the ``protodiff`` group of its distribution'
 
 A plugin spread over several modules lists them in a module-level ``protodiff_plugins`` tuple of
 module names; each is loaded as part of the same plugin, so every module registers the components
-it defines. The core's built-ins are loaded this way too (:mod:`protodiff.builtins`).
+it defines. The core's built-ins are loaded this way too (:mod:`protodiff._registry.builtins`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from protodiff.registry import Registries
+    from protodiff._registry.registry import Registries
 
 PROJECT_NAME = "protodiff"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)

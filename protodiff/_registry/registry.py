@@ -175,7 +175,7 @@ class Registries:
     """All extension points, one registry each, keyed by the contract its entries subclass.
 
     The contracts are :mod:`protodiff.contracts` (one module per registry); ``docs/architecture.md``
-    describes each. The process-wide instance is :func:`protodiff.plugins.registries`.
+    describes each. The process-wide instance is :func:`protodiff._registry.manager.registries`.
     """
 
     def __init__(self) -> None:

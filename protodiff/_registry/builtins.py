@@ -7,7 +7,7 @@ A new built-in component is registered where it is defined; its module is added 
 """
 
 protodiff_plugins = (
-    "protodiff.unconditional",
+    "protodiff.nn.unconditional",
     "protodiff.nn.unet",
     "protodiff.diffusion.samplers",
     "protodiff.diffusion.dpm_solver",
