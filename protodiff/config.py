@@ -51,7 +51,7 @@ class ComponentSpec:
 
     def component_class(self) -> type:
         """The registered class this spec names (looked up in the process-wide registries)."""
-        return getattr(registries(), self.kind).get(self.name)
+        return registries().kind(self.kind).get(self.name)
 
     def resolved(self, where: str = "", source: str = "<config>") -> ComponentSpec:
         """This spec with ``config`` parsed against the component's ``Config`` dataclass."""
@@ -108,10 +108,11 @@ def _parse_component(kind: str, value: Any, where: str, source: str) -> Componen
         raise ConfigError(f"{source}: {where}.name: {exc}") from None
     values: dict[str, Any] = {}
     if preset is not None:
-        if preset not in cls.presets:
-            known = ", ".join(sorted(cls.presets)) or "none"
+        presets = registries().kind(kind).presets(name)  # the class's, and those plugins gave it
+        if preset not in presets:
+            known = ", ".join(sorted(presets)) or "none"
             raise ConfigError(f"{source}: {where}.preset: {kind} {name!r} has no preset {preset!r} (known: {known})")
-        values.update(cls.presets[preset])
+        values.update(presets[preset])
     values.update(options)
     config = parse(cls.Config, values, where=where, source=source)
     return ComponentSpec(kind, name, preset, config)

@@ -28,6 +28,11 @@ class RegistrationError(ProtodiffError):
     """A plugin registered something invalid: a bad name, a duplicate, or the wrong type."""
 
 
+class UnknownKindError(ProtodiffError, AttributeError):
+    """A kind of component that no plugin added (``registries().encoder`` without the Patronus
+    plugin). Also an AttributeError, as the registries' attributes are the kinds."""
+
+
 class CheckpointError(ProtodiffError):
     """A checkpoint directory that is missing, incomplete or does not match the model."""
 

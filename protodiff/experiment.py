@@ -40,16 +40,23 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         denoiser = self.denoiser.resolved()
+        mode = chosen_cond_mode(self)  # a mode no plugin registered is refused here, naming the known ones
         if getattr(denoiser.config, COND_MODE_OPTION, "") is None:
-            options = {COND_MODE_OPTION: chosen_cond_mode(self)}
+            options = {COND_MODE_OPTION: mode}
             self.denoiser = dataclasses.replace(denoiser, config=dataclasses.replace(denoiser.config, **options))
 
 
 def chosen_cond_mode(model: ModelConfig) -> CondMode:
     """How the denoiser applies the condition embedding: the denoiser config's ``cond_mode`` when
-    set, else the conditioner's ``preferred_mode`` (a class attribute, known before anything is built)."""
+    set, else the conditioner's ``preferred_mode`` (a class attribute, known before anything is
+    built); either must name a registered conditioning mode (a ValueError names the known ones)."""
     configured = getattr(model.denoiser.resolved().config, COND_MODE_OPTION, None)
-    return configured or model.conditioner.component_class().preferred_mode
+    mode = configured or model.conditioner.component_class().preferred_mode
+    modes = registries().cond_mode
+    if mode not in modes:
+        where = f"denoiser.{COND_MODE_OPTION}" if configured else f"conditioner {model.conditioner.name!r}'s preferred_mode"
+        raise ValueError(f"{where}: {modes.unknown_message(mode)}")
+    return mode
 
 
 @dataclass

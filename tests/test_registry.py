@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from protodiff.contracts.conditioner import Conditioner
-from protodiff.errors import RegistrationError, UnknownComponentError
+from protodiff.errors import RegistrationError, UnknownComponentError, UnknownKindError
 from protodiff._registry.registry import Registries, Registry, registering_as
 from protodiff.nn.unconditional import Unconditional
 
@@ -77,6 +77,9 @@ def test_families_resolve_by_prefix_and_check_the_contract():
 
 def test_remove_plugin_rolls_back_its_entries():
     regs = Registries()
+    with registering_as("core"):
+        regs.add_kind("conditioner", Conditioner)
+        regs.add_kind("sampler")
     with registering_as("p"):
         regs.conditioner.add("a", Unconditional)
         regs.sampler.add_family("x-", lambda s: None)
@@ -85,3 +88,37 @@ def test_remove_plugin_rolls_back_its_entries():
     assert regs.registered_by("p") == {"conditioner": ["a"], "sampler": ["x-<name>"]}
     regs.remove_plugin("p")
     assert regs.conditioner.names() == ["b"] and len(regs.sampler) == 0
+
+
+def test_kinds_are_added_by_plugins_and_rolled_back_with_them():
+    regs = Registries()
+    with registering_as("core"):
+        regs.add_kind("conditioner", Conditioner)
+    with registering_as("p"):
+        regs.add_kind("sparse_code", Conditioner)
+        regs.sparse_code.add("top-k", Unconditional)
+    assert regs.registered_by("p") == {"kinds": ["sparse_code"], "sparse_code": ["top-k"]}
+    with registering_as("q"), pytest.raises(RegistrationError, match="already added by plugin 'p'"):
+        regs.add_kind("sparse_code")
+    for bad in ("Sparse", "sparse-code", "all", "_x"):
+        with pytest.raises(RegistrationError, match="invalid kind"):
+            regs.add_kind(bad)
+    regs.remove_plugin("p")
+    with pytest.raises(UnknownKindError, match="no kind of component 'sparse_code'"):
+        regs.sparse_code  # noqa: B018
+    assert getattr(regs, "sparse_code", None) is None and "conditioner" in regs
+
+
+def test_a_plugin_may_give_presets_to_another_plugins_component():
+    regs = Registries()
+    with registering_as("core"):
+        regs.add_kind("conditioner", Conditioner)
+        regs.conditioner.add("none", Unconditional)
+    with registering_as("p"):
+        regs.conditioner.add_preset("none", "small", {"x": 1})
+    assert regs.conditioner.presets("none") == {"small": {"x": 1}}
+    assert regs.registered_by("p") == {"conditioner presets": ["none:small"]}
+    with registering_as("q"), pytest.raises(RegistrationError, match="already has a preset 'small' from plugin 'p'"):
+        regs.conditioner.add_preset("none", "small", {})
+    regs.remove_plugin("p")
+    assert regs.conditioner.presets("none") == {}

@@ -68,6 +68,18 @@ class DiffAEConditioner(Conditioner):
         return vector
 
 
+#: DiffAE's latent DDIM as options of the core's ``latent-ddpm`` prior (its preset ``diffae``):
+#: phizaz/diffae templates_latent.py (latent_diffusion_config, latent_mlp_2048_norm_10layers,
+#: adamw_weight_decay, latent_beta_scheduler 'const0.008', LossType.l1, latent_T_eval 20) and
+#: config.py (lr 1e-4, T 1000); batch 512 as celeba64d2c_autoenc_latent.
+LATENT_DDIM = {
+    "width": 2048, "depth": 9, "timesteps": 1000, "beta_start": 0.008, "beta_end": 0.008,
+    "loss": "l1", "time_mode": "scale", "batch_size": 512, "lr": 1e-4, "weight_decay": 0.01,
+    "sample_steps": 20,
+}  # fmt: skip
+
+
 @hookimpl
 def protodiff_register(registry: Registries) -> None:
     registry.conditioner.add("diffae", DiffAEConditioner)
+    registry.latent_prior.add_preset("latent-ddpm", "diffae", LATENT_DDIM)

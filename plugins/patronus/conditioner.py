@@ -16,8 +16,8 @@ from torch import Tensor, nn
 
 from protodiff.config import ComponentSpec, component
 from protodiff.contracts.conditioner import Condition, Conditioner
-from protodiff.contracts.encoder import Box, Encoder
-from protodiff.contracts.prototype_layer import PrototypeLayer, require_prototypes
+from protodiff_patronus.contracts import Box, Encoder
+from protodiff_patronus.contracts import PrototypeLayer, require_prototypes
 from protodiff import hookimpl
 from protodiff import Registries
 from protodiff.validation import at_least

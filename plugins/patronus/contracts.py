@@ -1,13 +1,32 @@
-"""The ``encoder`` contract: image -> patch features whose every position has a known pixel box."""
+"""The two kinds of component Patronus adds to protodiff, and their contracts.
+
+``encoder``          :class:`Encoder`: image -> patch features whose every position has a known
+                     pixel :class:`Box` (what a prototype "looks at")
+``prototype_layer``  :class:`PrototypeLayer`: patch features -> one activation per prototype, and
+                     where it fired
+
+The core knows neither: the plugin adds both kinds in its ``protodiff_add_kinds`` hook, with the
+conformance checks in :mod:`protodiff_patronus.testing`. A conditioner *built on prototypes* keeps
+its layer as ``prototype_layer`` and the encoder that places them on the image as ``encoder``;
+tools that show or locate prototypes find them there through :func:`require_prototypes`, which
+answers any other model in one line.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 from torch import Tensor, nn
 
 from protodiff._registry.component import Component
+from protodiff.errors import UnsupportedModel
+
+if TYPE_CHECKING:
+    from protodiff.contracts.conditioner import Conditioner
+    from protodiff.model import ConditionedDiffusion
 
 
 @dataclass(frozen=True)
@@ -43,3 +62,38 @@ class Encoder(nn.Module, Component, ABC):
     @abstractmethod
     def receptive_field(self, i: int, j: int) -> Box:
         """The input pixels that can influence position (i, j) of ``z`` (what a prototype "looks at")."""
+
+
+class PrototypeLayer(nn.Module, Component, ABC):
+    """Feature map -> (activations ``s`` (B, m), distance maps (B, m, H, W)).
+
+    Constructed as ``cls(config, feature_dim=D)``.
+    """
+
+    #: m, the number of prototypes (the length of ``s``; known after ``__init__``).
+    num_prototypes: int
+
+    @abstractmethod
+    def forward(self, z: Tensor) -> tuple[Tensor, Tensor]: ...
+
+    def aux_loss(self) -> Tensor | None:
+        """An optional regulariser on the prototypes themselves (e.g. the distinct loss)."""
+        return None
+
+
+def require_prototypes(model: ConditionedDiffusion, tool: str) -> Conditioner:
+    """``model``'s conditioner if it is built on prototypes (a :class:`PrototypeLayer` as its
+    ``prototype_layer`` and an encoder as its ``encoder``), else a one-line error naming ``tool``.
+
+    Every prototype-only tool calls this first, so a model whose condition has no prototypes (a
+    semantic code, a regularised latent) is refused before anything is computed.
+    """
+    conditioner = model.conditioner
+    if isinstance(getattr(conditioner, "prototype_layer", None), PrototypeLayer) and isinstance(
+        getattr(conditioner, "encoder", None), Encoder
+    ):
+        return conditioner
+    raise UnsupportedModel(
+        f"{tool} needs a prototype conditioner (one with a prototype layer); this model's conditioner "
+        f"{model.config.conditioner.name!r} has no prototypes"
+    )

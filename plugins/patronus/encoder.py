@@ -16,7 +16,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from protodiff.contracts.encoder import Box, Encoder
+from protodiff_patronus.contracts import Box, Encoder
 from protodiff.errors import ConfigError, ProtodiffError, UnknownComponentError
 from protodiff import hookimpl
 from protodiff import Registries

@@ -22,9 +22,9 @@ from torch import Tensor
 
 from protodiff.config import ComponentSpec, component
 from protodiff.contracts.dataset import LabeledImages
-from protodiff.contracts.encoder import Box, Encoder
+from protodiff_patronus.contracts import Box, Encoder
 from protodiff.contracts.explainer import Explainer, Explanation, flag
-from protodiff.contracts.prototype_layer import require_prototypes
+from protodiff_patronus.contracts import require_prototypes
 from protodiff.encoding import encode_split
 from protodiff.explain.dimensions import dimension_index
 from protodiff.explain.edit import invert_batch, regenerate

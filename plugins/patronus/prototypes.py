@@ -19,7 +19,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from protodiff.contracts.prototype_layer import PrototypeLayer
+from protodiff_patronus.contracts import PrototypeLayer
 from protodiff import hookimpl
 from protodiff import Registries
 from protodiff.validation import at_least, between, positive

@@ -25,7 +25,7 @@ from typing import Any
 
 import pluggy
 
-from protodiff import hookspecs
+from protodiff._registry import hookspecs
 from protodiff._registry.registry import Registries, registering_as
 
 ENTRY_POINT_GROUP = "protodiff"
@@ -41,6 +41,8 @@ class PluginInfo:
     """One plugin as `protodiff plugins` reports it."""
 
     name: str
+    #: The distribution that installed it ("not installed: FILE" for a module PROTODIFF_PLUGINS
+    #: names that no distribution installed).
     distribution: str
     version: str
     source: str  # "built-in", "entry point <value>" or "PROTODIFF_PLUGINS"
@@ -67,15 +69,19 @@ class PluginManager:
         self.pm.add_hookspecs(hookspecs)
         self.registries = Registries()
         self.plugins: list[PluginInfo] = []
+        #: Plugin name -> its modules registered with pluggy.
+        self._modules: dict[str, list[Any]] = {}
 
         core = PluginInfo(CORE_PLUGIN, "protodiff", _version("protodiff"), "built-in")
-        self.load(CORE_PLUGIN, importlib.import_module(BUILTINS_MODULE), core)
+        found = [(CORE_PLUGIN, importlib.import_module(BUILTINS_MODULE), core)]
         if autoload:
-            self._load_entry_points()
+            found += self._entry_points()
         for module_name in filter(None, os.environ.get("PROTODIFF_PLUGINS", "").split(",")):
-            self._load_module_by_name(module_name.strip())
+            found += self._module_by_name(module_name.strip())
+        self.load_all(found)
 
-    def _load_entry_points(self) -> None:
+    def _entry_points(self) -> list[tuple[str, Any, PluginInfo]]:
+        found: list[tuple[str, Any, PluginInfo]] = []
         seen: set[tuple[str, str]] = set()
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist_name = ep.dist.name if ep.dist else "?"
@@ -83,7 +89,7 @@ class PluginManager:
                 continue
             seen.add((ep.name, dist_name))
             info = PluginInfo(ep.name, dist_name, ep.dist.version if ep.dist else "?", f"entry point {ep.value}")
-            if self.pm.has_plugin(ep.name) or any(p.name == ep.name for p in self.plugins):
+            if ep.name == CORE_PLUGIN or any(name == ep.name for name, _, _ in found):
                 info.error = f"a plugin named {ep.name!r} is already loaded; rename the entry point"
                 self.plugins.append(info)
                 continue
@@ -93,43 +99,82 @@ class PluginManager:
                 info.error = _one_line(exc)
                 self.plugins.append(info)
                 continue
-            self.load(ep.name, plugin, info)
+            found.append((ep.name, plugin, info))
+        return found
 
-    def _load_module_by_name(self, module_name: str) -> None:
-        info = PluginInfo(module_name, "?", "?", "PROTODIFF_PLUGINS")
+    def _module_by_name(self, module_name: str) -> list[tuple[str, Any, PluginInfo]]:
+        """A module named in PROTODIFF_PLUGINS, with the distribution that installed it if one did
+        (else its file: a module tried out from a folder on the path)."""
+        info = PluginInfo(module_name, "", "", "PROTODIFF_PLUGINS")
         try:
             plugin = importlib.import_module(module_name)
         except Exception as exc:
             info.error = _one_line(exc)
             self.plugins.append(info)
-            return
-        self.load(module_name, plugin, info)
+            return []
+        distributions = metadata.packages_distributions().get(module_name.partition(".")[0], [])
+        if distributions:
+            info.distribution, info.version = distributions[0], _version(distributions[0])
+        else:
+            info.distribution = f"not installed: {getattr(plugin, '__file__', None) or module_name}"
+        return [(module_name, plugin, info)]
+
+    def load_all(self, plugins: list[tuple[str, Any, PluginInfo]]) -> None:
+        """Load ``plugins`` (name, module, info) in two rounds: each one's modules and the kinds it
+        adds, then each one's components, so a plugin may register into a kind another adds.
+        A plugin that fails in either round is rolled back and recorded in its info."""
+        ready = [(name, info) for name, plugin, info in plugins if self._add_kinds(name, plugin, info)]
+        for name, info in ready:
+            self._register(name, info)
+        for name, info in ready:
+            if info.ok:
+                info.registered = self.registries.registered_by(name)
 
     def load(self, name: str, plugin: Any, info: PluginInfo) -> PluginInfo:
-        """Register ``plugin`` (and the modules it lists in ``protodiff_plugins``) and run their
-        ``protodiff_register`` hooks; a failure anywhere rolls the whole plugin back and is
-        recorded in ``info``."""
+        """Load one more plugin (both rounds) after the others; returns its info."""
+        self.load_all([(name, plugin, info)])
+        return info
+
+    def _add_kinds(self, name: str, plugin: Any, info: PluginInfo) -> bool:
+        """Register ``plugin`` (and the modules it lists in ``protodiff_plugins``) with pluggy and
+        run their ``protodiff_add_kinds`` hooks; False (recorded in ``info``) if anything failed."""
         self.plugins.append(info)
         if self.pm.is_registered(plugin):
             info.error = "already loaded under another name"
-            return info
-        registered: list[Any] = []
+            return False
+        modules: list[Any] = []
         try:
             with registering_as(name):
                 for module_name, module in self._modules_of(name, plugin):
                     self.pm.register(module, name=module_name)  # pluggy validates the hook signatures
-                    registered.append(module)
-                    for impl in self.pm.hook.protodiff_register.get_hookimpls():
-                        if impl.plugin is module:
-                            impl.function(registry=self.registries)
+                    modules.append(module)
+                self._call("protodiff_add_kinds", modules)
         except Exception as exc:  # a broken plugin must not take the others down
-            self.registries.remove_plugin(name)
-            for module in registered:
-                self.pm.unregister(module)
-            info.error = _one_line(exc)
-            return info
-        info.registered = self.registries.registered_by(name)
-        return info
+            self._roll_back(name, modules, info, exc)
+            return False
+        self._modules[name] = modules
+        return True
+
+    def _register(self, name: str, info: PluginInfo) -> None:
+        """Run the ``protodiff_register`` hooks of plugin ``name``'s modules; roll it back on failure."""
+        modules = self._modules[name]
+        try:
+            with registering_as(name):
+                self._call("protodiff_register", modules)
+        except Exception as exc:  # a broken plugin must not take the others down
+            self._roll_back(name, modules, info, exc)
+
+    def _call(self, hook: str, modules: list[Any]) -> None:
+        for module in modules:
+            for impl in getattr(self.pm.hook, hook).get_hookimpls():
+                if impl.plugin is module:
+                    impl.function(registry=self.registries)
+
+    def _roll_back(self, name: str, modules: list[Any], info: PluginInfo, exc: BaseException) -> None:
+        self.registries.remove_plugin(name)
+        for module in modules:
+            self.pm.unregister(module)
+        info.error = _one_line(exc)
 
     @staticmethod
     def _modules_of(name: str, plugin: Any) -> list[tuple[str, Any]]:

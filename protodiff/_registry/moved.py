@@ -28,8 +28,10 @@ MOVED = {
 }
 #: Old module -> where its contents went, for modules that left the core (the core imports no plugin).
 LEFT = {
-    "protodiff.contracts.encoder": "protodiff_patronus.contracts (the Patronus plugin): Encoder, Box",
-    "protodiff.contracts.prototype_layer": "protodiff_patronus.contracts (the Patronus plugin): PrototypeLayer, require_prototypes",
+    "protodiff.contracts.encoder": "the Patronus plugin: from protodiff_patronus.contracts import Encoder, Box",
+    "protodiff.contracts.prototype_layer": (
+        "the Patronus plugin: from protodiff_patronus.contracts import PrototypeLayer, require_prototypes"
+    ),
 }
 
 

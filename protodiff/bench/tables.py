@@ -7,16 +7,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from protodiff._registry.manager import registries
 from protodiff.bench.results import scalar
 from protodiff.config import read_yaml
 
-PUBLISHED = Path(__file__).parent / "published.yaml"
-
 
 def published() -> tuple[str, dict[str, Any]]:
-    """(source, dataset -> method -> metric label -> number) of the bundled published numbers."""
-    data = read_yaml(PUBLISHED)
-    return data["source"], data["numbers"]
+    """(sources, dataset -> method -> metric label -> number) of the published numbers every
+    installed plugin registered (``registry.published.add(name, path)``); the sources of all,
+    joined with semicolons."""
+    sources: list[str] = []
+    numbers: dict[str, dict[str, Any]] = {}
+    for entry in registries().published.entries():
+        data = read_yaml(Path(entry.target))
+        sources.append(data["source"])
+        for dataset, methods in data["numbers"].items():
+            for method, labels in methods.items():
+                numbers.setdefault(dataset, {}).setdefault(method, {}).update(labels)
+    return "; ".join(dict.fromkeys(sources)), numbers
 
 
 @dataclass

@@ -20,7 +20,8 @@ def plugins(as_json: bool) -> None:
         return
     for info in manager.plugins:
         status = click.style("ok", fg="green") if info.ok else click.style("BROKEN", fg="red")
-        click.echo(f"{info.name}  ({info.distribution} {info.version}, {info.source})  {status}")
+        installed = " ".join(part for part in (info.distribution, info.version) if part)
+        click.echo(f"{info.name}  ({installed}, {info.source})  {status}")
         if info.error:
             click.echo(f"    error: {info.error}")
         for kind, names in info.registered.items():

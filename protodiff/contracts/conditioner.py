@@ -12,15 +12,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from torch import Tensor, nn
 
 from protodiff._registry.component import Component
 
-#: How a denoiser applies the condition embedding in each residual block:
-#: ``add`` a per-block bias (Patronus), ``scale`` h*(1+c) (DiffAE), ``adagn`` h*(1+a)+b (InfoDiffusion).
-CondMode = Literal["add", "scale", "adagn"]
+#: How a denoiser applies the condition embedding in each residual block: the name of a registered
+#: conditioning mode (:mod:`protodiff.contracts.cond_mode`), e.g. the core's ``add`` (a per-block
+#: bias, Patronus), ``scale`` (h (1 + c), DiffAE) or ``adagn`` (h (1 + a) + b, InfoDiffusion).
+CondMode = str
 
 
 @dataclass
@@ -77,8 +78,8 @@ class Conditioner(nn.Module, Component, ABC):
     dim: int
     #: Width of ``embed``'s output; the denoiser is built for it (0: no embedding).
     embed_dim: int
-    #: The conditioning mode the published method uses. The model uses it unless the denoiser's
-    #: config sets ``cond_mode``; the resolved config records the mode chosen.
+    #: The conditioning mode the published method uses (a name in the ``cond_mode`` registry). The
+    #: model uses it unless the denoiser's config sets ``cond_mode``; the resolved config records it.
     preferred_mode: ClassVar[CondMode] = "add"
     #: The registered latent prior ``protodiff fit-prior`` fits when the experiment's ``prior``
     #: section names none (None: the user must name one).

@@ -12,7 +12,7 @@ serves both, with the options where they differ:
 - DiffAE's latent DDIM (phizaz/diffae ``model/latentnet.py``, ``templates_latent.py``) is that MLP
   10 layers deep and 2048 wide, with the time embedding *scaling* each hidden layer before its
   LayerNorm, trained with an L1 loss on eps under a constant beta of 0.008 over 1000 steps: the
-  ``diffae`` preset.
+  ``diffae`` preset, which the DiffAE plugin adds (a plugin may give presets to the core's components).
 
 Either way the vectors are standardised first (DiffAE's ``latent_znormalize``) and sampling reuses
 the core's epsilon-parameterised DDPM/DDIM samplers, so the same code paths serve images and
@@ -113,14 +113,6 @@ class LatentDDPM(LatentPrior):
 
     presets = {
         "test": {"width": 32, "depth": 2, "epochs": 3, "batch_size": 16},
-        # phizaz/diffae templates_latent.py (latent_diffusion_config, latent_mlp_2048_norm_10layers,
-        # adamw_weight_decay, latent_beta_scheduler 'const0.008', LossType.l1, latent_T_eval 20) and
-        # config.py (lr 1e-4, T 1000); batch 512 as celeba64d2c_autoenc_latent.
-        "diffae": {
-            "width": 2048, "depth": 9, "timesteps": 1000, "beta_start": 0.008, "beta_end": 0.008,
-            "loss": "l1", "time_mode": "scale", "batch_size": 512, "lr": 1e-4, "weight_decay": 0.01,
-            "sample_steps": 20,
-        },
     }
 
     def __init__(self, config: Config, *, dim: int) -> None:

@@ -2,11 +2,9 @@
 
 Every residual block receives the *activated* time and condition embeddings (``silu(emb)``),
 computed once per forward pass in :class:`~protodiff.nn.unet.UNet` rather than once per block.
-How the condition enters a block is the block's ``cond_mode``:
-
-``add``   (Patronus)       h = conv1(...) + W_t silu(t) + W_c silu(c)         -- additive bias
-``scale`` (DiffAE)         h = GN(h)(1 + s_t) + b_t;  h = h (1 + W_c silu(c))  -- scale only
-``adagn`` (InfoDiffusion)  h = GN(h)(1 + s_t) + b_t;  h = h (1 + s_c) + b_c    -- scale and shift
+How the condition enters a block is the block's ``cond_mode``, a registered
+:class:`~protodiff.contracts.cond_mode.ConditioningMode` (the core's ``add``, ``scale`` and
+``adagn`` are in :mod:`protodiff.nn.modes`; a plugin may add others).
 
 A block built with ``time_dim=0`` and ``cond_dim=0`` takes neither: GroupNorm-SiLU-Conv twice with
 a residual, the block of an image encoder (DiffAE's and InfoDiffusion's encoders have no time input).
@@ -27,7 +25,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from protodiff.contracts.conditioner import CondMode
+from protodiff._registry.manager import registries
 
 
 class GroupNorm32(nn.GroupNorm):
@@ -55,7 +53,8 @@ class TimestepEmbedding(nn.Module):
 
 class ResBlock(nn.Module):
     """GroupNorm-SiLU-Conv twice with a residual connection, conditioned on time and condition
-    (either may be absent: ``time_dim`` or ``cond_dim`` 0)."""
+    (either may be absent: ``time_dim`` or ``cond_dim`` 0) as the conditioning mode ``cond_mode``
+    (a name in the ``cond_mode`` registry) says."""
 
     def __init__(
         self,
@@ -64,18 +63,17 @@ class ResBlock(nn.Module):
         *,
         time_dim: int,
         cond_dim: int,
-        cond_mode: CondMode,
+        cond_mode: str,
         groups: int,
         dropout: float,
     ) -> None:
         super().__init__()
         self.cond_mode = cond_mode
+        self.mode = registries().cond_mode.get(cond_mode)
         self.norm1 = GroupNorm32(groups, in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-        time_width = out_channels if cond_mode == "add" else 2 * out_channels
-        self.time_proj = nn.Linear(time_dim, time_width) if time_dim > 0 else None
-        cond_width = 2 * out_channels if cond_mode == "adagn" else out_channels
-        self.cond_proj = nn.Linear(cond_dim, cond_width) if cond_dim > 0 else None
+        self.time_proj = nn.Linear(time_dim, self.mode.time_width * out_channels) if time_dim > 0 else None
+        self.cond_proj = nn.Linear(cond_dim, self.mode.cond_width * out_channels) if cond_dim > 0 else None
         self.norm2 = GroupNorm32(groups, out_channels)
         self.dropout = nn.Dropout2d(dropout)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
@@ -86,25 +84,9 @@ class ResBlock(nn.Module):
 
     def forward(self, x: Tensor, t_act: Tensor | None, c_act: Tensor | None) -> Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        conditioned = self.cond_proj is not None and c_act is not None
-        if self.cond_mode == "add":
-            bias = self.time_proj(t_act) if self.time_proj is not None else None
-            if conditioned:
-                bias = self.cond_proj(c_act) if bias is None else bias + self.cond_proj(c_act)
-            h = F.silu(self.norm2(h if bias is None else h + bias[:, :, None, None]))
-        else:
-            h = self.norm2(h)
-            if self.time_proj is not None:
-                t_scale, t_shift = self.time_proj(t_act)[:, :, None, None].chunk(2, dim=1)
-                h = torch.addcmul(t_shift, h, 1 + t_scale)
-            if conditioned:
-                c = self.cond_proj(c_act)[:, :, None, None]
-                if self.cond_mode == "scale":
-                    h = h * (1 + c)
-                else:
-                    c_scale, c_shift = c.chunk(2, dim=1)
-                    h = torch.addcmul(c_shift, h, 1 + c_scale)
-            h = F.silu(h)
+        t = self.time_proj(t_act)[:, :, None, None] if self.time_proj is not None and t_act is not None else None
+        c = self.cond_proj(c_act)[:, :, None, None] if self.cond_proj is not None and c_act is not None else None
+        h = self.mode.apply(h, t, c, self.norm2)
         return self.skip(x) + self.conv2(self.dropout(h))
 
 

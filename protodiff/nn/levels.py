@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from protodiff.contracts.conditioner import CondMode
 from protodiff.errors import ConfigError
 from protodiff.nn.blocks import Downsample, ResAttnBlock, ResBlock, SelfAttention, Upsample
 from protodiff.validation import at_least
@@ -87,7 +86,7 @@ class UNetLevels:
     shape: UNetShape
     time_dim: int = 0
     cond_dim: int = 0
-    cond_mode: CondMode = "add"
+    cond_mode: str = "add"
 
     def block(self, in_channels: int, out_channels: int, attention: bool) -> ResAttnBlock:
         shape = self.shape

@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from protodiff.contracts.conditioner import CondMode
 from protodiff.contracts.denoiser import Denoiser
 from protodiff._registry.hookspecs import hookimpl
 from protodiff.nn.blocks import GroupNorm32, TimestepEmbedding
@@ -36,8 +35,9 @@ class UNet(Denoiser):
         bottleneck_attention: bool = True
         #: The time embedding is ``time_embed_mult * base_channels`` wide.
         time_embed_mult: int = 4
-        #: Override the conditioner's preferred mode (``add``, ``scale``, ``adagn``).
-        cond_mode: CondMode | None = None
+        #: Override the conditioner's preferred mode: a registered conditioning mode (the core's
+        #: ``add``, ``scale``, ``adagn``, or a plugin's; ``protodiff plugins`` lists them).
+        cond_mode: str | None = None
         #: Run convolutions in NHWC layout, which oneDNN (CPU) and cuDNN (tensor cores) run faster.
         channels_last: bool = True
 
@@ -52,7 +52,7 @@ class UNet(Denoiser):
         "test": {"base_channels": 16, "channel_mult": (1, 2), "num_res_blocks": 1, "dropout": 0.0},
     }
 
-    def __init__(self, config: Config, *, in_channels: int, cond_dim: int, cond_mode: CondMode) -> None:
+    def __init__(self, config: Config, *, in_channels: int, cond_dim: int, cond_mode: str) -> None:
         super().__init__()
         self.config = config
         base = config.base_channels
