@@ -161,7 +161,7 @@ def quality(args: argparse.Namespace) -> dict:
     from torch_fidelity.metric_fid import fid_features_to_statistics
 
     from protodiff.checkpoint import load_model
-    from protodiff.training.devices import resolve_device
+    from protodiff.devices import resolve_device
 
     model, config = load_model(args.run, device=resolve_device(args.device))
     source = config.data.build()

@@ -9,6 +9,7 @@ The front door for research code::
     model, config = protodiff.load_model("runs/tiny")        # a ConditionedDiffusion
     condition = model.encode(images)                          # a Condition: vector s, maps
     results = protodiff.evaluate("runs/tiny", metrics=["tad", "latent-auroc"])
+    explanation = protodiff.explain("runs/tiny", "edit", images=8, options={"to": ["proto_03=3.0"]})
     protodiff.registries().metric.names()                     # what is installed
 
 Everything here is imported on first use, so ``import protodiff`` costs nothing (torch is only
@@ -33,6 +34,8 @@ _HOMES = {
     "load_model": "protodiff.checkpoint",
     "evaluate": "protodiff.evaluation",
     "Results": "protodiff.evaluation",
+    "explain": "protodiff.explain",  # the package itself, callable: protodiff.explain(run, name, ...)
+    "Explanation": "protodiff.contracts.explainer",
     "registries": "protodiff._registry.manager",
     "ConditionedDiffusion": "protodiff.model",
     "Condition": "protodiff.contracts.conditioner",
@@ -45,6 +48,8 @@ __all__ = ["__version__", *_HOMES]
 if TYPE_CHECKING:
     from protodiff.checkpoint import load_model
     from protodiff.contracts.conditioner import Condition
+    from protodiff.contracts.explainer import Explanation
+    from protodiff.explain.context import explain
     from protodiff.evaluation import Results, evaluate
     from protodiff.experiment import load_experiment
     from protodiff.model import ConditionedDiffusion
@@ -59,7 +64,8 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'protodiff' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
+    module = importlib.import_module(home)
+    value = module if home == f"{__name__}.{name}" else getattr(module, name)
     globals()[name] = value
     return value
 

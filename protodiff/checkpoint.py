@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
 import re
 import shutil
@@ -38,6 +39,7 @@ from protodiff.errors import CheckpointError, ProtodiffError, ProtodiffWarning
 from protodiff.experiment import ExperimentConfig, experiment_from_dict
 from protodiff.io import atomic_path, write_text
 from protodiff.model import ConditionedDiffusion
+from protodiff.devices import resolve_device
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.safetensors"
@@ -379,3 +381,25 @@ def save_prior(checkpoint: str | Path, prior: nn.Module, config: ExperimentConfi
         save_file(_state_for_safetensors(prior), str(tmp), metadata={"fit": json.dumps(info)})
     write_text(checkpoint / CONFIG_FILE, dump_yaml(config))
     return checkpoint / PRIOR_FILE
+
+
+def model_and_experiment(
+    run_or_model: str | os.PathLike[str] | ConditionedDiffusion,
+    experiment: ExperimentConfig | None = None,
+    *,
+    device: str | torch.device = "auto",
+    use_ema: bool = True,
+    action: str = "evaluating",
+) -> tuple[ConditionedDiffusion, ExperimentConfig, str | None, str]:
+    """(model, experiment, checkpoint directory or None, ``ema``/``raw``/``in memory``) for a run, a
+    checkpoint, or a model in memory: what :func:`protodiff.evaluate` and :func:`protodiff.explain`
+    accept. A model in memory needs its ``experiment`` (the config :func:`load_model` returned);
+    a checkpoint's own config is used unless ``experiment`` is given."""
+    if isinstance(run_or_model, ConditionedDiffusion):
+        if experiment is None:
+            raise ProtodiffError(f"{action} a model in memory needs its experiment (the config load_model returned)")
+        return run_or_model, experiment, None, "in memory"
+    path = resolve_checkpoint(run_or_model)
+    model, saved = load_model(path, device=resolve_device(str(device)), use_ema=use_ema)
+    weights = "ema" if use_ema and (path / EMA_FILE).is_file() else "raw"
+    return model, experiment or saved, str(path.resolve()), weights

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from protodiff._version import __version__
-from protodiff.checkpoint import EMA_FILE, load_model, resolve_checkpoint
+from protodiff.checkpoint import model_and_experiment
 from protodiff.config import ComponentSpec, override_component, to_dict
 from protodiff.contracts.dataset import DatasetSource, LabeledImages
 from protodiff.contracts.metric import EvalCache, EvalContext, Metric
@@ -37,7 +37,6 @@ from protodiff.experiment import ExperimentConfig, experiment_from_dict
 from protodiff.io import write_json
 from protodiff.model import ConditionedDiffusion
 from protodiff._registry.manager import registries
-from protodiff.training.devices import resolve_device
 
 #: What ``protodiff eval`` computes when no metrics are named: the latent columns of Patronus' tables.
 DEFAULT_METRICS = ("tad", "attributes-captured", "latent-auroc")
@@ -112,7 +111,7 @@ def evaluate(
     """
     names = _metric_names(metrics)
     options = _check_option_keys(options or {}, names)
-    model, experiment, checkpoint, weights = _model_and_experiment(run_or_model, experiment, device, use_ema)
+    model, experiment, checkpoint, weights = model_and_experiment(run_or_model, experiment, device=device, use_ema=use_ema)
     experiment = _with_run_options(experiment, options, names)
     built = {name: _build_metric(name, options.get(name, {})) for name in names}
     source = experiment.data.build()
@@ -159,22 +158,6 @@ def _check_option_keys(options: Mapping[str, Any], names: list[str]) -> dict[str
         if not isinstance(value, Mapping):
             raise ConfigError(f"{SOURCE}: {key}: expected a mapping of {key}'s options, got {value!r}")
     return dict(options)
-
-
-def _model_and_experiment(
-    run_or_model: str | os.PathLike | ConditionedDiffusion,
-    experiment: ExperimentConfig | None,
-    device: str | torch.device,
-    use_ema: bool,
-) -> tuple[ConditionedDiffusion, ExperimentConfig, str | None, str]:
-    if isinstance(run_or_model, ConditionedDiffusion):
-        if experiment is None:
-            raise ProtodiffError("evaluating a model in memory needs its experiment (the config load_model returned)")
-        return run_or_model, experiment, None, "in memory"
-    path = resolve_checkpoint(run_or_model)
-    model, saved = load_model(path, device=resolve_device(str(device)), use_ema=use_ema)
-    weights = "ema" if use_ema and (path / EMA_FILE).is_file() else "raw"
-    return model, experiment or saved, str(path.resolve()), weights
 
 
 def _with_run_options(experiment: ExperimentConfig, options: Mapping[str, Mapping[str, Any]], names: list[str]) -> ExperimentConfig:

@@ -189,7 +189,13 @@ class ConditionedDiffusion(nn.Module):
 
     @torch.inference_mode()
     def reconstruct(
-        self, x0: Tensor, *, sampler: Sampler | None = None, invert: bool = True, generator: torch.Generator | None = None
+        self,
+        x0: Tensor,
+        *,
+        sampler: Sampler | None = None,
+        invert: bool = True,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
     ) -> Tensor:
         """Encode ``x0``, then regenerate it from its condition.
 
@@ -198,8 +204,11 @@ class ConditionedDiffusion(nn.Module):
         """
         condition = self.encode(x0)
         sampler = sampler or self.sampler()
-        x_T = self.invert(x0, condition=condition, sampler=sampler) if invert else self.noise(x0.shape[0], generator)
-        return self.sample(condition=condition, x_T=x_T, sampler=sampler, generator=generator)
+        if invert:
+            x_T = self.invert(x0, condition=condition, sampler=sampler, progress=progress)
+        else:
+            x_T = self.noise(x0.shape[0], generator)
+        return self.sample(condition=condition, x_T=x_T, sampler=sampler, generator=generator, progress=progress)
 
 
 def _ordinary(x: Tensor) -> Tensor:

@@ -232,3 +232,23 @@ def test_an_explainer_sets_how_many_images_it_explains_by_default():
 
     assert default_n("edit") == "8"
     assert default_n("shortcuts") == "128"  # a significance test over images needs them
+
+
+def test_explain_is_one_library_call_that_the_command_makes(runs, tmp_path):
+    """``protodiff.explain`` gives what the command writes, from a run or a model in memory, and
+    leaves the caller's global RNG as it found it."""
+    import protodiff
+
+    invoke("explain", "edit", runs["patronus"], "--n", "2", "--seed", "3", "--out", str(tmp_path / "cli"), *EDIT, "--to", "proto_01=2.5")
+    state = torch.random.get_rng_state()
+    options = {"sampler": {"steps": 3}, "to": ["proto_01=2.5"]}
+    explanation = protodiff.explain(runs["patronus"], "edit", images=2, options=options, seed=3, device="cpu")
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert explanation.images == 2 and isinstance(explanation, protodiff.Explanation)
+    assert torch.equal(explanation.tensors["edited"], load_file(str(tmp_path / "cli" / "tensors.safetensors"))["edited"])
+    model, config = protodiff.load_model(runs["patronus"], device="cpu")
+    batch = torch.stack([config.data.build().open("test")[i][0] for i in range(2)])
+    in_memory = protodiff.explain(model, "edit", images=batch, options=options, seed=3, experiment=config)
+    assert torch.equal(in_memory.tensors["edited"], explanation.tensors["edited"])
+    with pytest.raises(protodiff.errors.ConfigError, match="explain edit: bogus: unknown key"):
+        protodiff.explain(model, "edit", options={"bogus": 1}, experiment=config)

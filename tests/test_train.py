@@ -149,7 +149,7 @@ def test_resume_continues_bit_for_bit_in_either_precision(tiny_config, tmp_path,
 
 
 def test_the_chosen_precision_is_recorded_and_kept_on_resume(tiny_config, tmp_path, monkeypatch):
-    import protodiff.training.devices as devices
+    import protodiff.devices as devices
     from protodiff.config import read_yaml
 
     monkeypatch.setattr(devices, "native_bf16", lambda device: True)
@@ -163,7 +163,7 @@ def test_the_chosen_precision_is_recorded_and_kept_on_resume(tiny_config, tmp_pa
 
 
 def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch):
-    import protodiff.training.devices as devices
+    import protodiff.devices as devices
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)

@@ -25,9 +25,14 @@ MOVED = {
     "protodiff.builtins": "protodiff._registry.builtins",
     "protodiff.unconditional": "protodiff.nn.unconditional",
     "protodiff.batching": "protodiff.diffusion.batching",
+    "protodiff.training.devices": "protodiff.devices",
 }
-#: Old module -> where its contents went, for modules that left the core (the core imports no plugin).
+#: Old module -> where its contents went, for modules whose contents moved elsewhere or left the
+#: core (the core imports no plugin).
 LEFT = {
+    "protodiff.explain.inputs": (
+        "protodiff.explain.context: ExplainContext.open(...).inputs(wanted), or the one call protodiff.explain(...)"
+    ),
     "protodiff.contracts.encoder": "the Patronus plugin: from protodiff_patronus.contracts import Encoder, Box",
     "protodiff.contracts.prototype_layer": (
         "the Patronus plugin: from protodiff_patronus.contracts import PrototypeLayer, require_prototypes"

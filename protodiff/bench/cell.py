@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from protodiff._registry.manager import registries
 from protodiff.bench.matrix import Cell
 from protodiff.bench.measure import peak_cuda_mib, peak_rss_mib, reset_peaks
 from protodiff.bench.preflight import CellPlan
@@ -23,16 +24,17 @@ from protodiff.bench.settings import cell_settings, settings_hash
 from protodiff.bench.judge import train_judge
 from protodiff.bench.spec import BenchSpec
 from protodiff.checkpoint import PRIOR_FILE, checkpoint_step, list_checkpoints, load_model
-from protodiff.config import ComponentSpec
 from protodiff.errors import ProtodiffError
 from protodiff.evaluation import evaluate
-from protodiff.explain.inputs import explainer_inputs, load_classifier
+from protodiff.explain.context import explain as explain_one
 from protodiff.experiment import ExperimentConfig
-from protodiff.figures import image_grid, read_log, save_image
+from protodiff.figures import image_grid, read_log, regeneration_grid, save_image
 from protodiff.io import write_json
+from protodiff.metrics.attribute_classifier import AttributeClassifier
+from protodiff.model import ConditionedDiffusion
 from protodiff.priors import fit_prior
 from protodiff.training import LOG_FILE, Trainer
-from protodiff.training.devices import resolve_device
+from protodiff.devices import resolve_device
 
 RECORD = "cell.json"
 #: Called with (cell name, phase, step, total steps) as a cell progresses.
@@ -75,20 +77,16 @@ def train_cell(cell: Cell, experiment: ExperimentConfig, run_dir: Path, device: 
     return trainer.fit(), trainer.step - start
 
 
-def draw(model, experiment: ExperimentConfig, count: int, seed: int, directory: Path) -> dict[str, str]:
+def draw(model: ConditionedDiffusion, experiment: ExperimentConfig, count: int, seed: int, directory: Path) -> dict[str, str]:
     """Test images regenerated from their condition (two noises) and by inversion, and new samples
     from the latent prior when the method has one; returns file names by figure."""
     sampler = experiment.sample.sampler.build(schedule=model.schedule)
     test = experiment.data.build().open("test")
     real = torch.stack([test[i][0] for i in range(min(count, len(test)))])
-    columns = [("real", real)]
-    for k in range(2):
-        again = model.reconstruct(real, sampler=sampler, invert=False, generator=torch.Generator().manual_seed(seed + k))
-        columns.append((f"from condition, noise {k}", again.cpu()))
-    columns.append(("inverted", model.reconstruct(real, sampler=sampler, invert=True).cpu()))
     files = {"reconstructions": "reconstructions.png"}
     title = "test images regenerated from their condition alone (two noises) and from their inversion"
-    save_image(image_grid(columns, per_row=len(columns), title=title), directory / files["reconstructions"])
+    grid = regeneration_grid(model, real, sampler=sampler, seed=seed, noises=2, invert=True, per_row=4, title=title)
+    save_image(grid, directory / files["reconstructions"])
     if model.prior is not None:
         samples = model.sample(2 * count, sampler=sampler, generator=torch.Generator().manual_seed(seed)).cpu()
         files["samples"] = "samples.png"
@@ -97,42 +95,36 @@ def draw(model, experiment: ExperimentConfig, count: int, seed: int, directory: 
     return files
 
 
-def explain(model, experiment: ExperimentConfig, explainers: dict[str, dict[str, Any]], spec: BenchSpec, seed: int,
-            directory: Path, judge: Path | None, observe: Callable[[str], None]) -> dict[str, Any]:
+def explain(model: ConditionedDiffusion, experiment: ExperimentConfig, explainers: dict[str, dict[str, Any]],
+            spec: BenchSpec, seed: int, directory: Path, judge: Path | None, observe: Callable[[str], None]) -> dict[str, Any]:
     """Every chosen explainer on the first test images (as many as the preset says, or as its
-    statistic needs when that is more), given the inputs it declares as
-    ``protodiff explain`` gives them (the judge as its classifier); one a method does not support
-    is skipped with its one-line reason (explainers refuse models they cannot explain with a
-    ProtodiffError)."""
-    source = experiment.data.build()
-    test = source.open("test")
-    classifier = load_classifier(judge, test, model.device) if judge is not None else None
+    statistic needs when that is more), each one :func:`protodiff.explain` call, as ``protodiff
+    explain`` makes it (the judge as its classifier); one a method does not support is skipped
+    with its one-line reason (explainers refuse models they cannot explain with a ProtodiffError)."""
+    classifier = None
+    if judge is not None:
+        classifier = AttributeClassifier.load(judge, device=model.device)
     outcome: dict[str, Any] = {}
     for name, options in explainers.items():
         observe(name)
-        torch.manual_seed(seed)
         started = time.perf_counter()
-        explainer = ComponentSpec("explainer", name, raw=dict(options)).build()
-        count = min(max(spec.explain_images, explainer.min_images), len(test))
-        batch = torch.stack([test[i][0] for i in range(count)]).to(model.device)
-        given = explainer_inputs(explainer.inputs(), source, test, "test", seed=seed, classifier=classifier)
+        count = max(spec.explain_images, registries().explainer.get(name).min_images)
         try:
-            explanation = explainer.explain(model, batch, **given)
+            explanation = explain_one(model, name, images=count, split="test", options=options, classifier=classifier,
+                                      seed=seed, experiment=experiment)
         except ProtodiffError as exc:
             outcome[name] = {"skipped": str(exc)}
             continue
         path = explanation.save(directory / "explain" / name)
         figures = sorted(p.name for p in path.glob("*.png"))
         outcome[name] = {"dir": str(path.relative_to(directory)), "figures": figures, "meta": explanation.meta,
-                         "images": count, "wall_s": round(time.perf_counter() - started, 2)}
+                         "images": explanation.images, "wall_s": round(time.perf_counter() - started, 2)}
     return outcome
 
 
 def judged(options: dict[str, dict[str, Any]], metrics: list[str], judge: Path) -> dict[str, dict[str, Any]]:
     """The metrics' options, with the bench's judge as the classifier of every metric that takes
     one and was not given its own."""
-    from protodiff._registry.manager import registries
-
     out = {name: dict(values) for name, values in options.items()}
     for name in metrics:
         config = getattr(registries().metric.get(name), "Config", None)

@@ -21,7 +21,7 @@ from protodiff.experiment import ExperimentConfig
 from protodiff.io import write_json
 from protodiff.schema import ValuesOf, read_json
 from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
-from protodiff.training.devices import resolve_device
+from protodiff.devices import resolve_device
 
 ACCURACY_FILE = "accuracy.json"
 #: What a cell's record and the report read from a judge's ``accuracy.json``.

@@ -43,7 +43,7 @@ def train_classifier(config: str, split: str, out: str, eval_split: str, overrid
     from protodiff.config import apply_overrides, parse
     from protodiff.experiment import load_experiment
     from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
-    from protodiff.training.devices import resolve_device
+    from protodiff.devices import resolve_device
 
     stray = [item for item in overrides if not item.partition("=")[0].strip().startswith(("data.", "classifier."))]
     if stray:

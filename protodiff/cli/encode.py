@@ -25,7 +25,7 @@ def encode(checkpoint: str, split: str, limit: int | None, maps: bool, out: str,
     """Encode a split with CHECKPOINT's conditioner (Patronus: s and the patch-distance maps)."""
     from protodiff.checkpoint import load_model
     from protodiff.encoding import encode_split
-    from protodiff.training.devices import resolve_device
+    from protodiff.devices import resolve_device
 
     model, config = load_model(checkpoint, device=resolve_device(device))
     data = config.data.build().open(split)

@@ -6,7 +6,8 @@ the run, the real images it explains (``--split``, ``--n``), ``--out``, ``--seed
 ``--set`` for the explainer's own options (its ``Config``, checked like every config) and
 ``--classifier`` for those that judge attributes. Its ``Config`` fields declared with
 :func:`~protodiff.contracts.explainer.flag` become options of their own; the inputs its ``explain``
-declares (:data:`~protodiff.contracts.explainer.INPUTS`) are handed to it by name.
+declares (:data:`~protodiff.contracts.explainer.INPUTS`) are handed to it by name. The command
+parses its line into one :func:`protodiff.explain` call and saves what it returns.
 """
 
 from __future__ import annotations
@@ -52,34 +53,19 @@ def _command(name: str, cls: type) -> click.Command:
 
     def run(run: str, out: str | None, split: str, count: int, seed: int | None, device: str,
             overrides: tuple[str, ...], classifier: str | None = None, **flag_values: tuple[str, ...]) -> None:
-        import torch
+        from protodiff.config import apply_overrides
+        from protodiff.explain.context import explain
 
-        from protodiff.checkpoint import load_model
-        from protodiff.config import ComponentSpec, apply_overrides
-        from protodiff.explain.inputs import explainer_inputs, load_classifier
-        from protodiff.training.devices import resolve_device
-
-        raw = apply_overrides({}, list(overrides))
-        raw.update({key: [*raw.get(key, []), *values] for key, values in flag_values.items() if values})
-        explainer = ComponentSpec("explainer", name, raw=raw).resolved(source=f"explain {name}").build()
-        if inputs.get("classifier") and classifier is None:
-            raise ProtodiffError(f"explain {name} judges attributes: pass --classifier DIR (train one with `protodiff classifier train`)")
-        model, config = load_model(run, device=resolve_device(device))
-        model.eval()
-        seed = 0 if seed is None else seed
-        torch.manual_seed(seed)
-        source = config.data.build()
-        data = source.open(split)
-        batch = torch.stack([data[i][0] for i in range(min(count, len(data)))]).to(model.device)
-        judge = load_classifier(classifier, data, model.device) if classifier is not None else None
-        given = explainer_inputs(inputs, source, data, split, seed=seed, classifier=judge)
+        options = apply_overrides({}, list(overrides))
+        options.update({key: [*options.get(key, []), *values] for key, values in flag_values.items() if values})
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            explanation = explainer.explain(model, batch, **given)
+            explanation = explain(run, name, images=count, split=split, options=options, classifier=classifier,
+                                  seed=0 if seed is None else seed, device=device)
         for warning in caught:
             click.echo(f"protodiff: warning: {warning.message}", err=True)
         path = explanation.save(out or f"explain-{name}")
-        click.echo(f"{name}: explained {len(batch)} images of {split}; wrote {path}")
+        click.echo(f"{name}: explained {explanation.images} images of {split}; wrote {path}")
 
     params = [
         click.Argument(["run"], type=click.Path()),

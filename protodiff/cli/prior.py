@@ -24,7 +24,7 @@ def fit_prior(checkpoint: str, prior_name: str | None, overrides: tuple[str, ...
     Options of the prior go through --set, e.g. --set prior.epochs=50.
     """
     from protodiff.priors import fit_prior as fit
-    from protodiff.training.devices import resolve_device
+    from protodiff.devices import resolve_device
 
     fitted = fit(checkpoint, prior=prior_name, overrides=overrides, split=split, seed=seed,
                  device=resolve_device(device), progress=True)

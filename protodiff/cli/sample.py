@@ -53,8 +53,8 @@ def sample(
     its regeneration). Small images are shown upscaled and every column is labelled.
     """
     from protodiff.checkpoint import load_model
-    from protodiff.figures import save_image_grid
-    from protodiff.training.devices import resolve_device
+    from protodiff.figures import regeneration_grid, save_image, save_image_grid
+    from protodiff.devices import resolve_device
 
     model, config = load_model(checkpoint, device=resolve_device(device), use_ema=not no_ema)
     seed = config.seed if seed is None else seed
@@ -71,12 +71,10 @@ def sample(
     if condition_on is not None:
         data = config.data.build().open(condition_on)
         originals = torch.stack([data[i][0] for i in range(min(n, len(data)))]).to(model.device)
-        condition = model.encode(originals)
-        x_T = model.invert(originals, condition=condition, sampler=chosen, progress=True) if invert else None
-        images = model.sample(len(originals), condition=condition, x_T=x_T, sampler=chosen, generator=generator, progress=True)
-        label, how = ("from inversion", "from their inversion") if invert else ("from condition", "from fresh noise")
-        columns = [("real", originals.cpu()), (label, images.cpu())]
-        save_image_grid(out, columns, title=f"{condition_on} images regenerated from their condition, {how}")
+        how = "from their inversion" if invert else "from fresh noise"
+        grid = regeneration_grid(model, originals, sampler=chosen, seed=seed, noises=0 if invert else 1, invert=invert,
+                                 title=f"{condition_on} images regenerated from their condition, {how}", progress=True)
+        save_image(grid, out)
     else:
         samples = model.sample(n, sampler=chosen, generator=generator, progress=True).cpu()
         title = "new images: conditions from the latent prior" if model.is_conditional else "samples"

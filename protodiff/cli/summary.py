@@ -22,9 +22,9 @@ def summary(run: str, num_images: int, out: str | None, seed: int | None, device
     regeneration from the condition alone, new images from the latent prior (or samples, for an
     unconditional model), and the training loss."""
     from protodiff.checkpoint import CHECKPOINTS_DIR, checkpoint_step, load_model, resolve_checkpoint
-    from protodiff.figures import image_grid, save_image, summary_figure, training_curve
+    from protodiff.figures import image_grid, regeneration_grid, save_image, summary_figure, training_curve
     from protodiff.training import LOG_FILE
-    from protodiff.training.devices import resolve_device
+    from protodiff.devices import resolve_device
 
     checkpoint = resolve_checkpoint(run)
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == CHECKPOINTS_DIR else checkpoint
@@ -35,8 +35,7 @@ def summary(run: str, num_images: int, out: str | None, seed: int | None, device
     if model.is_conditional:
         test = config.data.build().open("test")
         originals = torch.stack([test[i][0] for i in range(min(num_images, len(test)))])
-        again = model.reconstruct(originals, sampler=sampler, invert=False, generator=torch.Generator().manual_seed(seed))
-        grid = image_grid([("real", originals), ("from condition", again.cpu())], per_row=2)
+        grid = regeneration_grid(model, originals, sampler=sampler, seed=seed, per_row=2)
         panels.append(("test images, regenerated from their condition alone", grid))
     if not model.is_conditional or model.prior is not None:
         samples = model.sample(2 * num_images, sampler=sampler, generator=torch.Generator().manual_seed(seed)).cpu()

@@ -63,6 +63,8 @@ class Explanation:
     tensors: dict[str, Tensor]
     meta: dict[str, Any] = field(default_factory=dict)
     figures: dict[str, Callable[[Path], None]] = field(default_factory=dict)
+    #: How many images were explained (set by :func:`protodiff.explain`; not saved).
+    images: int | None = None
 
     def save(self, directory: str | Path) -> Path:
         """Write ``tensors.safetensors``, ``meta.json`` and every figure, atomically as one directory."""

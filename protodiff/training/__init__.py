@@ -7,7 +7,7 @@
 - ``trainer``: the loop, checkpoints and resume; :func:`train` is the front door.
 """
 
-from protodiff.training.devices import Precision, native_bf16, resolve_device, resolve_precision
+from protodiff.devices import Precision, native_bf16, resolve_device, resolve_precision
 from protodiff.training.optim import ema_with_warmup, lr_lambda, parameter_groups, total_steps
 from protodiff.training.trainer import LOG_FILE, Trainer, TrainingInterrupted, train
 

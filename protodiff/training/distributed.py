@@ -10,7 +10,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from protodiff.training.devices import resolve_device
+from protodiff.devices import resolve_device
 
 
 @dataclass

@@ -38,7 +38,7 @@ from protodiff.figures import plot_training_curve, save_image_grid
 from protodiff.io import write_text
 from protodiff.model import ConditionedDiffusion
 from protodiff.training.batches import TrainingBatches, read_all, should_preload
-from protodiff.training.devices import Precision, resolve_precision
+from protodiff.devices import Precision, resolve_precision
 from protodiff.training.distributed import Distributed, leave_process_group
 from protodiff.training.optim import build_optimizer, ema_with_warmup, lr_lambda, total_steps
 
