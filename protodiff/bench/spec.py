@@ -8,6 +8,7 @@ from typing import Any
 
 from protodiff.config import parse, read_yaml
 from protodiff.errors import ConfigError
+from protodiff.evaluation import DEFAULT_METRICS
 
 PRESETS = Path(__file__).parent / "presets"
 #: ``methods: all`` means every registered conditioner with a ``METHOD-DATASET`` preset.
@@ -27,7 +28,7 @@ class BenchSpec:
     #: Per-method overrides, applied after ``set``.
     method_set: dict[str, list[str]] = field(default_factory=dict)
     #: Metrics computed through protodiff.evaluate, and their options by key path.
-    metrics: list[str] = field(default_factory=lambda: ["tad", "attributes-captured", "latent-auroc"])
+    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     metric_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Explainer name -> its options; ``all: {}`` runs every registered explainer with its defaults.
     #: Each explains ``explain_images`` test images, or the images its statistic needs (its
