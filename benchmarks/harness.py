@@ -2,7 +2,7 @@
 memory is that candidate's own), rounds interleaved across candidates (so a slow moment of the
 machine does not favour one of them), the median round reported, and the machine described.
 
-Imported by the benchmark scripts beside it (run as ``python benchmarks/<script>.py``).
+Imported by the benchmark scripts beside it as ``benchmarks.harness``.
 """
 
 from __future__ import annotations

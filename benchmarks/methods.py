@@ -16,9 +16,16 @@ from __future__ import annotations
 
 import argparse
 
+import sys
+from pathlib import Path
+
 import torch
-from harness import interleaved, machine
-from train_throughput import measure
+
+if not __package__:  # run as a file (python benchmarks/NAME.py): import its siblings as the package they are
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from benchmarks.harness import interleaved, machine  # noqa: E402
+from benchmarks.train_throughput import measure  # noqa: E402
 
 DEFAULT_METHODS = "patronus-shapes,diffae-shapes,infodiff-shapes"
 

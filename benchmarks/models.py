@@ -1,7 +1,7 @@
 """The networks the benchmarks time: protodiff's at the published Patronus config, and diffusers'
 ``UNet2DModel`` built to the same architecture (the reference, from the optional ``bench`` extra).
 
-Imported by the benchmark scripts beside it (run as ``python benchmarks/<script>.py``).
+Imported by the benchmark scripts beside it as ``benchmarks.models``.
 """
 
 from __future__ import annotations

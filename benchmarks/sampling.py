@@ -40,8 +40,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from harness import interleaved, machine, memory, peak_rss_mib, timed
-from models import diffusers_unet, protodiff_model
+
+if not __package__:  # run as a file (python benchmarks/NAME.py): import its siblings as the package they are
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from benchmarks.harness import interleaved, machine, memory, peak_rss_mib, timed  # noqa: E402
+from benchmarks.models import diffusers_unet, protodiff_model  # noqa: E402
 
 SOLVERS = ("ddim", "dpm-solver++")
 #: (sampler, steps, options) of the quality table: DDIM as published and shorter, the new solver.

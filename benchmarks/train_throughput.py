@@ -38,9 +38,16 @@ import tempfile
 import time
 from collections.abc import Callable
 
+import sys
+from pathlib import Path
+
 import torch
-from harness import interleaved, machine, memory, peak_rss_mib, timed
-from models import UNETS, diffusers_unet, protodiff_model
+
+if not __package__:  # run as a file (python benchmarks/NAME.py): import its siblings as the package they are
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from benchmarks.harness import interleaved, machine, memory, peak_rss_mib, timed  # noqa: E402
+from benchmarks.models import UNETS, diffusers_unet, protodiff_model  # noqa: E402
 
 DEFAULT_CANDIDATES = "unet-paper,unet-paper-nchw,diffusers"
 MODES = ("fp32", "bf16", "compiled", "fp32-compiled")
