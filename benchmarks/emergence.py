@@ -19,8 +19,8 @@ import time
 import torch
 
 from protodiff.checkpoint import load_model
-from protodiff.explain.emergence import enhanced_batch, read_walk
 from protodiff.explain.effects import enhanced_values
+from protodiff.explain.emergence import enhanced_batch, read_walk
 from protodiff.metrics.attribute_classifier import AttributeClassifier
 
 
@@ -57,9 +57,17 @@ def main() -> None:
             seconds[name].append(time.perf_counter() - start)
     reference = statistics.median(seconds["plain sampling"])
     report = {
-        "images": len(edited), "steps": args.steps, "threads": torch.get_num_threads(),
-        "results": {name: {"seconds_median": round(statistics.median(s), 3), "rounds": [round(x, 3) for x in s],
-                           "ratio_to_plain": round(statistics.median(s) / reference, 3)} for name, s in seconds.items()},
+        "images": len(edited),
+        "steps": args.steps,
+        "threads": torch.get_num_threads(),
+        "results": {
+            name: {
+                "seconds_median": round(statistics.median(s), 3),
+                "rounds": [round(x, 3) for x in s],
+                "ratio_to_plain": round(statistics.median(s) / reference, 3),
+            }
+            for name, s in seconds.items()
+        },
     }
     print(json.dumps(report, indent=2))
 

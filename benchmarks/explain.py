@@ -29,8 +29,19 @@ COMMANDS: dict[str, list[str]] = {
     "edit --to": ["edit", "--to", "proto_00=3.0"],
     "edit --sweep (5 values)": ["edit", "--sweep", "proto_00=0:3:5"],
     "interpolate (5 points)": ["interpolate", "--set", "steps=5"],
-    "prototypes (4 prototypes)": ["prototypes", "--prototypes", "0", "--prototypes", "1", "--prototypes", "2",
-                                  "--prototypes", "3", "--set", "reference=256"],
+    "prototypes (4 prototypes)": [
+        "prototypes",
+        "--prototypes",
+        "0",
+        "--prototypes",
+        "1",
+        "--prototypes",
+        "2",
+        "--prototypes",
+        "3",
+        "--set",
+        "reference=256",
+    ],
 }
 #: Rows that judge attributes: run only with ``--classifier`` (passed on to them).
 JUDGED: dict[str, list[str]] = {
@@ -70,12 +81,17 @@ def main() -> None:
     reference = time.perf_counter() - start
 
     common = ["--n", str(args.n), "--seed", "0", "--device", "cpu", "--set", f"sampler.steps={args.steps}"]
-    judged = {name: [*arguments, "--classifier", args.classifier] for name, arguments in JUDGED.items()} if args.classifier else {}
-    rows = {name: arguments for name, arguments in {**COMMANDS, **judged}.items()
-            if not args.only or name.startswith(tuple(args.only))}
+    judged = (
+        {name: [*arguments, "--classifier", args.classifier] for name, arguments in JUDGED.items()} if args.classifier else {}
+    )
+    rows = {
+        name: arguments
+        for name, arguments in {**COMMANDS, **judged}.items()
+        if not args.only or name.startswith(tuple(args.only))
+    }
     print(f"run {args.run}, {args.n} images, DDIM {args.steps} steps, 1 thread")
     print(f"reference: invert + regenerate {args.n} images (model.reconstruct): {reference:.2f} s\n")
-    print(f"| command | wall s | x reference |\n|---|---|---|")
+    print("| command | wall s | x reference |\n|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for k, (name, arguments) in enumerate(rows.items()):
             seconds = run_command(args.run, arguments, common, Path(tmp) / str(k))

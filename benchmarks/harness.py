@@ -64,7 +64,9 @@ def interleaved(names: list[str], measure: Measure, args: argparse.Namespace, ro
             if process.exitcode != 0:
                 raise SystemExit(f"{name}: benchmark process failed (exit {process.exitcode})")
             results[name].append(queue.get())
-            print(f"round {round_index + 1}/{rounds} {name:>24}: {results[name][-1]['images_per_sec']:.3f} img/s", file=sys.stderr)
+            print(
+                f"round {round_index + 1}/{rounds} {name:>24}: {results[name][-1]['images_per_sec']:.3f} img/s", file=sys.stderr
+            )
     return {name: _summary(runs) for name, runs in results.items()}
 
 

@@ -106,7 +106,9 @@ def main() -> None:
     report = {name: measure(name, args.num, args.seed) for name in ("linear", "cosine")}
     for name, result in report.items():
         print_table(f"{name} schedule: round trip x0 -> x_T -> x0, max error", result["round_trip_max_error"])
-        print_table(f"{name} schedule: sampling x_T -> x0 against the exact ODE solution, max error", result["sampling_max_error"])
+        print_table(
+            f"{name} schedule: sampling x_T -> x0 against the exact ODE solution, max error", result["sampling_max_error"]
+        )
     if args.out:
         from protodiff.io import write_json
 

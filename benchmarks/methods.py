@@ -15,7 +15,6 @@ conditioner's encode, its regulariser, the denoising loss, backward, one AdamW s
 from __future__ import annotations
 
 import argparse
-
 import sys
 from pathlib import Path
 
@@ -24,8 +23,8 @@ import torch
 if not __package__:  # run as a file (python benchmarks/NAME.py): import its siblings as the package they are
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from benchmarks.harness import interleaved, machine  # noqa: E402
-from benchmarks.train_throughput import measure  # noqa: E402
+from benchmarks.harness import interleaved, machine
+from benchmarks.train_throughput import measure
 
 DEFAULT_METHODS = "patronus-shapes,diffae-shapes,infodiff-shapes"
 
@@ -51,7 +50,9 @@ def run(args: argparse.Namespace) -> dict:
     for name in names:
         results[name].update(parameter_counts(name, args.image_size))
     return {
-        "workload": {k: getattr(args, k) for k in ("batch_size", "image_size", "channels", "steps", "warmup", "rounds", "device")},
+        "workload": {
+            k: getattr(args, k) for k in ("batch_size", "image_size", "channels", "steps", "warmup", "rounds", "device")
+        },
         "results": results,
         "machine": machine(),
     }
@@ -62,8 +63,10 @@ def print_table(report: dict) -> None:
     reference_name = next(iter(results))
     reference = results[reference_name]
     workload = report["workload"]
-    print(f"train step, batch {workload['batch_size']}, {workload['image_size']} px, {workload['device']}, "
-          f"{report['machine']['threads']} threads, median of {workload['rounds']} rounds; ratios to {reference_name}")
+    print(
+        f"train step, batch {workload['batch_size']}, {workload['image_size']} px, {workload['device']}, "
+        f"{report['machine']['threads']} threads, median of {workload['rounds']} rounds; ratios to {reference_name}"
+    )
     header = ["method", "conditioner M", "denoiser M", "prior M", "model M", "x params", "img/s", "x img/s"]
     print(" ".join(f"{h:>16}" if i == 0 else f"{h:>13}" for i, h in enumerate(header)))
     for name, r in results.items():

@@ -21,9 +21,9 @@ import math
 import time
 
 import torch
-from protodiff_dfx.saliency import BASELINES, BORDERS, DFCam, DFRise, default_layer, insertion_deletion, rise_masks
 
 from protodiff import load_model
+from protodiff_dfx.saliency import BASELINES, BORDERS, DFCam, DFRise, default_layer, insertion_deletion, rise_masks
 
 
 def mass_inside(maps: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
@@ -47,8 +47,9 @@ def main() -> None:
     parser.add_argument("--t", type=int, default=300)
     parser.add_argument("--masks", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=50)
-    parser.add_argument("--baseline", choices=BASELINES, default="coverage",
-                        help="what DF-RISE takes out of its scores (DFRise's baseline)")
+    parser.add_argument(
+        "--baseline", choices=BASELINES, default="coverage", help="what DF-RISE takes out of its scores (DFRise's baseline)"
+    )
     parser.add_argument("--border", choices=BORDERS, default="reflect", help="DF-RISE's SSIM border (DFRise's border)")
     parser.add_argument("--rounds", type=int, default=1, help="time DF-RISE and its plain passes this many times (0: maps only)")
     parser.add_argument("--layer", help="DF-CAM's block (default: the last at half the image size)")
@@ -73,8 +74,7 @@ def main() -> None:
     x_t = model.schedule.q_sample(x0, t, noise)
     condition = model.encode(x0) if model.is_conditional else None
 
-    rise = DFRise(model, num_masks=args.masks, batch_size=args.batch_size, baseline=args.baseline,
-                  border=args.border)
+    rise = DFRise(model, num_masks=args.masks, batch_size=args.batch_size, baseline=args.baseline, border=args.border)
     passes = math.ceil(args.masks / args.batch_size)
 
     def explain() -> torch.Tensor:
@@ -104,11 +104,14 @@ def main() -> None:
     # Deleting scattered pixels hurts the prediction more than deleting a blob of the same size, so
     # a smooth map earns a higher insertion *and* deletion AUC for being smooth: a random map as
     # smooth as DF-RISE's (one of its masks) is the control for that, and insertion - deletion the summary.
-    smooth_random = rise_masks(len(picked), side, side, cell=4, probability=0.5,
-                               generator=torch.Generator().manual_seed(args.seed + 2))[:, 0]
+    smooth_random = rise_masks(
+        len(picked), side, side, cell=4, probability=0.5, generator=torch.Generator().manual_seed(args.seed + 2)
+    )[:, 0]
     area = inside.flatten(1).mean(1).mean().item()
-    print(f"{args.run}: {len(picked)} test images with marks, t = {args.t}, DF-RISE N = {args.masks} "
-          f"(baseline {args.baseline}, border {args.border}), DF-CAM on {layer}")
+    print(
+        f"{args.run}: {len(picked)} test images with marks, t = {args.t}, DF-RISE N = {args.masks} "
+        f"(baseline {args.baseline}, border {args.border}), DF-CAM on {layer}"
+    )
     print("| map | mass inside the marks | area of the marks | correlation between images' maps |")
     print("|---|---|---|---|")
     for label, maps in (("DF-RISE", rise_maps), ("DF-CAM", cam_maps), ("centre prior", centre)):
@@ -120,11 +123,15 @@ def main() -> None:
     for label, maps in (("DF-RISE", rise_maps), ("DF-CAM", cam_maps), *controls):
         curves = insertion_deletion(model, x_t, maps, t=args.t, condition=condition)
         gap = curves["insertion"] - curves["deletion"]
-        print(f"| {label} | {curves['deletion'].mean():.3f} ± {curves['deletion'].std():.3f} | "
-              f"{curves['insertion'].mean():.3f} ± {curves['insertion'].std():.3f} | {gap.mean():.3f} ± {gap.std():.3f} |")
+        print(
+            f"| {label} | {curves['deletion'].mean():.3f} ± {curves['deletion'].std():.3f} | "
+            f"{curves['insertion'].mean():.3f} ± {curves['insertion'].std():.3f} | {gap.mean():.3f} ± {gap.std():.3f} |"
+        )
     for rise_seconds, plain_seconds in timings:
-        print(f"DF-RISE: {rise_seconds:.2f} s per map; {passes} plain forward passes of {args.batch_size}: "
-              f"{plain_seconds:.2f} s; ratio {rise_seconds / plain_seconds:.2f}x ({torch.get_num_threads()} threads)")
+        print(
+            f"DF-RISE: {rise_seconds:.2f} s per map; {passes} plain forward passes of {args.batch_size}: "
+            f"{plain_seconds:.2f} s; ratio {rise_seconds / plain_seconds:.2f}x ({torch.get_num_threads()} threads)"
+        )
 
 
 if __name__ == "__main__":

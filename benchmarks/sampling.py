@@ -44,8 +44,8 @@ import torch
 if not __package__:  # run as a file (python benchmarks/NAME.py): import its siblings as the package they are
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from benchmarks.harness import interleaved, machine, memory, peak_rss_mib, timed  # noqa: E402
-from benchmarks.models import diffusers_unet, protodiff_model  # noqa: E402
+from benchmarks.harness import interleaved, machine, memory, peak_rss_mib, timed
+from benchmarks.models import diffusers_unet, protodiff_model
 
 SOLVERS = ("ddim", "dpm-solver++")
 #: (sampler, steps, options) of the quality table: DDIM as published and shorter, the new solver.
@@ -109,14 +109,20 @@ def throughput(args: argparse.Namespace) -> dict:
         for solver in SOLVERS
     }
     keys = ("steps", "batch_size", "image_size", "channels", "repeats", "rounds", "device")
-    return {"workload": {k: getattr(args, k) for k in keys}, "results": results,
-            "time_per_image_vs_diffusers": ratios, "machine": machine()}
+    return {
+        "workload": {k: getattr(args, k) for k in keys},
+        "results": results,
+        "time_per_image_vs_diffusers": ratios,
+        "machine": machine(),
+    }
 
 
 def print_throughput(report: dict) -> None:
     w, m = report["workload"], report["machine"]
-    print(f"full sampling run, {w['steps']} steps, batch {w['batch_size']}, {w['image_size']} px, {w['device']}, "
-          f"{m['threads']} threads, load {m['load_average_1_5_15']}, median of {w['rounds']} rounds")
+    print(
+        f"full sampling run, {w['steps']} steps, batch {w['batch_size']}, {w['image_size']} px, {w['device']}, "
+        f"{m['threads']} threads, load {m['load_average_1_5_15']}, median of {w['rounds']} rounds"
+    )
     print(f"{'candidate':>24} {'img/s':>8} {'peak RSS MiB':>13} {'peak CUDA MiB':>14}")
     for name, r in report["results"].items():
         cuda = f"{r['peak_cuda_mib']:.0f}" if r["peak_cuda_mib"] is not None else "-"
@@ -184,17 +190,27 @@ def quality(args: argparse.Namespace) -> dict:
         name, steps, options = setting
         sampler = model.sampler(name, steps=steps, **options)
         start = time.perf_counter()
-        images = torch.cat([
-            model.sample(condition=v, x_T=x, sampler=sampler).cpu()
-            for v, x in zip(vectors.split(args.batch_size), noise.split(args.batch_size))
-        ])
+        images = torch.cat(
+            [
+                model.sample(condition=v, x_T=x, sampler=sampler).cpu()
+                for v, x in zip(vectors.split(args.batch_size), noise.split(args.batch_size))
+            ]
+        )
         seconds = time.perf_counter() - start
         agreement = ((judge.predict_proba(images) > 0.5) == truth).double().mean(dim=1)
         features = _features(judge, images)
-        print(f"{_label(setting):>28}: agreement {agreement.mean():.4f}, FD {_fd(features, real_stats):.4f}, {seconds:.0f} s",
-              file=sys.stderr)
-        return {"setting": _label(setting), "denoiser_calls": len(sampler.timesteps()), "seconds": seconds,
-                "images": images, "agreement": agreement, "features": features}
+        print(
+            f"{_label(setting):>28}: agreement {agreement.mean():.4f}, FD {_fd(features, real_stats):.4f}, {seconds:.0f} s",
+            file=sys.stderr,
+        )
+        return {
+            "setting": _label(setting),
+            "denoiser_calls": len(sampler.timesteps()),
+            "seconds": seconds,
+            "images": images,
+            "agreement": agreement,
+            "features": features,
+        }
 
     runs = {_label(s): evaluate(s, noises[0]) for s in SETTINGS}
     base, reference = runs[_label(BASELINE)], runs[_label(REFERENCE)]
@@ -211,37 +227,58 @@ def quality(args: argparse.Namespace) -> dict:
     for label, run in runs.items():
         agreement, fd = run["agreement"].mean().item(), _fd(run["features"], real_stats)
         delta = {"agreement": agreement - base["agreement"].mean().item(), "fd": fd - _fd(base["features"], real_stats)}
-        rows.append({
-            "setting": label, "denoiser_calls": run["denoiser_calls"], "seconds": round(run["seconds"], 1),
-            "agreement": agreement, "fd": fd,
-            "pixel_distance_to_ddim_1000": (run["images"] - reference["images"]).abs().mean().item(),
-            "delta_vs_ddim_250": delta,
-            "within_noise_of_ddim_250": all(abs(delta[k]) <= noise[k] for k in noise),
-        })
+        rows.append(
+            {
+                "setting": label,
+                "denoiser_calls": run["denoiser_calls"],
+                "seconds": round(run["seconds"], 1),
+                "agreement": agreement,
+                "fd": fd,
+                "pixel_distance_to_ddim_1000": (run["images"] - reference["images"]).abs().mean().item(),
+                "delta_vs_ddim_250": delta,
+                "within_noise_of_ddim_250": all(abs(delta[k]) <= noise[k] for k in noise),
+            }
+        )
     eligible = [r for r in rows if r["within_noise_of_ddim_250"]]
     chosen = min(eligible, key=lambda r: r["denoiser_calls"])["setting"] if eligible else None
-    second = {"agreement": second_draw["agreement"].mean().item() - base["agreement"].mean().item(),
-              "fd": _fd(second_draw["features"], real_stats) - _fd(base["features"], real_stats)}
+    second = {
+        "agreement": second_draw["agreement"].mean().item() - base["agreement"].mean().item(),
+        "fd": _fd(second_draw["features"], real_stats) - _fd(base["features"], real_stats),
+    }
     return {
-        "run": str(args.run), "num_images": count, "num_real": len(test), "judge": str(judge_path),
+        "run": str(args.run),
+        "num_images": count,
+        "num_real": len(test),
+        "judge": str(judge_path),
         "judge_test_accuracy": judge.accuracy(test),
-        "noise_two_bootstrap_se_of_ddim_250": noise, "ddim_250_second_noise_draw_delta": second,
-        "rows": rows, "chosen": chosen, "machine": machine(),
+        "noise_two_bootstrap_se_of_ddim_250": noise,
+        "ddim_250_second_noise_draw_delta": second,
+        "rows": rows,
+        "chosen": chosen,
+        "machine": machine(),
     }
 
 
 def print_quality(report: dict) -> None:
     noise = report["noise_two_bootstrap_se_of_ddim_250"]
-    print(f"{report['run']}: {report['num_images']} test images regenerated from their condition; "
-          f"FD against all {report['num_real']} test images")
-    print(f"noise (2 bootstrap SE of DDIM 250): agreement {noise['agreement']:.4f}, FD {noise['fd']:.4f}; "
-          f"DDIM 250 on another noise draw moves them by {report['ddim_250_second_noise_draw_delta']['agreement']:+.4f}, "
-          f"{report['ddim_250_second_noise_draw_delta']['fd']:+.4f}")
-    print(f"| setting | denoiser calls | agreement | FD_attribute-classifier | pixel distance to DDIM 1000 | within noise of DDIM 250 |")
+    print(
+        f"{report['run']}: {report['num_images']} test images regenerated from their condition; "
+        f"FD against all {report['num_real']} test images"
+    )
+    print(
+        f"noise (2 bootstrap SE of DDIM 250): agreement {noise['agreement']:.4f}, FD {noise['fd']:.4f}; "
+        f"DDIM 250 on another noise draw moves them by {report['ddim_250_second_noise_draw_delta']['agreement']:+.4f}, "
+        f"{report['ddim_250_second_noise_draw_delta']['fd']:+.4f}"
+    )
+    print(
+        "| setting | denoiser calls | agreement | FD_attribute-classifier | pixel distance to DDIM 1000 | within noise of DDIM 250 |"
+    )
     print("|---|---|---|---|---|---|")
     for r in report["rows"]:
-        print(f"| {r['setting']} | {r['denoiser_calls']} | {r['agreement']:.4f} | {r['fd']:.4f} | "
-              f"{r['pixel_distance_to_ddim_1000']:.4f} | {'yes' if r['within_noise_of_ddim_250'] else 'no'} |")
+        print(
+            f"| {r['setting']} | {r['denoiser_calls']} | {r['agreement']:.4f} | {r['fd']:.4f} | "
+            f"{r['pixel_distance_to_ddim_1000']:.4f} | {'yes' if r['within_noise_of_ddim_250'] else 'no'} |"
+        )
     print(f"fastest within the noise of DDIM 250: {report['chosen']}")
 
 

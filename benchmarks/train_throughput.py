@@ -34,11 +34,10 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
-
-import sys
 from pathlib import Path
 
 import torch
@@ -46,8 +45,8 @@ import torch
 if not __package__:  # run as a file (python benchmarks/NAME.py): import its siblings as the package they are
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from benchmarks.harness import interleaved, machine, memory, peak_rss_mib, timed  # noqa: E402
-from benchmarks.models import UNETS, diffusers_unet, protodiff_model  # noqa: E402
+from benchmarks.harness import interleaved, machine, memory, peak_rss_mib, timed
+from benchmarks.models import UNETS, diffusers_unet, protodiff_model
 
 DEFAULT_CANDIDATES = "unet-paper,unet-paper-nchw,diffusers"
 MODES = ("fp32", "bf16", "compiled", "fp32-compiled")
@@ -110,10 +109,15 @@ def _trainer_step(name: str, mode: str, args: argparse.Namespace) -> tuple[torch
     from protodiff.training import Trainer
 
     precision = {"fp32": "fp32", "bf16": "bf16", "compiled": "auto", "fp32-compiled": "fp32"}[mode]
-    overrides = [f"train.batch_size={args.batch_size}", f"train.precision={precision}",
-                 f"train.compile={str(mode.endswith('compiled')).lower()}", "train.steps=1000000"]
-    trainer = Trainer(load_experiment(name, overrides), tempfile.mkdtemp(prefix="throughput-"), device=args.device,
-                      progress=False)
+    overrides = [
+        f"train.batch_size={args.batch_size}",
+        f"train.precision={precision}",
+        f"train.compile={str(mode.endswith('compiled')).lower()}",
+        "train.steps=1000000",
+    ]
+    trainer = Trainer(
+        load_experiment(name, overrides), tempfile.mkdtemp(prefix="throughput-"), device=args.device, progress=False
+    )
     batches = trainer.batches.from_step(0)
     return trainer.model, lambda: trainer.train_step(next(batches))
 
@@ -137,8 +141,13 @@ def measure(candidate: str, args: argparse.Namespace, queue: mp.Queue) -> None:
     for _ in range(args.warmup):
         step()
     elapsed = timed(device, step, args.steps)
-    queue.put({"images_per_sec": args.steps * args.batch_size / elapsed, "first_step_s": first_step_s,
-               **memory(device, baseline, model)})
+    queue.put(
+        {
+            "images_per_sec": args.steps * args.batch_size / elapsed,
+            "first_step_s": first_step_s,
+            **memory(device, baseline, model),
+        }
+    )
 
 
 # -- what the machine can do -------------------------------------------------------------------
@@ -178,8 +187,8 @@ def peak_rates(rounds: int = 3) -> dict[str, dict[str, float]]:
             a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
             x = torch.randn(64, 512, 32, 32, dtype=dtype).contiguous(memory_format=torch.channels_last)
             conv = torch.nn.Conv2d(512, 512, 3, padding=1, bias=False).to(dtype).to(memory_format=torch.channels_last)
-            matmul = rate(lambda: a @ b, 2 * 2048**3, 5)
-            convolution = rate(lambda: conv(x), 2 * 64 * 32 * 32 * 512 * 512 * 9, 2)
+            matmul = rate(lambda: a @ b, 2 * 2048**3, 5)  # noqa: B023 (called before the loop moves on)
+            convolution = rate(lambda: conv(x), 2 * 64 * 32 * 32 * 512 * 512 * 9, 2)  # noqa: B023
             rates[label] = {"matmul": matmul, "conv3x3": convolution, "peak": max(matmul, convolution)}
     return rates
 
@@ -188,7 +197,9 @@ def run(args: argparse.Namespace) -> dict:
     names = [n.strip() for n in args.candidates.split(",") if n.strip()]
     results = interleaved(names, measure, args, args.rounds)
     report: dict = {
-        "workload": {k: getattr(args, k) for k in ("batch_size", "image_size", "channels", "steps", "warmup", "rounds", "device")},
+        "workload": {
+            k: getattr(args, k) for k in ("batch_size", "image_size", "channels", "steps", "warmup", "rounds", "device")
+        },
         "results": results,
         "machine": machine(),
     }
@@ -210,30 +221,39 @@ def print_table(report: dict) -> None:
     reference = results.get(report["reference"]) if report.get("reference") else None
     peaks = report.get("peak_gflop_per_sec")
     workload = report["workload"]
-    print(f"train step, batch {workload['batch_size']}, {workload['image_size']} px, {workload['device']}, "
-          f"{report['machine']['threads']} threads, median of {workload['rounds']} rounds")
+    print(
+        f"train step, batch {workload['batch_size']}, {workload['image_size']} px, {workload['device']}, "
+        f"{report['machine']['threads']} threads, median of {workload['rounds']} rounds"
+    )
     if peaks:
-        print("this machine, GFLOP/s: " + "; ".join(
-            f"{k} matmul {v['matmul']:.0f}, 3x3 conv {v['conv3x3']:.0f}" for k, v in peaks.items()))
-    print(f"{'candidate':>28} {'params (M)':>10} {'img/s':>8} {'vs ref':>7} {'vs fp32':>8} {'GFLOP/s':>8} "
-          f"{'% fp32 peak':>11} {'% bf16 peak':>11} {'1st step s':>10} {'peak RSS MiB':>13}")
+        print(
+            "this machine, GFLOP/s: "
+            + "; ".join(f"{k} matmul {v['matmul']:.0f}, 3x3 conv {v['conv3x3']:.0f}" for k, v in peaks.items())
+        )
+    print(
+        f"{'candidate':>28} {'params (M)':>10} {'img/s':>8} {'vs ref':>7} {'vs fp32':>8} {'GFLOP/s':>8} "
+        f"{'% fp32 peak':>11} {'% bf16 peak':>11} {'1st step s':>10} {'peak RSS MiB':>13}"
+    )
     for candidate, r in results.items():
-        name, mode = split_candidate(candidate)
+        name, _mode = split_candidate(candidate)
         fp32 = results.get(name) or results.get(f"{name}:fp32")
         ratio = f"{r['images_per_sec_median'] / reference['images_per_sec_median']:.2f}x" if reference else "-"
         own = f"{r['images_per_sec_median'] / fp32['images_per_sec_median']:.2f}x" if fp32 else "-"
         rate = r.get("gflop_per_sec")
         shares = [f"{100 * rate / peaks[k]['peak']:.0f}%" if rate and peaks else "-" for k in ("fp32", "bf16")]
-        print(f"{candidate:>28} {r['parameters_m']:>10.2f} {r['images_per_sec_median']:>8.2f} {ratio:>7} {own:>8} "
-              f"{(f'{rate:.1f}' if rate else '-'):>8} {shares[0]:>11} {shares[1]:>11} {r['first_step_s']:>10.1f} "
-              f"{r['peak_rss_mib']:>13.0f}")
+        print(
+            f"{candidate:>28} {r['parameters_m']:>10.2f} {r['images_per_sec_median']:>8.2f} {ratio:>7} {own:>8} "
+            f"{(f'{rate:.1f}' if rate else '-'):>8} {shares[0]:>11} {shares[1]:>11} {r['first_step_s']:>10.1f} "
+            f"{r['peak_rss_mib']:>13.0f}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--candidates", default=DEFAULT_CANDIDATES, help="NAME[:MODE],...")
-    parser.add_argument("--cpu-presets", action="store_true",
-                        help="Every CPU preset (*-shapes, *-digits) in each of --modes; ratios to its fp32.")
+    parser.add_argument(
+        "--cpu-presets", action="store_true", help="Every CPU preset (*-shapes, *-digits) in each of --modes; ratios to its fp32."
+    )
     parser.add_argument("--modes", default="fp32,bf16,compiled", help="With --cpu-presets: the modes to time.")
     parser.add_argument("--reference", default="diffusers", help="Candidate the others are compared with.")
     parser.add_argument("--batch-size", type=int, default=16)

@@ -46,17 +46,18 @@ _HOMES = {
 __all__ = ["__version__", *_HOMES]
 
 if TYPE_CHECKING:
-    from protodiff.checkpoint import load_model
-    from protodiff.contracts.conditioner import Condition
-    from protodiff.contracts.explainer import Explanation
-    from protodiff.explain.context import explain
-    from protodiff.evaluation import Results, evaluate
-    from protodiff.experiment import load_experiment
-    from protodiff.model import ConditionedDiffusion
-    from protodiff._registry.hookspecs import hookimpl
-    from protodiff._registry.manager import registries
-    from protodiff._registry.registry import Registries
-    from protodiff.training import train
+    from protodiff._registry.hookspecs import hookimpl as hookimpl
+    from protodiff._registry.manager import registries as registries
+    from protodiff._registry.registry import Registries as Registries
+    from protodiff.checkpoint import load_model as load_model
+    from protodiff.contracts.conditioner import Condition as Condition
+    from protodiff.contracts.explainer import Explanation as Explanation
+    from protodiff.evaluation import Results as Results
+    from protodiff.evaluation import evaluate as evaluate
+    from protodiff.experiment import load_experiment as load_experiment
+    from protodiff.explain.context import explain as explain
+    from protodiff.model import ConditionedDiffusion as ConditionedDiffusion
+    from protodiff.training import train as train
 
 
 def __getattr__(name: str) -> Any:

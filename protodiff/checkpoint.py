@@ -35,11 +35,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from protodiff.config import dump_yaml, read_yaml
+from protodiff.devices import resolve_device
 from protodiff.errors import CheckpointError, ProtodiffError, ProtodiffWarning
 from protodiff.experiment import ExperimentConfig, experiment_from_dict
 from protodiff.io import atomic_path, write_text
 from protodiff.model import ConditionedDiffusion
-from protodiff.devices import resolve_device
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.safetensors"
@@ -114,8 +114,11 @@ def newest_intact(run_dir: str | Path, *, resumable: bool = False) -> tuple[Path
             if skipped:
                 newest, why = skipped[0]
                 more = f" ({len(skipped) - 1} more damaged skipped)" if len(skipped) > 1 else ""
-                warnings.warn(f"{newest} is unusable ({why}); using {checkpoint.name}, the newest intact checkpoint{more}",
-                              ProtodiffWarning, stacklevel=2)
+                warnings.warn(
+                    f"{newest} is unusable ({why}); using {checkpoint.name}, the newest intact checkpoint{more}",
+                    ProtodiffWarning,
+                    stacklevel=2,
+                )
             return checkpoint, state
         skipped.append((checkpoint, problem))
     newest, why = skipped[0]
@@ -123,8 +126,23 @@ def newest_intact(run_dir: str | Path, *, resumable: bool = False) -> tuple[Path
 
 
 #: Bytes per element of each safetensors dtype.
-_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "U16": 2, "I16": 2, "F16": 2, "BF16": 2,
-                "U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8}
+_DTYPE_BYTES = {
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+    "U16": 2,
+    "I16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "U32": 4,
+    "I32": 4,
+    "F32": 4,
+    "U64": 8,
+    "I64": 8,
+    "F64": 8,
+}
 
 
 def weights_damage(path: Path) -> str | None:
@@ -240,8 +258,9 @@ def prune_checkpoints(run_dir: str | Path, keep: int, newest: str | Path) -> Non
         except CheckpointError as exc:
             problem = str(exc)
     if problem is not None:
-        warnings.warn(f"{newest} does not verify after writing ({problem}); no older checkpoint deleted",
-                      ProtodiffWarning, stacklevel=2)
+        warnings.warn(
+            f"{newest} does not verify after writing ({problem}); no older checkpoint deleted", ProtodiffWarning, stacklevel=2
+        )
         return
     step = checkpoint_step(newest)
     kept = 1
@@ -268,8 +287,18 @@ def _refusal_reason(exc: BaseException) -> str:
     if marker in text:
         text = text.split(marker, 1)[1]
     sentences = re.split(r"(?<=\.)\s+|\n+", text)
-    advice = ("weights only", "weights_only", "safe_globals", "please", "trust", "documentation", "re-running",
-              "pytorch 2.6", "can still be loaded", "file an issue")
+    advice = (
+        "weights only",
+        "weights_only",
+        "safe_globals",
+        "please",
+        "trust",
+        "documentation",
+        "re-running",
+        "pytorch 2.6",
+        "can still be loaded",
+        "file an issue",
+    )
     kept = [s.strip() for s in sentences if s.strip() and not any(a in s.lower() for a in advice)]
     return " ".join(" ".join(kept).split())[:200].rstrip(".") or "an object that is not a tensor or plain container"
 
@@ -310,8 +339,10 @@ def load_weights_into(module: nn.Module, path: Path) -> dict[str, str]:
     reshaped = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
     if missing or unexpected or reshaped:
         detail = (
-            f"missing {missing[:3]}" if missing
-            else f"unexpected {unexpected[:3]}" if unexpected
+            f"missing {missing[:3]}"
+            if missing
+            else f"unexpected {unexpected[:3]}"
+            if unexpected
             else f"{reshaped[0]!r} has shape {tuple(state[reshaped[0]].shape)}, the model {tuple(own[reshaped[0]].shape)}"
         )
         raise CheckpointError(f"{path}: weights do not match the model its config.yaml builds: {detail}")

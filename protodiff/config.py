@@ -29,8 +29,8 @@ from typing import Any, Literal, TypeVar, Union
 
 import yaml
 
-from protodiff.errors import ConfigError, UnknownComponentError
 from protodiff._registry.manager import registries
+from protodiff.errors import ConfigError, UnknownComponentError
 
 C = TypeVar("C")
 _FLOAT_LITERAL = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
@@ -131,7 +131,13 @@ def parse(cls: type[C], data: Mapping[str, Any] | None, *, where: str = "", sour
     for key in data:
         if key not in fields:
             close = difflib.get_close_matches(str(key), fields, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(fields)})" if fields else " (it takes no options)"
+            hint = (
+                f" (did you mean {close[0]!r}?)"
+                if close
+                else f" (allowed: {', '.join(fields)})"
+                if fields
+                else " (it takes no options)"
+            )
             raise ConfigError(f"{source}: {_join(where, key)}: unknown key{hint}")
     kwargs: dict[str, Any] = {}
     for name, f in fields.items():

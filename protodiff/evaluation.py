@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from protodiff._registry.manager import registries
 from protodiff._version import __version__
 from protodiff.checkpoint import model_and_experiment
 from protodiff.config import ComponentSpec, override_component, to_dict
@@ -36,7 +37,6 @@ from protodiff.errors import ConfigError, ProtodiffError
 from protodiff.experiment import ExperimentConfig, experiment_from_dict
 from protodiff.io import write_json
 from protodiff.model import ConditionedDiffusion
-from protodiff._registry.manager import registries
 
 #: What ``protodiff eval`` computes when no metrics are named: the latent columns of Patronus' tables.
 DEFAULT_METRICS = ("tad", "attributes-captured", "latent-auroc")
@@ -116,7 +116,7 @@ def evaluate(
     built = {name: _build_metric(name, options.get(name, {})) for name in names}
     source = experiment.data.build()
     splits = _open_splits(source, model, {name: split or metric.default_split for name, metric in built.items()})
-    for name, metric in built.items():
+    for metric in built.values():
         metric.check(model, splits[split or metric.default_split])
 
     seed = experiment.seed if seed is None else seed
@@ -154,13 +154,17 @@ def _check_option_keys(options: Mapping[str, Any], names: list[str]) -> dict[str
         if key not in allowed:
             close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
-            raise ConfigError(f"{SOURCE}: {key}: not a requested metric ({', '.join(names)}) nor {' or '.join(RUN_OPTIONS)}; {hint}")
+            raise ConfigError(
+                f"{SOURCE}: {key}: not a requested metric ({', '.join(names)}) nor {' or '.join(RUN_OPTIONS)}; {hint}"
+            )
         if not isinstance(value, Mapping):
             raise ConfigError(f"{SOURCE}: {key}: expected a mapping of {key}'s options, got {value!r}")
     return dict(options)
 
 
-def _with_run_options(experiment: ExperimentConfig, options: Mapping[str, Mapping[str, Any]], names: list[str]) -> ExperimentConfig:
+def _with_run_options(
+    experiment: ExperimentConfig, options: Mapping[str, Mapping[str, Any]], names: list[str]
+) -> ExperimentConfig:
     """The experiment with ``options["data"]`` applied to its dataset and ``options["sampler"]``
     to its sampler, each re-validated by the config parser."""
     if "sampler" in options and not any(_has_option(name, "sampler") for name in names):

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from protodiff._registry.manager import registries
 from protodiff.config import ComponentSpec, apply_overrides, component, optional_component, parse, read_yaml
 from protodiff.contracts.conditioner import CondMode
 from protodiff.diffusion.schedule import ScheduleConfig
 from protodiff.errors import ConfigError
-from protodiff._registry.manager import registries
 from protodiff.validation import at_least, positive
 from protodiff.validation import seed as check_seed
 

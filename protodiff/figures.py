@@ -13,7 +13,6 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import torch
@@ -100,8 +99,9 @@ def image_grid(columns: Sequence[tuple[str, Tensor]], *, per_row: int | None = N
         for j, (_, images) in enumerate(columns):
             x = x0 + j * (cell_w + CELL_GAP)
             for k, line in enumerate(labels[j]):
-                draw.text((x + cell_w // 2, y0 + 2 + k * LABEL_LINE + LABEL_LINE // 2), line, fill=INK, font=font(13),
-                          anchor="mm")
+                draw.text(
+                    (x + cell_w // 2, y0 + 2 + k * LABEL_LINE + LABEL_LINE // 2), line, fill=INK, font=font(13), anchor="mm"
+                )
             canvas.paste(to_pil(images[i], scale), (x + (cell_w - image_w) // 2, y0 + label_h))
     return canvas
 

@@ -142,8 +142,15 @@ class ConditionedDiffusion(nn.Module):
         x_T = x_T.to(self.device)
         sampler = sampler or self.sampler()
         net_fn = self.net_fn(condition, x_T.shape[0])
-        x0 = sampler.sample(net_fn, x_T, prediction=self.schedule.config.prediction, timesteps=timesteps,
-                            callback=callback, generator=generator, progress=progress)
+        x0 = sampler.sample(
+            net_fn,
+            x_T,
+            prediction=self.schedule.config.prediction,
+            timesteps=timesteps,
+            callback=callback,
+            generator=generator,
+            progress=progress,
+        )
         return _ordinary(x0)
 
     @torch.inference_mode()
@@ -161,8 +168,14 @@ class ConditionedDiffusion(nn.Module):
         DDIM inversion, or the sampler's own (``dpm-solver++`` inverts with its multistep solver)."""
         x0 = x0.to(self.device)
         sampler = sampler or self.sampler()
-        x_T = sampler.invert(self.net_fn(condition, x0.shape[0]), x0, prediction=self.schedule.config.prediction,
-                             timesteps=timesteps, callback=callback, progress=progress)
+        x_T = sampler.invert(
+            self.net_fn(condition, x0.shape[0]),
+            x0,
+            prediction=self.schedule.config.prediction,
+            timesteps=timesteps,
+            callback=callback,
+            progress=progress,
+        )
         return _ordinary(x_T)
 
     @torch.inference_mode()

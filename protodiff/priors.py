@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 
+from protodiff._registry.manager import registries
 from protodiff.config import apply_overrides, to_dict
 from protodiff.contracts.conditioner import Conditioner
 from protodiff.errors import ProtodiffError
 from protodiff.experiment import experiment_from_dict
-from protodiff._registry.manager import registries
 
 
 @dataclass
@@ -26,8 +26,16 @@ class FittedPrior:
     checkpoint: Path
 
 
-def fit_prior(checkpoint: str | Path, *, prior: str | None = None, overrides: Sequence[str] = (), split: str = "train",
-              seed: int | None = None, device: str = "cpu", progress: bool = False) -> FittedPrior:
+def fit_prior(
+    checkpoint: str | Path,
+    *,
+    prior: str | None = None,
+    overrides: Sequence[str] = (),
+    split: str = "train",
+    seed: int | None = None,
+    device: str = "cpu",
+    progress: bool = False,
+) -> FittedPrior:
     """Fit ``prior`` (default: the config's ``prior``, else the one the conditioner declares) on the
     conditions of ``split`` (encoder frozen) and store it in the checkpoint beside the weights."""
     from protodiff.checkpoint import load_model, resolve_checkpoint, save_prior

@@ -81,7 +81,9 @@ def check(value: Any, schema: Any, source: str | Path, where: str = "") -> Any:
     if isinstance(schema, (type, tuple)):
         kinds = schema if isinstance(schema, tuple) else (schema,)
         if not any(_matches_type(value, k) for k in kinds):
-            raise fail(f"expected {_expected(schema)}, got {json.dumps(value)[:40] if _jsonable(value) else type(value).__name__}")
+            raise fail(
+                f"expected {_expected(schema)}, got {json.dumps(value)[:40] if _jsonable(value) else type(value).__name__}"
+            )
         return value
     if isinstance(schema, ValuesOf):
         if not isinstance(value, dict):

@@ -73,26 +73,37 @@ def check_conditioner(name: str) -> None:
     ``maps`` (B, K, H, W) when given), a registered ``preferred_mode`` and ``default_prior``, and
     gradients from the embedding (plus ``aux_loss``) to the parameters."""
     conditioner = build("conditioner", name, in_channels=3, image_size=IMAGE_SIZE)
-    require(conditioner.preferred_mode in registries().cond_mode,
-            f"conditioner {name}: preferred_mode {conditioner.preferred_mode!r} is not a registered cond_mode")
+    require(
+        conditioner.preferred_mode in registries().cond_mode,
+        f"conditioner {name}: preferred_mode {conditioner.preferred_mode!r} is not a registered cond_mode",
+    )
     if conditioner.default_prior is not None:
-        require(conditioner.default_prior in registries().latent_prior,
-                f"conditioner {name}: default_prior {conditioner.default_prior!r} is not a registered latent_prior")
+        require(
+            conditioner.default_prior in registries().latent_prior,
+            f"conditioner {name}: default_prior {conditioner.default_prior!r} is not a registered latent_prior",
+        )
     condition = conditioner.encode(images())
     k = conditioner.dim
-    require(condition.vector.shape == (BATCH, k), f"conditioner {name}: vector has shape {tuple(condition.vector.shape)}, expected ({BATCH}, {k})")
+    require(
+        condition.vector.shape == (BATCH, k),
+        f"conditioner {name}: vector has shape {tuple(condition.vector.shape)}, expected ({BATCH}, {k})",
+    )
     require(len(condition.names) == k == len(conditioner.names), f"conditioner {name}: one name per dimension")
     if condition.maps is not None:
         shape = tuple(condition.maps.shape)
-        require(len(shape) == 4 and shape[:2] == (BATCH, k),
-                f"conditioner {name}: maps have shape {shape}, expected (B, K, H, W) = ({BATCH}, {k}, H, W): one map per dimension")
+        require(
+            len(shape) == 4 and shape[:2] == (BATCH, k),
+            f"conditioner {name}: maps have shape {shape}, expected (B, K, H, W) = ({BATCH}, {k}, H, W): one map per dimension",
+        )
     embedding = conditioner.embed(condition.vector)
     if conditioner.embed_dim == 0:
         require(embedding is None, f"conditioner {name}: embed_dim is 0 but embed returned a tensor")
         return
-    require(embedding is not None and embedding.shape == (BATCH, conditioner.embed_dim),
-            f"conditioner {name}: embedding has shape {None if embedding is None else tuple(embedding.shape)}, "
-            f"expected ({BATCH}, {conditioner.embed_dim})")
+    require(
+        embedding is not None and embedding.shape == (BATCH, conditioner.embed_dim),
+        f"conditioner {name}: embedding has shape {None if embedding is None else tuple(embedding.shape)}, "
+        f"expected ({BATCH}, {conditioner.embed_dim})",
+    )
     loss = embedding.square().mean() + (condition.aux_loss if condition.aux_loss is not None else 0)
     loss.backward()
     require_grads_reach(conditioner, f"conditioner {name}")
@@ -122,7 +133,10 @@ def check_cond_mode(name: str) -> None:
     c = torch.randn(BATCH, mode.cond_width * channels, 1, 1, requires_grad=True)
     for given_t, given_c in ((None, None), (t, None), (None, c), (t, c)):
         out = mode.apply(h, given_t, given_c, norm)
-        require(out.shape == h.shape and torch.isfinite(out).all(), f"cond_mode {name}: output {tuple(out.shape)} for {tuple(h.shape)}")
+        require(
+            out.shape == h.shape and torch.isfinite(out).all(),
+            f"cond_mode {name}: output {tuple(out.shape)} for {tuple(h.shape)}",
+        )
     out.square().sum().backward()
     require(c.grad is not None and bool(c.grad.abs().sum() > 0), f"cond_mode {name}: no gradient reaches the condition")
 
@@ -147,15 +161,16 @@ def check_sampler(name: str) -> None:
     sampler = build("sampler", name, schedule=schedule)
     steps = sampler.timesteps()
     require(steps == sorted(steps, reverse=True) and len(set(steps)) == len(steps), f"{name}: timesteps must descend")
-    require(0 <= steps[-1] and steps[0] < schedule.num_timesteps, f"{name}: timesteps outside 0..T-1")
+    require(steps[-1] >= 0 and steps[0] < schedule.num_timesteps, f"{name}: timesteps outside 0..T-1")
     target = torch.full((BATCH, 1, 4, 4), 0.5)
 
     def oracle(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # data is a single point
         return schedule.predict_eps(x_t, t, target)
 
     seen: list[int] = []
-    x0 = sampler.sample(oracle, torch.randn(BATCH, 1, 4, 4), generator=torch.Generator().manual_seed(0),
-                        callback=lambda info: seen.append(info.t))
+    x0 = sampler.sample(
+        oracle, torch.randn(BATCH, 1, 4, 4), generator=torch.Generator().manual_seed(0), callback=lambda info: seen.append(info.t)
+    )
     require(seen == steps, f"{name}: callback saw {len(seen)} steps of {len(steps)}")
     require(torch.allclose(x0, target, atol=1e-2), f"{name}: an exact eps predictor must recover the data point")
     noise = torch.randn(BATCH, 1, 4, 4, generator=torch.Generator().manual_seed(1))
@@ -182,12 +197,16 @@ def check_dataset(name: str) -> None:
             raise ConformanceSkipped(f"dataset {name} needs local files: {exc}") from None
         require(len(data) > 0, f"{name}/{split}: empty")
         image, attrs = data[0]
-        require(image.shape == (source.channels, source.config.image_size, source.config.image_size), f"{name}: {tuple(image.shape)}")
+        require(
+            image.shape == (source.channels, source.config.image_size, source.config.image_size), f"{name}: {tuple(image.shape)}"
+        )
         require(image.min() >= -1 and image.max() <= 1, f"{name}: images must lie in [-1, 1]")
         require(attrs.shape == (len(data.attribute_names),), f"{name}: one attribute per name")
         labels = data.attributes()
-        require(labels.shape == (len(data), len(data.attribute_names)) and torch.equal(labels[0], attrs),
-                f"{name}/{split}: attributes() must stack every image's attributes")
+        require(
+            labels.shape == (len(data), len(data.attribute_names)) and torch.equal(labels[0], attrs),
+            f"{name}/{split}: attributes() must stack every image's attributes",
+        )
 
 
 def check_feature_extractor(name: str) -> None:
@@ -196,8 +215,10 @@ def check_feature_extractor(name: str) -> None:
         extractor = cls(name, None)
     except ProtodiffError as exc:  # weights are local files the user gives; none are here
         raise ConformanceSkipped(f"feature extractor {name} needs local weights: {exc}") from None
-    require(extractor.label("fid") in ("FID", f"FD_{name}") and extractor.label("kid") in ("KID", f"KD_{name}"),
-            f"{name}: only the standard extractor's results are FID/KID, every other's FD_{name}/KD_{name}")
+    require(
+        extractor.label("fid") in ("FID", f"FD_{name}") and extractor.label("kid") in ("KID", f"KD_{name}"),
+        f"{name}: only the standard extractor's results are FID/KID, every other's FD_{name}/KD_{name}",
+    )
     kwargs = extractor.calculate_metrics_kwargs()
     require(kwargs["feature_layer_fid"] == extractor.layer, f"{name}: distances must use the extractor's layer")
 
@@ -215,8 +236,7 @@ def check_explainer(name: str) -> None:
     """It builds, and its ``explain`` asks only for inputs ``protodiff explain`` can give."""
     explainer = build("explainer", name)
     explainer.inputs()  # a RegistrationError naming the input it cannot have
-    require(explainer.default_images >= explainer.min_images >= 1,
-            f"explainer {name}: needs default_images >= min_images >= 1")
+    require(explainer.default_images >= explainer.min_images >= 1, f"explainer {name}: needs default_images >= min_images >= 1")
 
 
 def check_published(name: str) -> None:
@@ -229,8 +249,10 @@ def check_published(name: str) -> None:
     for dataset, methods in numbers.items():
         for method, labels in (methods or {}).items():
             for label, value in (labels or {}).items():
-                require(isinstance(value, (int, float)) and not isinstance(value, bool),
-                        f"published {name}: {path}: {dataset}.{method}.{label} must be a number, got {value!r}")
+                require(
+                    isinstance(value, (int, float)) and not isinstance(value, bool),
+                    f"published {name}: {path}: {dataset}.{method}.{label} must be a number, got {value!r}",
+                )
 
 
 def check_presets(kind: str, name: str) -> None:

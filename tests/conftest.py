@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from protodiff.contracts.conditioner import Condition, Conditioner
-from protodiff.experiment import load_experiment
 from protodiff._registry.manager import registries
 from protodiff._registry.registry import registering_as
+from protodiff.contracts.conditioner import Condition, Conditioner
+from protodiff.experiment import load_experiment
 
 
 @pytest.fixture(autouse=True)

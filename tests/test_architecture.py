@@ -22,7 +22,10 @@ ROOT = Path(__file__).parent.parent
 #: The core and every built-in plugin package (each plugins/<name> folder, as pyproject maps it).
 PACKAGES = {
     "protodiff": ROOT / "protodiff",
-    **{package: ROOT / folder for package, folder in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].items()},
+    **{
+        package: ROOT / folder
+        for package, folder in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].items()
+    },
 }
 
 
@@ -80,7 +83,7 @@ def test_imports_form_no_cycle_even_counting_type_checking_and_local_imports():
         state[node] = "open"
         for nxt in sorted(graph[node]):
             if state.get(nxt) == "open":
-                cycle = path[path.index(nxt):] + [nxt]
+                cycle = path[path.index(nxt) :] + [nxt]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if nxt not in state:
                 walk(nxt, [*path, nxt])
@@ -104,7 +107,14 @@ def test_contracts_import_only_the_foundations(name):
 
 
 @pytest.mark.parametrize(
-    "name", ["protodiff.config", "protodiff._registry.registry", "protodiff._registry.manager", "protodiff._registry.hookspecs", "protodiff.experiment"]
+    "name",
+    [
+        "protodiff.config",
+        "protodiff._registry.registry",
+        "protodiff._registry.manager",
+        "protodiff._registry.hookspecs",
+        "protodiff.experiment",
+    ],
 )
 def test_config_and_the_plugin_system_hold_no_local_imports(name):
     assert imported_modules(name, top_level=False) == set()

@@ -51,7 +51,13 @@ def test_diffae_presets_match_the_published_numbers(dataset):
     config = load_experiment(f"diffae-{dataset}")
     unet, encoder = config.model.denoiser.config, config.model.conditioner.config.encoder
     assert config.model.conditioner.config.dim == 512 and unet.cond_mode == "scale"
-    assert (unet.base_channels, unet.channel_mult, unet.num_res_blocks, unet.norm_groups, unet.attention_heads) == (64, (1, 2, 4, 8), 2, 32, 1)
+    assert (unet.base_channels, unet.channel_mult, unet.num_res_blocks, unet.norm_groups, unet.attention_heads) == (
+        64,
+        (1, 2, 4, 8),
+        2,
+        32,
+        1,
+    )
     assert unet.base_channels * unet.time_embed_mult == 512 and unet.dropout == 0.1
     side = config.data.config.image_size
     assert all(side // 2**level == 16 for level in unet.attention_levels)  # attention at 16 px
@@ -59,7 +65,11 @@ def test_diffae_presets_match_the_published_numbers(dataset):
     train = config.train
     assert (train.lr, train.batch_size, train.ema_decay, train.grad_clip, train.weight_decay) == (1e-4, 32, 0.9999, 1.0, 0.0)
     assert train.steps * train.batch_size == 72_000_000
-    assert (config.model.diffusion.beta_start, config.model.diffusion.beta_end, config.model.diffusion.prediction) == (1e-4, 0.02, "eps")
+    assert (config.model.diffusion.beta_start, config.model.diffusion.beta_end, config.model.diffusion.prediction) == (
+        1e-4,
+        0.02,
+        "eps",
+    )
     assert config.sample.sampler.config.steps == 20
     assert config.prior.name == "latent-ddpm" and config.prior.preset == "diffae"
     if dataset == "celeba":

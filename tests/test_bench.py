@@ -11,13 +11,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from protodiff._registry.manager import registries
+from protodiff._registry.registry import registering_as
 from protodiff.bench.matrix import build_matrix, shard
 from protodiff.bench.spec import BenchSpec, load_bench
 from protodiff.cli import main
 from protodiff.contracts.explainer import Explainer, Explanation
 from protodiff.experiment import load_experiment
-from protodiff._registry.manager import registries
-from protodiff._registry.registry import registering_as
 
 TINY = ["data.image_size=16", "data.num_train=48", "data.num_test=16", "model.denoiser.base_channels=16",
         "model.denoiser.channel_mult=[1,2]", "train.steps=4", "train.batch_size=8", "train.warmup_steps=0",
@@ -133,24 +133,30 @@ def test_a_dimension_that_falls_with_an_attribute_counts_as_separating_it():
     from protodiff.bench.heatmap import attribute_aurocs
     from protodiff.bench.results import scalar
 
-    result = {"metric": "dimension-auroc", "per_attribute": {"a": {"best_dim": "d0", "auroc": 0.1},
-                                                             "b": {"best_dim": "d1", "auroc": 0.7}}}
+    result = {
+        "metric": "dimension-auroc",
+        "per_attribute": {"a": {"best_dim": "d0", "auroc": 0.1}, "b": {"best_dim": "d1", "auroc": 0.7}},
+    }
     assert scalar(result) == (0.8, None)  # (0.9 + 0.7) / 2, not (0.1 + 0.7) / 2
-    methods, attributes, matrix = attribute_aurocs(
-        [{"method": "m", "results": {"dimension AUROC": result}}], "dimension AUROC")
+    methods, attributes, matrix = attribute_aurocs([{"method": "m", "results": {"dimension AUROC": result}}], "dimension AUROC")
     assert methods == ["m"] and attributes == ["a", "b"] and matrix.tolist() == [[0.9, 0.7]]
 
 
 def _agreement(values: dict[str, float], n: int) -> dict:
-    return {"metric": "reconstruction-agreement", "num_images": n,
-            "per_attribute": {a: {"agreement": v, "chance": 0.5, "judge_accuracy": 1.0} for a, v in values.items()}}
+    return {
+        "metric": "reconstruction-agreement",
+        "num_images": n,
+        "per_attribute": {a: {"agreement": v, "chance": 0.5, "judge_accuracy": 1.0} for a, v in values.items()},
+    }
 
 
 def test_a_lead_is_called_only_beyond_the_noise_of_both_methods():
     from protodiff.bench import leads
 
-    records = [{"method": "patronus", "results": {"reconstruction agreement": _agreement({"mark": 0.95, "tone": 0.90}, 400)}},
-               {"method": "diffae", "results": {"reconstruction agreement": _agreement({"mark": 0.70, "tone": 0.89}, 400)}}]
+    records = [
+        {"method": "patronus", "results": {"reconstruction agreement": _agreement({"mark": 0.95, "tone": 0.90}, 400)}},
+        {"method": "diffae", "results": {"reconstruction agreement": _agreement({"mark": 0.70, "tone": 0.89}, 400)}},
+    ]
     standing = {s.attribute: s for s in leads.standings(records, "reconstruction agreement")}
     assert standing["mark"].lead and standing["mark"].leaders == ["patronus"]
     assert not standing["tone"].lead and standing["tone"].leaders == ["patronus", "diffae"]

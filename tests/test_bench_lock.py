@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -29,8 +28,9 @@ with output_lock(Path(sys.argv[1])):
 def holder(tmp_path):
     """Start a process that holds the lock of ``out`` (as a running bench does); yields (out, process)."""
     out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE, text=True,
-                               env={**os.environ, "RANK": "0"})
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(out)], stdout=subprocess.PIPE, text=True, env={**os.environ, "RANK": "0"}
+    )
     try:
         assert process.stdout.readline().strip() == "locked"
         yield out, process
@@ -55,16 +55,14 @@ def test_a_bench_killed_with_sigkill_does_not_block_the_next(holder):
     assert (out / OWNER_FILE).is_file()  # its pid file is left behind, stale
     with output_lock(out):  # the OS released its lock with the process
         assert f"pid {os.getpid()} " in (out / OWNER_FILE).read_text()
-        with pytest.raises(BenchBusy, match=f"pid {os.getpid()} "):
-            with output_lock(out):
-                pass
+        with pytest.raises(BenchBusy, match=f"pid {os.getpid()} "), output_lock(out):
+            pass
 
 
 def test_a_start_that_stops_leaves_no_directory_behind(tmp_path):
     out = tmp_path / "new"
-    with pytest.raises(RuntimeError):
-        with output_lock(out):
-            raise RuntimeError("preflight failed")
+    with pytest.raises(RuntimeError), output_lock(out):
+        raise RuntimeError("preflight failed")
     assert not out.exists()
     kept = tmp_path / "kept"
     with output_lock(kept):

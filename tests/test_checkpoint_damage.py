@@ -105,8 +105,7 @@ def test_resume_skips_a_damaged_latest_checkpoint_and_continues_bit_for_bit(tiny
     else:
         (latest / ckpt.STATE_FILE).write_bytes(pickle.dumps({"step": print}, protocol=2))
     with pytest.warns(ProtodiffWarning, match="step_0000006 is unusable .*using step_0000003") as caught:
-        trainer = Trainer(tiny_config(*RESUMABLE, "train.steps=9"), tmp_path / "b", device="cpu", resume=True,
-                          progress=False)
+        trainer = Trainer(tiny_config(*RESUMABLE, "train.steps=9"), tmp_path / "b", device="cpu", resume=True, progress=False)
     if damage == "unsafe_train_state":
         message = str(caught[0].message)
         assert "refused: it is not made only of tensors" in message and "weights_only" not in message
@@ -129,7 +128,7 @@ def test_nothing_is_pruned_until_a_newer_checkpoint_verifies(run):
 
 
 def test_pruning_keeps_intact_checkpoints_and_leaves_newer_ones_alone(run, tiny_config):
-    older, middle = ckpt.list_checkpoints(run)
+    _older, middle = ckpt.list_checkpoints(run)
     truncate(middle / ckpt.MODEL_FILE)  # a damaged checkpoint between the kept one and the new one
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ProtodiffWarning)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from conftest import TINY_OVERRIDES
 from PIL import Image
 
-from conftest import TINY_OVERRIDES
 from protodiff.cli import main
 from protodiff.figures import GROUP_GAP, MARGIN
 
@@ -51,7 +51,9 @@ def test_summary_writes_one_page_beside_the_run(trained_run):
 
 @pytest.mark.parametrize("sampler", ["ddpm", "dpm-solver++"])
 def test_sample_with_another_sampler(trained_run, tmp_path, sampler):
-    result = CliRunner().invoke(main, ["sample", str(trained_run), "--n", "2", "--sampler", sampler, "--steps", "3", "--out", str(tmp_path / "s.png")])
+    result = CliRunner().invoke(
+        main, ["sample", str(trained_run), "--n", "2", "--sampler", sampler, "--steps", "3", "--out", str(tmp_path / "s.png")]
+    )
     assert result.exit_code == 0, result.output
 
 

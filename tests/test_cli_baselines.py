@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import TINY_OVERRIDES
+
 from protodiff.checkpoint import load_model
 from protodiff.cli import main
 
@@ -34,7 +34,7 @@ def run(request, tmp_path_factory):
 
 def test_train_records_the_methods_conditioning_mode(run):
     method, path = run
-    model, config = load_model(path)
+    _model, config = load_model(path)
     assert config.model.denoiser.config.cond_mode == MODES[method]
     assert f"cond_mode: {MODES[method]}" in (path / "config.yaml").read_text()
 
@@ -68,10 +68,20 @@ def test_fit_the_declared_prior_then_sample_from_nothing(run, tmp_path):
 
 def test_eval_latent_and_inversion_metrics(run, tmp_path):
     _, path = run
-    invoke("eval", str(path), "--metrics", "tad,latent-auroc,dimension-auroc,inversion-error",
-           "--set", "inversion-error.num_images=2", "--set", "inversion-error.steps=[2]", "--out", str(tmp_path / "e.json"))
+    invoke(
+        "eval",
+        str(path),
+        "--metrics",
+        "tad,latent-auroc,dimension-auroc,inversion-error",
+        "--set",
+        "inversion-error.num_images=2",
+        "--set",
+        "inversion-error.steps=[2]",
+        "--out",
+        str(tmp_path / "e.json"),
+    )
     results = json.loads((tmp_path / "e.json").read_text())["results"]
-    assert 0.0 <= results["TAD"]["mean"] and 0.0 <= results["latent AUROC"]["mean"] <= 1.0
+    assert results["TAD"]["mean"] >= 0.0 and 0.0 <= results["latent AUROC"]["mean"] <= 1.0
     assert results["dimension AUROC"]["dimensions"][0] == "dim_00"
     assert set(results["inversion round trip"]["by_steps"]) == {"2"}
 
@@ -85,9 +95,24 @@ def test_infodiffusions_own_prior_is_one_flag_away(run, tmp_path):
 
 
 def test_diffae_editing_runs_on_every_vector_conditioner(run, tmp_path):
-    method, path = run
+    _method, path = run
     out = tmp_path / "edit"
-    invoke("explain", "attribute-edit", str(path), "--n", "2", "--attribute", "red_square", "--set", "steps=5",
-           "--set", "fit_images=16", "--set", "sampler.steps=2", "--out", str(out))
+    invoke(
+        "explain",
+        "attribute-edit",
+        str(path),
+        "--n",
+        "2",
+        "--attribute",
+        "red_square",
+        "--set",
+        "steps=5",
+        "--set",
+        "fit_images=16",
+        "--set",
+        "sampler.steps=2",
+        "--out",
+        str(out),
+    )
     meta = json.loads((out / "meta.json").read_text())
     assert meta["attributes"] == ["red_square"] and meta["amount"] == 0.3 and (out / "edit.png").exists()

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import TINY_OVERRIDES
+
 from protodiff.checkpoint import load_model
 from protodiff.cli import main
 
@@ -24,8 +24,11 @@ def invoke(*args: str) -> str:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     path = tmp_path_factory.mktemp("conditional") / "run"
-    overrides = [arg for o in (*TINY_OVERRIDES, PATRONUS, "data.image_size=32", "model.denoiser.channel_mult=[1,2]")
-                 for arg in ("--set", o)]
+    overrides = [
+        arg
+        for o in (*TINY_OVERRIDES, PATRONUS, "data.image_size=32", "model.denoiser.channel_mult=[1,2]")
+        for arg in ("--set", o)
+    ]
     invoke("train", "ddpm-shapes", *overrides, "--out", str(path), "--device", "cpu")
     return path
 
@@ -50,7 +53,7 @@ def test_encode_writes_vectors_maps_and_labels(run, tmp_path):
     invoke("encode", str(run), "--limit", "5", "--out", str(tmp_path / "c.npz"))
     arrays = np.load(tmp_path / "c.npz")
     assert arrays["vector"].shape == (5, 5) and arrays["maps"].shape[:2] == (5, 5)
-    assert arrays["attributes"].shape == (5, 8) and list(arrays["names"])[0] == "proto_00"
+    assert arrays["attributes"].shape == (5, 8) and next(iter(arrays["names"])) == "proto_00"
     invoke("encode", str(run), "--limit", "5", "--out", str(tmp_path / "s.npy"))
     assert np.load(tmp_path / "s.npy").shape == (5, 5) and np.load(tmp_path / "s-maps.npy").shape[0] == 5
 
@@ -67,8 +70,9 @@ def test_names_are_set_and_kept_in_the_checkpoint(run):
 def test_names_suggested_from_an_effect_matrix_are_shown_and_stored_only_when_asked(run, tmp_path):
     model, _ = load_model(run)
     k = model.conditioner.dim
-    suggestions = [{"dimension": f"proto_{j:02d}", "index": j, "attribute": "dark_bg", "effect": 0.05, "consistency": 0.5}
-                   for j in range(k)]
+    suggestions = [
+        {"dimension": f"proto_{j:02d}", "index": j, "attribute": "dark_bg", "effect": 0.05, "consistency": 0.5} for j in range(k)
+    ]
     suggestions[2] = {**suggestions[2], "attribute": "red_square", "effect": 0.7, "consistency": 0.9}
     suggestions[3] = {**suggestions[3], "attribute": "red_square", "effect": 0.4, "consistency": 0.8}
     (tmp_path / "effects").mkdir()
@@ -87,8 +91,8 @@ def test_names_suggested_from_an_effect_matrix_are_shown_and_stored_only_when_as
 
 def test_a_conditioner_that_declares_no_prior_needs_one_named(toy_conditioner):
     """Patronus declares latent-ddpm (see test_fit_prior_then_sample_from_nothing); the core names none."""
-    from protodiff.priors import _declared_prior
     from protodiff.errors import ProtodiffError
+    from protodiff.priors import _declared_prior
 
     conditioner = toy_conditioner(toy_conditioner.Config(), in_channels=3, image_size=16)
     with pytest.raises(ProtodiffError, match="conditioner 'channel-means' declares no latent prior; name one with --prior"):

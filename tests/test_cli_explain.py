@@ -8,13 +8,13 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import TINY_OVERRIDES
 from safetensors.torch import load_file
 
-from conftest import TINY_OVERRIDES
 from protodiff import registries
+from protodiff._registry.registry import registering_as
 from protodiff.cli import main
 from protodiff.contracts.explainer import Explainer, Explanation
-from protodiff._registry.registry import registering_as
 
 PATRONUS = "model.conditioner={name: patronus, preset: test}"
 
@@ -89,8 +89,24 @@ EDIT = ["--set", "sampler.steps=3"]
 
 def test_edit_sets_shifts_and_sweeps_named_dimensions_deterministically(runs, tmp_path):
     for out in ("a", "b"):
-        invoke("explain", "edit", runs["patronus"], "--n", "2", "--seed", "3", "--out", str(tmp_path / out), *EDIT,
-               "--to", "proto_01=2.5", "--shift", "proto_02=+0.5", "--sweep", "proto_00=0:1:3")
+        invoke(
+            "explain",
+            "edit",
+            runs["patronus"],
+            "--n",
+            "2",
+            "--seed",
+            "3",
+            "--out",
+            str(tmp_path / out),
+            *EDIT,
+            "--to",
+            "proto_01=2.5",
+            "--shift",
+            "proto_02=+0.5",
+            "--sweep",
+            "proto_00=0:1:3",
+        )
     tensors = load_file(str(tmp_path / "a" / "tensors.safetensors"))
     assert tensors["edited"].shape == tensors["images"].shape == tensors["reconstructed"].shape
     assert tensors["sweep.proto_00"].shape == (2, 3, *tensors["images"].shape[1:])
@@ -105,7 +121,8 @@ def test_edit_sets_shifts_and_sweeps_named_dimensions_deterministically(runs, tm
 
 def test_edit_warns_about_values_far_outside_the_observed_range(runs, tmp_path):
     result = CliRunner().invoke(
-        main, ["explain", "edit", runs["patronus"], "--n", "1", *EDIT, "--to", "proto_01=1000", "--out", str(tmp_path / "e")])
+        main, ["explain", "edit", runs["patronus"], "--n", "1", *EDIT, "--to", "proto_01=1000", "--out", str(tmp_path / "e")]
+    )
     assert result.exit_code == 0, result.output
     assert result.stderr.count("\n") == 1 and "observed on real images [" in result.stderr
 
@@ -147,15 +164,31 @@ def test_effects_and_shortcuts_from_the_command_line_need_a_matching_classifier(
     output = invoke("explain", "shortcuts", runs["patronus"], "--out", str(tmp_path / "shortcuts"), *common)
     assert "protodiff: warning: with 2 images only effects above 1.00 can be told from noise" in output
     report = json.loads((tmp_path / "shortcuts" / "shortcuts.json").read_text())
-    assert report["threshold"] == 0.1 and report["images"] == 2 and all(c["train_correlation"] is not None for c in report["couplings"])
+    assert (
+        report["threshold"] == 0.1
+        and report["images"] == 2
+        and all(c["train_correlation"] is not None for c in report["couplings"])
+    )
     AttributeClassifier(["smiling"], 3, 32, ClassifierConfig(widths=(4,))).save(tmp_path / "other")
     output = invoke("explain", "effects", runs["patronus"], "--classifier", str(tmp_path / "other"), code=2)
     assert "the classifier judges ['smiling']" in output and len(output.strip().splitlines()) == 1
 
 
 def test_prototypes_gallery_boxes_the_turned_up_prototype_deterministically(runs, tmp_path):
-    args = ["explain", "prototypes", runs["patronus"], "--n", "2", *EDIT, "--set", "reference=12", "--prototypes", "proto_01",
-            "--prototypes", "3"]
+    args = [
+        "explain",
+        "prototypes",
+        runs["patronus"],
+        "--n",
+        "2",
+        *EDIT,
+        "--set",
+        "reference=12",
+        "--prototypes",
+        "proto_01",
+        "--prototypes",
+        "3",
+    ]
     for out in ("a", "b"):
         invoke(*args, "--seed", "2", "--out", str(tmp_path / out))
     tensors = load_file(str(tmp_path / "a" / "tensors.safetensors"))
@@ -182,15 +215,40 @@ def test_classifier_train_then_an_explainer_that_judges_attributes_receives_it(r
     from protodiff.metrics.attribute_classifier import AttributeClassifier
 
     data = ["--set", "data.num_train=32", "--set", "data.num_test=8", "--set", "data.image_size=16"]
-    out = invoke("classifier", "train", "--data", "ddpm-shapes", *data, "--set", "classifier.steps=2",
-                 "--set", "classifier.widths=[4]", "--seed", "1", "--out", str(tmp_path / "judge"))
+    out = invoke(
+        "classifier",
+        "train",
+        "--data",
+        "ddpm-shapes",
+        *data,
+        "--set",
+        "classifier.steps=2",
+        "--set",
+        "classifier.widths=[4]",
+        "--seed",
+        "1",
+        "--out",
+        str(tmp_path / "judge"),
+    )
     assert "accuracy on test: red_square" in out
     assert AttributeClassifier.load(tmp_path / "judge").config.seed == 1
-    planted = invoke("classifier", "train", "--data", "ddpm-shapes", *data, "--set", "classifier.steps=1", "--set",
-                     "data.shortcut={a: red_square, b: dark_bg}", "--out", str(tmp_path / "shared"))
+    planted = invoke(
+        "classifier",
+        "train",
+        "--data",
+        "ddpm-shapes",
+        *data,
+        "--set",
+        "classifier.steps=1",
+        "--set",
+        "data.shortcut={a: red_square, b: dark_bg}",
+        "--out",
+        str(tmp_path / "shared"),
+    )
     assert "red_square and dark_bg are correlated in train (r = +1.00)" in planted
-    assert "only data.KEY" in invoke("classifier", "train", "--data", "ddpm-shapes", "--set", "train.steps=1",
-                                     "--out", str(tmp_path / "x"), code=2)
+    assert "only data.KEY" in invoke(
+        "classifier", "train", "--data", "ddpm-shapes", "--set", "train.steps=1", "--out", str(tmp_path / "x"), code=2
+    )
 
     class Judge(Explainer):
         """Mean attribute probabilities of the images (a throw-away explainer that judges attributes)."""
@@ -204,7 +262,17 @@ def test_classifier_train_then_an_explainer_that_judges_attributes_receives_it(r
         assert "--classifier" in invoke("explain", "judge-test", "--help")
         assert "--classifier" not in invoke("explain", "df-rise", "--help")
         assert "pass --classifier" in invoke("explain", "judge-test", runs["plain"], code=2)
-        invoke("explain", "judge-test", runs["plain"], "--n", "2", "--classifier", str(tmp_path / "judge"), "--out", str(tmp_path / "j"))
+        invoke(
+            "explain",
+            "judge-test",
+            runs["plain"],
+            "--n",
+            "2",
+            "--classifier",
+            str(tmp_path / "judge"),
+            "--out",
+            str(tmp_path / "j"),
+        )
         assert load_file(str(tmp_path / "j" / "tensors.safetensors"))["p"].shape == (2, 8)
         assert json.loads((tmp_path / "j" / "meta.json").read_text())["seeded"] is True
         AttributeClassifier(["a", "b"], 3, 16).save(tmp_path / "other")
@@ -239,7 +307,20 @@ def test_explain_is_one_library_call_that_the_command_makes(runs, tmp_path):
     leaves the caller's global RNG as it found it."""
     import protodiff
 
-    invoke("explain", "edit", runs["patronus"], "--n", "2", "--seed", "3", "--out", str(tmp_path / "cli"), *EDIT, "--to", "proto_01=2.5")
+    invoke(
+        "explain",
+        "edit",
+        runs["patronus"],
+        "--n",
+        "2",
+        "--seed",
+        "3",
+        "--out",
+        str(tmp_path / "cli"),
+        *EDIT,
+        "--to",
+        "proto_01=2.5",
+    )
     state = torch.random.get_rng_state()
     options = {"sampler": {"steps": 3}, "to": ["proto_01=2.5"]}
     explanation = protodiff.explain(runs["patronus"], "edit", images=2, options=options, seed=3, device="cpu")

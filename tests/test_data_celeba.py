@@ -15,13 +15,48 @@ from protodiff.cli import main
 from protodiff.data.celeba import D2C_BOX, CelebA, read_attribute_file
 from protodiff.errors import DataError
 
-OFFICIAL_NAMES = (
-    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips Big_Nose Black_Hair Blond_Hair "
-    "Blurry Brown_Hair Bushy_Eyebrows Chubby Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup High_Cheekbones "
-    "Male Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin Pointy_Nose Receding_Hairline Rosy_Cheeks "
-    "Sideburns Smiling Straight_Hair Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace "
-    "Wearing_Necktie Young"
-).split()
+OFFICIAL_NAMES = [
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
+]
 PARTITION = [0, 0, 0, 1, 2, 2]  # images 000001..000006: three train, one valid, two test
 
 
@@ -60,7 +95,7 @@ def test_splits_attributes_and_images(tmp_path: Path, official_folders: bool):
     assert torch.equal(train.attributes(), torch.from_numpy(expected[:3]))
     assert torch.equal(test.attributes(), torch.from_numpy(expected[4:]))
     image, attributes = valid[0]
-    assert image.shape == (3, 64, 64) and -1 <= image.min() and image.max() <= 1
+    assert image.shape == (3, 64, 64) and image.min() >= -1 and image.max() <= 1
     assert torch.equal(attributes, torch.from_numpy(expected[3]))
 
 
@@ -84,7 +119,10 @@ def test_crops(tmp_path: Path):
     center = source(tmp_path, crop="center", image_size=32).open("train")[0][0]
     assert center.shape == (3, 32, 32) and center[:, 0, 0].max() < -0.9  # the central square's corner is outside the box
     Image.fromarray(canvas[:100, :100]).save(path)
-    with pytest.raises(DataError, match=r"000001.jpg: cannot read image \(the image is 100x100; the d2c crop needs .*listed in .*list_eval_partition.txt line 1\)"):
+    with pytest.raises(
+        DataError,
+        match=r"000001.jpg: cannot read image \(the image is 100x100; the d2c crop needs .*listed in .*list_eval_partition.txt line 1\)",
+    ):
         source(tmp_path, crop="d2c").open("train")[0]
 
 
@@ -100,14 +138,18 @@ def test_missing_root_and_files_name_the_layout_and_url(tmp_path: Path):
         CelebA(CelebA.Config()).open("train")
     write_celeba(tmp_path)
     (tmp_path / "list_eval_partition.txt").unlink()
-    with pytest.raises(DataError, match=r"list_eval_partition.txt: missing; celeba expects .*Eval/ folders\); get it from https://mmlab"):
+    with pytest.raises(
+        DataError, match=r"list_eval_partition.txt: missing; celeba expects .*Eval/ folders\); get it from https://mmlab"
+    ):
         source(tmp_path).open("train")
 
 
 def test_partition_referencing_an_absent_image_names_the_line(tmp_path: Path):
     write_celeba(tmp_path)
     (tmp_path / "img_align_celeba" / "000005.jpg").unlink()
-    with pytest.raises(DataError, match=r"list_eval_partition.txt:5: 000005.jpg is not in .*img_align_celeba; the image folder is incomplete"):
+    with pytest.raises(
+        DataError, match=r"list_eval_partition.txt:5: 000005.jpg is not in .*img_align_celeba; the image folder is incomplete"
+    ):
         source(tmp_path).open("test")
     assert len(source(tmp_path).open("train")) == 3  # other splits are unaffected
 
@@ -141,7 +183,9 @@ def test_malformed_text_files_name_the_line(tmp_path: Path):
     with pytest.raises(DataError, match=r"list_eval_partition.txt:4: expected 'filename split' with split 0 \(train\)"):
         source(tmp_path).open("train")
     partition.write_text("".join(f"{i:06d}.jpg 0\n" for i in range(1, 6)))
-    with pytest.raises(DataError, match=r"list_attr_celeba.txt:8: 000006.jpg is in no split of .*list_eval_partition.txt \(1 such images\)"):
+    with pytest.raises(
+        DataError, match=r"list_attr_celeba.txt:8: 000006.jpg is in no split of .*list_eval_partition.txt \(1 such images\)"
+    ):
         source(tmp_path).open("train")
 
 

@@ -68,7 +68,7 @@ def test_images_and_the_test_split_is_valid_csv(tmp_path: Path):
     test = source(tmp_path).open("test")
     assert len(test) == 1 and test.paths[0].parts[-3:] == ("patient64541", "study1", "view1_frontal.jpg")
     image, attributes = test[0]
-    assert image.shape == (1, 32, 32) and -1 <= image.min() and image.max() <= 1
+    assert image.shape == (1, 32, 32) and image.min() >= -1 and image.max() <= 1
     assert attributes[2] == 1 and CheXpert(CheXpert.Config()).channels == 1
     assert CheXpert.Config().image_size == 224
 
@@ -82,7 +82,10 @@ def test_root_may_be_the_release_or_its_parent(tmp_path: Path, folder: str):
 
 
 def test_missing_root_csv_and_image(tmp_path: Path):
-    with pytest.raises(DataError, match=r"CheXpert-v1.0-small/train.csv: missing; chexpert expects .*stanfordmlgroup.github.io/competitions/chexpert"):
+    with pytest.raises(
+        DataError,
+        match=r"CheXpert-v1.0-small/train.csv: missing; chexpert expects .*stanfordmlgroup.github.io/competitions/chexpert",
+    ):
         source(tmp_path).open("train")
     release = write_chexpert(tmp_path)
     (release / "valid.csv").unlink()
@@ -118,7 +121,9 @@ def test_corrupt_image_names_file_and_line(tmp_path: Path):
     (release / "valid" / "patient64541" / "study1" / "view1_frontal.jpg").write_bytes(b"\xff\xd8\xff truncated")
     result = CliRunner().invoke(main, ["data", "check", "chexpert", "--data-root", str(tmp_path), "--image-size", "32"])
     assert result.exit_code == 2
-    assert re.search(r"protodiff: error: \S+view1_frontal.jpg: cannot read image .*\(listed in \S+valid.csv line 2\)\n$", result.output)
+    assert re.search(
+        r"protodiff: error: \S+view1_frontal.jpg: cannot read image .*\(listed in \S+valid.csv line 2\)\n$", result.output
+    )
 
 
 def test_check_command_with_a_source_option(tmp_path: Path):

@@ -50,7 +50,12 @@ def py2_pickle(obj, path: Path) -> None:
 
 def batch(labels: list[int], seed: int) -> dict:
     data = np.random.default_rng(seed).integers(0, 256, size=(len(labels), 3072), dtype=np.uint8)
-    return {"batch_label": f"batch {seed}", "labels": labels, "data": data, "filenames": [f"img{i}.png" for i in range(len(labels))]}
+    return {
+        "batch_label": f"batch {seed}",
+        "labels": labels,
+        "data": data,
+        "filenames": [f"img{i}.png" for i in range(len(labels))],
+    }
 
 
 def write_cifar(root: Path, writer=py2_pickle) -> dict[str, dict]:
@@ -106,7 +111,9 @@ def test_a_pickle_that_would_run_code_is_refused(tmp_path: Path):
             return (Path.touch, (marker,))
 
     (tmp_path / FOLDER / "test_batch").write_bytes(pickle.dumps({b"data": Exploit()}, protocol=2))
-    with pytest.raises(DataError, match=r"test_batch: refused to unpickle: it calls __builtin__.getattr, which no CIFAR-10 batch does"):
+    with pytest.raises(
+        DataError, match=r"test_batch: refused to unpickle: it calls __builtin__.getattr, which no CIFAR-10 batch does"
+    ):
         source(tmp_path).open("test")
     assert not marker.exists()
 
@@ -124,7 +131,10 @@ def test_truncated_and_malformed_batches_name_the_file(tmp_path: Path):
     with pytest.raises(DataError, match="data_batch_3: label 10 at index 1 is not a class 0..9"):
         source(tmp_path).open("train")
     py2_pickle({**batches["data_batch_3"], "data": np.zeros((2, 100), np.uint8)}, path)
-    with pytest.raises(DataError, match=r"data_batch_3: 'data' must be a uint8 array of shape \(N, 3072\), found a uint8 array of shape \(2, 100\)"):
+    with pytest.raises(
+        DataError,
+        match=r"data_batch_3: 'data' must be a uint8 array of shape \(N, 3072\), found a uint8 array of shape \(2, 100\)",
+    ):
         source(tmp_path).open("train")
 
 

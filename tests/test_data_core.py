@@ -171,11 +171,26 @@ def test_folder_without_subfolders_holds_out_a_stable_fraction(tmp_path):
     [
         (lambda root: None, "no such directory"),
         (lambda root: root.mkdir(), "no images"),
-        (lambda root: (make_folder(root, ["a.png"]), (root / "attributes.csv").write_text("name,x\n")), r"attributes.csv:1: expected a header"),
-        (lambda root: (make_folder(root, ["a.png"]), (root / "attributes.csv").write_text("filename,x,y\na.png,1\n")), r"attributes.csv:2: expected 3 columns"),
-        (lambda root: (make_folder(root, ["a.png"]), (root / "attributes.csv").write_text("filename,x\na.png,2\n")), r"attributes.csv:2: attribute 'x' must be 0 or 1"),
-        (lambda root: (make_folder(root, ["a.png", "b.png"]), (root / "attributes.csv").write_text("filename,x\na.png,1\n")), r"no row for image 'b.png'"),
-        (lambda root: (make_folder(root, ["a.png"]), (root / "attributes.csv").write_text("filename,x\na.png,1\nz.png,0\n")), r"row for 'z.png', which is not an image"),
+        (
+            lambda root: (make_folder(root, ["a.png"]), (root / "attributes.csv").write_text("name,x\n")),
+            r"attributes.csv:1: expected a header",
+        ),
+        (
+            lambda root: (make_folder(root, ["a.png"]), (root / "attributes.csv").write_text("filename,x,y\na.png,1\n")),
+            r"attributes.csv:2: expected 3 columns",
+        ),
+        (
+            lambda root: (make_folder(root, ["a.png"]), (root / "attributes.csv").write_text("filename,x\na.png,2\n")),
+            r"attributes.csv:2: attribute 'x' must be 0 or 1",
+        ),
+        (
+            lambda root: (make_folder(root, ["a.png", "b.png"]), (root / "attributes.csv").write_text("filename,x\na.png,1\n")),
+            r"no row for image 'b.png'",
+        ),
+        (
+            lambda root: (make_folder(root, ["a.png"]), (root / "attributes.csv").write_text("filename,x\na.png,1\nz.png,0\n")),
+            r"row for 'z.png', which is not an image",
+        ),
     ],
 )
 def test_folder_errors_name_the_file(tmp_path, setup, message):

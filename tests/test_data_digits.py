@@ -9,9 +9,9 @@ import torch
 from click.testing import CliRunner
 from sklearn.datasets import load_digits
 
+from protodiff._registry.manager import registries
 from protodiff.cli import main
 from protodiff.data.digits import CLASSES, NUM_TRAIN, Digits
-from protodiff._registry.manager import registries
 
 
 def test_every_paper_dataset_is_registered_by_the_module_that_defines_it():

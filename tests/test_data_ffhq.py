@@ -23,7 +23,11 @@ def write_ffhq(folder: Path, size: int = 16, grey: int | None = None, nested: bo
     for number in NUMBERS:
         directory = folder / f"{number // 1000 * 1000:05d}" if nested else folder
         directory.mkdir(parents=True, exist_ok=True)
-        pixels = np.full((size, size, 3), grey, np.uint8) if grey is not None else rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        pixels = (
+            np.full((size, size, 3), grey, np.uint8)
+            if grey is not None
+            else rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        )
         Image.fromarray(pixels).save(directory / f"{number:05d}.png")
 
 
@@ -38,7 +42,7 @@ def test_split_by_image_number_without_attributes(tmp_path: Path, nested: bool):
     assert (len(train), len(test)) == (3, 2)
     assert [p.name for p in test.paths] == ["60000.png", "69999.png"]
     image, attributes = train[2]
-    assert image.shape == (3, 64, 64) and -1 <= image.min() and image.max() <= 1
+    assert image.shape == (3, 64, 64) and image.min() >= -1 and image.max() <= 1
     assert attributes.shape == (0,) and train.attributes().shape == (3, 0) and train.attribute_names == []
     assert len(source(tmp_path, test_start=1000).open("train")) == 2
 

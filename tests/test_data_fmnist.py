@@ -12,10 +12,10 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from protodiff._registry.manager import registries
 from protodiff.cli import main
 from protodiff.data.fmnist import CLASSES, FashionMNIST
 from protodiff.errors import DataError
-from protodiff._registry.manager import registries
 
 TRAIN_LABELS = [3, 0, 9, 3, 7]
 TEST_LABELS = [1, 2, 8]
@@ -56,7 +56,7 @@ def test_loads_official_idx_files(tmp_path: Path, gz: bool):
     train, test = source(tmp_path).open("train"), source(tmp_path).open("test")
     assert (len(train), len(test)) == (5, 3)
     image, attributes = train[0]
-    assert image.shape == (1, 32, 32) and -1 <= image.min() and image.max() <= 1
+    assert image.shape == (1, 32, 32) and image.min() >= -1 and image.max() <= 1
     assert train.attribute_names == list(CLASSES)
     assert train.labels.tolist() == TRAIN_LABELS
     assert torch.equal(attributes, torch.nn.functional.one_hot(torch.tensor(3), 10).float())
@@ -102,7 +102,10 @@ def test_truncated_data_names_the_file_and_what_is_short(tmp_path: Path):
     write_fmnist(tmp_path, gz=False)
     path = tmp_path / "train-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(DataError, match=r"train-images-idx3-ubyte: truncated: the header promises 5x28x28 = 3920 bytes of data, the file has 3820"):
+    with pytest.raises(
+        DataError,
+        match=r"train-images-idx3-ubyte: truncated: the header promises 5x28x28 = 3920 bytes of data, the file has 3820",
+    ):
         source(tmp_path).open("train")
     path.write_bytes(b"\0\0\x08")
     with pytest.raises(DataError, match="truncated: 3 bytes, shorter than the 16-byte idx header"):

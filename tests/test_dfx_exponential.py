@@ -43,8 +43,12 @@ def test_the_sampler_walks_its_schedule_with_ddim_steps_and_sees_every_step():
     schedule = NoiseSchedule()
     target = torch.full((2, 1, 4, 4), 0.25)
     seen = []
-    x0 = late.sample(lambda x_t, t: schedule.predict_eps(x_t, t, target), torch.randn(2, 1, 4, 4),
-                     generator=torch.Generator().manual_seed(0), callback=lambda info: seen.append(info.t))
+    x0 = late.sample(
+        lambda x_t, t: schedule.predict_eps(x_t, t, target),
+        torch.randn(2, 1, 4, 4),
+        generator=torch.Generator().manual_seed(0),
+        callback=lambda info: seen.append(info.t),
+    )
     assert seen == exponential_timesteps(1000, 30, 60, "late")
     assert torch.allclose(x0, target, atol=1e-4)
     assert sampler(mode="early", steps=10, gamma=20).timesteps() == exponential_timesteps(1000, 10, 20, "early")

@@ -62,7 +62,7 @@ def test_masks_are_smooth_bernoulli_grids_and_seeded():
 
 
 def test_df_rise_concentrates_where_the_denoiser_looks_whatever_the_batch():
-    model, region, x_t = looking_at(slice(2, 8), slice(9, 15))
+    model, _region, x_t = looking_at(slice(2, 8), slice(9, 15))
     saliency = DFRise(model, num_masks=400, cell=4, batch_size=64).attribute(x_t, t=500)
     assert saliency.shape == (2, 16, 16)
     inside, outside = saliency[:, 2:8, 9:15].mean(), saliency[:, 10:, :6]
@@ -74,9 +74,11 @@ def test_df_rise_concentrates_where_the_denoiser_looks_whatever_the_batch():
 
 
 def test_df_rise_baselines_take_out_what_they_say():
-    model, region, x_t = looking_at(slice(2, 8), slice(9, 15))
-    maps = {b: DFRise(model, num_masks=300, batch_size=64, baseline=b).attribute(x_t, t=500)
-            for b in ("published", "mean", "coverage")}
+    model, _region, x_t = looking_at(slice(2, 8), slice(9, 15))
+    maps = {
+        b: DFRise(model, num_masks=300, batch_size=64, baseline=b).attribute(x_t, t=500)
+        for b in ("published", "mean", "coverage")
+    }
     # The published map less the masks' chance coverage times the mean score is the "mean" map:
     # both keep the mean score, and they differ by one pattern on both images (times each one's mean score).
     difference = (maps["published"] - maps["mean"]).flatten(1)
@@ -90,7 +92,7 @@ def test_df_rise_baselines_take_out_what_they_say():
 
 
 def test_df_rise_sees_a_corner_only_with_a_reflected_border():
-    model, region, x_t = looking_at(slice(0, 5), slice(0, 5))
+    model, _region, x_t = looking_at(slice(0, 5), slice(0, 5))
     gaps = {}
     for border in ("valid", "reflect"):
         maps = DFRise(model, num_masks=300, batch_size=64, border=border).attribute(x_t, t=500)

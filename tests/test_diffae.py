@@ -7,9 +7,9 @@ import math
 
 import pytest
 import torch
+from conftest import TINY_OVERRIDES
 from torch import nn
 
-from conftest import TINY_OVERRIDES
 from protodiff.config import ComponentSpec
 from protodiff.errors import ProtodiffError, UnsupportedModel
 from protodiff.experiment import load_experiment
@@ -53,7 +53,9 @@ def test_z_sem_is_the_embedding_and_scales_the_denoiser():
     cond = ComponentSpec("conditioner", "diffae", "test").build(in_channels=3, image_size=32)
     z = torch.randn(2, cond.dim)
     assert cond.embed(z) is z  # each block applies its own SiLU and linear layer, as published
-    config = load_experiment("ddpm-shapes", [*TINY_OVERRIDES, "model.conditioner={name: diffae, preset: test}", "data.image_size=32"])
+    config = load_experiment(
+        "ddpm-shapes", [*TINY_OVERRIDES, "model.conditioner={name: diffae, preset: test}", "data.image_size=32"]
+    )
     model = ConditionedDiffusion.from_experiment(config)
     block = model.denoiser.mid[0].res
     assert block.cond_mode == "scale" and block.cond_proj.in_features == cond.dim
@@ -66,7 +68,9 @@ def test_an_image_size_the_encoder_cannot_halve_is_a_one_line_error():
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    config = load_experiment("ddpm-shapes", [*TINY_OVERRIDES, "model.conditioner={name: diffae, preset: test}", "data.image_size=32"])
+    config = load_experiment(
+        "ddpm-shapes", [*TINY_OVERRIDES, "model.conditioner={name: diffae, preset: test}", "data.image_size=32"]
+    )
     torch.manual_seed(0)
     model = ConditionedDiffusion.from_experiment(config).eval()
     for p in model.parameters():  # leave the zero-initialised residual branches: z_sem must matter
@@ -80,7 +84,9 @@ def test_ddim_inversion_given_z_sem_reconstructs_the_image(tiny_model):
     x0 = torch.rand(2, 3, 32, 32) * 2 - 1
     sampler = tiny_model.sampler("ddim", steps=100)
     inverted = (tiny_model.reconstruct(x0, sampler=sampler) - x0).abs().mean()
-    fresh = (tiny_model.reconstruct(x0, sampler=sampler, invert=False, generator=torch.Generator().manual_seed(0)) - x0).abs().mean()
+    fresh = (
+        (tiny_model.reconstruct(x0, sampler=sampler, invert=False, generator=torch.Generator().manual_seed(0)) - x0).abs().mean()
+    )
     assert inverted < 0.03 and inverted < 0.05 * fresh
 
 
@@ -98,7 +104,9 @@ def test_attribute_directions_recover_a_planted_direction():
     truth = torch.tensor([0.0, 1.0, 0.0, 1.0])  # in standardised units: the attribute is z1 + z3 > 0
     standardised = (codes - codes.mean(0)) / codes.std(0)
     labels = torch.stack([(standardised @ truth > 0), (standardised[:, 0] > 0)], dim=1).long()
-    directions = AttributeDirections.fit(codes, labels, ["planted", "first"], steps=800, generator=torch.Generator().manual_seed(1))
+    directions = AttributeDirections.fit(
+        codes, labels, ["planted", "first"], steps=800, generator=torch.Generator().manual_seed(1)
+    )
     cosine = directions.direction("planted") @ (truth / truth.norm())
     assert cosine > 0.95
     accuracy = ((directions.logits(codes) > 0).long() == labels).float().mean()
@@ -138,8 +146,9 @@ def test_attribute_edit_judges_every_edit_like_a_prototype_edit(tiny_model, tmp_
     data = tiny_model_data()
     classifier = AttributeClassifier.for_dataset(data, ClassifierConfig(widths=(4,))).eval()
     images = torch.stack([data[i][0] for i in range(3)])
-    config = AttributeEditExplainer.Config(attribute=["red_square", "dark_bg"], amount=0.5, fit_images=32, steps=20,
-                                           sampler=DDIM_2)
+    config = AttributeEditExplainer.Config(
+        attribute=["red_square", "dark_bg"], amount=0.5, fit_images=32, steps=20, sampler=DDIM_2
+    )
     explanation = AttributeEditExplainer(config).explain(tiny_model, images, train=data, classifier=classifier)
     change = explanation.tensors["change"]
     assert change.shape == (2, 3, len(data.attribute_names))  # edits x images x judged attributes

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from protodiff.model import ConditionedDiffusion
 from protodiff._registry.manager import registries
 from protodiff._registry.registry import registering_as
+from protodiff.model import ConditionedDiffusion
 from protodiff.testing import check_component
 
 ROOT = Path(__file__).parent.parent
@@ -43,7 +43,9 @@ def test_the_documented_conditioner_conforms_and_trains(average_pool, tiny_confi
     assert model.conditioner.embedding[0].weight.grad is not None
 
 
-@pytest.mark.parametrize("page", sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md", ROOT / "CONTRIBUTING.md"], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "page", sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md", ROOT / "CONTRIBUTING.md"], ids=lambda p: p.name
+)
 def test_relative_links_resolve(page):
     for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
         assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"

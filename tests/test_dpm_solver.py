@@ -99,6 +99,7 @@ def test_inversion_round_trip_is_far_tighter_than_ddim(schedule, prediction):
     eps_fn = gaussian_oracle(schedule, 0.0, STD)
     net_fn = eps_fn
     if prediction == "v":  # the same predictor, parameterised as v = sqrt(a) eps - sqrt(1-a) x0
+
         def net_fn(x_t, t):
             eps = eps_fn(x_t, t)
             a = schedule.alpha_bar(t, x_t)

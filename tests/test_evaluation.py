@@ -13,13 +13,15 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import TINY_OVERRIDES, ChannelMeans
 from torch import nn
 
-from conftest import TINY_OVERRIDES, ChannelMeans
+from protodiff._registry.manager import registries
+from protodiff._registry.registry import registering_as
 from protodiff.checkpoint import load_model
 from protodiff.cli import main
-from protodiff.data.shapes import Shapes
 from protodiff.contracts.metric import EvalContext
+from protodiff.data.shapes import Shapes
 from protodiff.errors import ProtodiffError
 from protodiff.experiment import load_experiment
 from protodiff.metrics.fidelity.feature_extractors import inception_file
@@ -30,8 +32,6 @@ from protodiff.metrics.latent.latents import encode_latents
 from protodiff.metrics.latent.metric_latent_auroc import LatentAUROC
 from protodiff.metrics.latent.metric_tad import TAD, AttributesCaptured
 from protodiff.metrics.latent.protocol_scores import latent_auroc, tad_score
-from protodiff._registry.manager import registries
-from protodiff._registry.registry import registering_as
 from protodiff.training import Trainer
 
 CONDITIONER = "metrics-channel-means"
@@ -158,7 +158,7 @@ def test_fid_and_kid_metrics_share_images_and_label_the_extractor(conditional_ru
     assert kid["protocol"]["kid_subset_size"] == 40
     assert fid["extractor"] == {"name": "identity", "layer": "flat", "weights": None}
     assert fid["sampler"]["name"] == "ddim" and fid["sampler"]["steps"] == 2
-    assert len([k for k in context.cache.keys() if k[0] == "generated"]) == 1
+    assert len([k for k in context.cache if k[0] == "generated"]) == 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,9 +244,17 @@ def test_evaluate_is_the_library_call_behind_the_command(conditional_run):
         ("ddpm", ["--metrics", "fid", "--extractor", "nope"], "unknown feature_extractor 'nope'"),
         ("ddpm", ["--metrics", "fid", "--data", "image_size=32"], "set data.image_size=16"),
         ("ddpm", ["--metrics", "fid", "--set", "data.image_size=32"], "set data.image_size=16"),
-        ("cond", ["--metrics", "tad", "--set", "tad.auroc_treshold=0.9"], "options: tad.auroc_treshold: unknown key (did you mean 'auroc_threshold'?)"),
+        (
+            "cond",
+            ["--metrics", "tad", "--set", "tad.auroc_treshold=0.9"],
+            "options: tad.auroc_treshold: unknown key (did you mean 'auroc_threshold'?)",
+        ),
         ("cond", ["--metrics", "tad", "--set", "tad.bogus=1"], "options: tad.bogus: unknown key (allowed: num_latents"),
-        ("cond", ["--metrics", "tad", "--set", "tda.folds=3"], "options: tda: not a requested metric (tad) nor data or sampler; did you mean 'tad'?"),
+        (
+            "cond",
+            ["--metrics", "tad", "--set", "tda.folds=3"],
+            "options: tda: not a requested metric (tad) nor data or sampler; did you mean 'tad'?",
+        ),
         ("cond", ["--metrics", "tad", "--set", "tad.auroc_threshold=2"], "options: tad: the AUROC threshold must be in [0.5, 1]"),
         ("cond", ["--metrics", "tad", "--steps", "3"], "options: sampler: none of the requested metrics (tad) generates images"),
         ("cond", ["--metrics", "fid", "--extractor", "identity", "--conditions", "prior"], "need a latent prior"),

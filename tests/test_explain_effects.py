@@ -13,8 +13,8 @@ from torch import Tensor
 
 from protodiff.config import ComponentSpec
 from protodiff.data.shapes import ATTRIBUTES, Shapes, ShortcutConfig
-from protodiff.errors import ProtodiffError
 from protodiff.encoding import encode_split
+from protodiff.errors import ProtodiffError
 from protodiff.explain.effects import EffectMatrix, EffectsExplainer, effect_matrix
 from protodiff.explain.emergence import EmergenceExplainer, Partial, crossing, start_positions
 from protodiff.explain.shortcuts import ShortcutsExplainer, couplings, critical_value, detectable, label_correlation
@@ -28,6 +28,7 @@ DDIM_2 = ComponentSpec("sampler", "ddim", raw={"steps": 2})
 @pytest.fixture(scope="module")
 def setup():
     from conftest import TINY_OVERRIDES
+
     from protodiff.experiment import load_experiment
 
     torch.manual_seed(0)
@@ -44,7 +45,7 @@ def setup():
 
 
 def test_effect_matrix_covers_every_dimension_and_attribute_deterministically(setup):
-    model, data, classifier, images = setup
+    model, _data, classifier, images = setup
     sampler = model.sampler("ddim", steps=2)
     first = effect_matrix(model, images, classifier, sampler=sampler, chunk=5)
     again = effect_matrix(model, images, classifier, sampler=sampler, chunk=64)
@@ -90,11 +91,13 @@ def test_effect_summaries_are_read_off_the_per_image_changes():
 
 def test_a_coupling_the_images_support_ranks_first_and_alone_is_flagged():
     n = 128
-    change = torch.stack([
-        _flips(n, 0.5, 0.25, 0.0),  # planted: turns mark and tint on together
-        _flips(n, 0.5, 0.0, 0.0),  # one attribute only
-        _flips(n, 0.08, 0.0, 0.06),  # a real but small coupling: listed, below the threshold
-    ])
+    change = torch.stack(
+        [
+            _flips(n, 0.5, 0.25, 0.0),  # planted: turns mark and tint on together
+            _flips(n, 0.5, 0.0, 0.0),  # one attribute only
+            _flips(n, 0.08, 0.0, 0.06),  # a real but small coupling: listed, below the threshold
+        ]
+    )
     found = couplings(_matrix(change), threshold=0.1, correlation=torch.eye(3))
     assert found[0]["prototype"] == "proto_00" and found[0]["attributes"] == ["mark", "tint"]
     assert found[0]["effects"] == [0.5, 0.25] and found[0]["flagged"] and found[0]["score"] > 0
@@ -108,11 +111,15 @@ def test_a_coupling_the_other_dimensions_contradict_is_listed_not_flagged():
     """One dimension moving two attributes is entanglement, not a learnt dependency, when the other
     dimensions that move either attribute leave the other one alone."""
     n = 128
-    change = torch.stack([
-        _flips(n, 0.5, 0.4, 0.0),  # mark and tint together
-        _flips(n, 0.5, 0.0, 0.0), _flips(n, 0.4, 0.0, 0.0),  # mark alone, twice
-        _flips(n, 0.0, 0.5, 0.0), _flips(n, 0.0, 0.4, 0.0),  # tint alone, twice
-    ])
+    change = torch.stack(
+        [
+            _flips(n, 0.5, 0.4, 0.0),  # mark and tint together
+            _flips(n, 0.5, 0.0, 0.0),
+            _flips(n, 0.4, 0.0, 0.0),  # mark alone, twice
+            _flips(n, 0.0, 0.5, 0.0),
+            _flips(n, 0.0, 0.4, 0.0),  # tint alone, twice
+        ]
+    )
     found = couplings(_matrix(change), threshold=0.1)
     assert found[0]["prototype"] == "proto_00" and found[0]["score"] > 0  # real on both legs...
     assert found[0]["replication"]["agreeing"] == 1 and found[0]["replication"]["dimensions"] == 3
@@ -122,11 +129,14 @@ def test_a_coupling_the_other_dimensions_contradict_is_listed_not_flagged():
 def test_a_dependency_every_dimension_shows_is_flagged_on_each_in_either_direction():
     n = 128
     opposite = -_flips(n, 0.0, 0.3, 0.0)  # the tint turned off where the mark is turned on
-    change = torch.stack([
-        _flips(n, 0.5, 0.0, 0.0) + opposite, _flips(n, 0.4, 0.0, 0.0) + opposite,  # mark on, tint off
-        _flips(n, 0.0, 0.0, 0.5),  # bg alone: it has nothing to do with the pair
-        _flips(n, 0.1, 0.0, 0.4),  # a weak leg: listed below the threshold, not flagged
-    ])
+    change = torch.stack(
+        [
+            _flips(n, 0.5, 0.0, 0.0) + opposite,
+            _flips(n, 0.4, 0.0, 0.0) + opposite,  # mark on, tint off
+            _flips(n, 0.0, 0.0, 0.5),  # bg alone: it has nothing to do with the pair
+            _flips(n, 0.1, 0.0, 0.4),  # a weak leg: listed below the threshold, not flagged
+        ]
+    )
     found = couplings(_matrix(change), threshold=0.2)
     flagged = [(c["prototype"], c["attributes"]) for c in found if c["flagged"]]
     assert flagged == [("proto_00", ["mark", "tint"]), ("proto_01", ["mark", "tint"])]
@@ -169,7 +179,9 @@ def test_critical_value_is_the_bonferroni_t_quantile():
 def test_label_correlation_matches_numpy_and_marks_constant_labels():
     labels = torch.tensor([[1, 1, 0, 1], [0, 0, 0, 1], [1, 1, 0, 0], [0, 1, 0, 1], [1, 0, 0, 0]]).float()
     r = label_correlation(labels)
-    assert torch.allclose(r[[0, 1, 3]][:, [0, 1, 3]], torch.from_numpy(np.corrcoef(labels[:, [0, 1, 3]].T.numpy())).float(), atol=1e-6)
+    assert torch.allclose(
+        r[[0, 1, 3]][:, [0, 1, 3]], torch.from_numpy(np.corrcoef(labels[:, [0, 1, 3]].T.numpy())).float(), atol=1e-6
+    )
     assert torch.isnan(r[2]).all()
 
 
@@ -201,7 +213,9 @@ def test_shortcuts_explainer_writes_the_documented_json(setup, tmp_path):
 def test_a_classifier_for_other_attributes_is_one_line(setup):
     model, data, _, images = setup
     other = AttributeClassifier(["smiling", "blond"], 3, 16, ClassifierConfig(widths=(4,)))
-    with pytest.raises(ProtodiffError, match=r"^the classifier judges \['smiling', 'blond'\], the data has .*protodiff classifier train\)$"):
+    with pytest.raises(
+        ProtodiffError, match=r"^the classifier judges \['smiling', 'blond'\], the data has .*protodiff classifier train\)$"
+    ):
         EffectsExplainer(EffectsExplainer.Config(sampler=DDIM_2)).explain(model, images, classifier=other, data=data)
 
 
@@ -212,8 +226,9 @@ def test_crossing_is_the_first_timestep_at_half_the_final_value():
 
 def test_emergence_reads_every_sampler_step_and_ends_at_the_effect(setup, tmp_path):
     model, data, classifier, images = setup
-    explanation = EmergenceExplainer(EmergenceExplainer.Config(sampler=ComponentSpec("sampler", "ddim", raw={"steps": 3}),
-                                                               reference=4)).explain(model, images, data=data, classifier=classifier)
+    explanation = EmergenceExplainer(
+        EmergenceExplainer.Config(sampler=ComponentSpec("sampler", "ddim", raw={"steps": 3}), reference=4)
+    ).explain(model, images, data=data, classifier=classifier)
     explanation.save(tmp_path / "out")
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())
     k = model.conditioner.dim
@@ -236,8 +251,9 @@ def test_partial_latest_start_is_the_smallest_t_at_half_the_effect_from_the_firs
 def test_emergence_partial_regeneration_from_each_start_is_seeded_and_saved(setup, tmp_path):
     model, data, classifier, images = setup
     config = EmergenceExplainer.Config(sampler=ComponentSpec("sampler", "ddim", raw={"steps": 3}), reference=4, partial_starts=2)
-    run = lambda seed: EmergenceExplainer(config).explain(model, images, data=data, classifier=classifier,
-                                                         generator=torch.Generator().manual_seed(seed))
+    run = lambda seed: EmergenceExplainer(config).explain(
+        model, images, data=data, classifier=classifier, generator=torch.Generator().manual_seed(seed)
+    )
     explanation, again, other = run(0), run(0), run(1)
     explanation.save(tmp_path / "out")
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())["partial"]

@@ -56,12 +56,16 @@ def test_mismatched_columns_are_refused():
 
 
 def test_long_column_labels_wrap_inside_their_own_cell():
-    columns = [("real", _images(2, 32)), ("from condition, noise 0", _images(2, 32)),
-               ("from condition, noise 1", _images(2, 32)), ("inverted", _images(2, 32))]
+    columns = [
+        ("real", _images(2, 32)),
+        ("from condition, noise 0", _images(2, 32)),
+        ("from condition, noise 1", _images(2, 32)),
+        ("inverted", _images(2, 32)),
+    ]
     grid = image_grid(columns, per_row=2)
     pixels = np.asarray(grid).min(axis=2)
-    label_h = next(y for y in range(MARGIN, grid.height) if (pixels[y, MARGIN:MARGIN + 96] != 255).all()) - MARGIN
+    label_h = next(y for y in range(MARGIN, grid.height) if (pixels[y, MARGIN : MARGIN + 96] != 255).all()) - MARGIN
     assert label_h > LABEL_H, "the long labels take a second line"
     for column in range(1, 4):  # the gap before every cell of the first group stays blank above the images
         gap = MARGIN + column * 96 + (column - 1) * CELL_GAP
-        assert (pixels[MARGIN:MARGIN + label_h, gap:gap + CELL_GAP] == 255).all()
+        assert (pixels[MARGIN : MARGIN + label_h, gap : gap + CELL_GAP] == 255).all()

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import TINY_OVERRIDES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import TINY_OVERRIDES
 from protodiff import checkpoint as ckpt
 from protodiff.bench.judge import ACCURACY_SCHEMA
 from protodiff.bench.results import load_record, load_run
@@ -29,8 +29,17 @@ from protodiff.metrics.attribute_classifier import META_FILE, AttributeClassifie
 from protodiff.schema import OptionalKey, SchemaError, ValuesOf, check, read_json
 from protodiff.training import Trainer
 
-RUN_JSON = {"preset": "quick", "seed": 0, "matrix": ["patronus-shapes"], "shard": [0, 1], "command": "protodiff bench",
-            "notes": "", "left_out": {}, "environment": {"versions": {"torch": "2"}, "machine": "m"}, "started": "now"}
+RUN_JSON = {
+    "preset": "quick",
+    "seed": 0,
+    "matrix": ["patronus-shapes"],
+    "shard": [0, 1],
+    "command": "protodiff bench",
+    "notes": "",
+    "left_out": {},
+    "environment": {"versions": {"torch": "2"}, "machine": "m"},
+    "started": "now",
+}
 CELL_JSON = {
     "cell": "patronus-shapes", "method": "patronus", "dataset": "shapes", "preset": "patronus-shapes", "overrides": [],
     "seed": 0, "checkpoint": "run/checkpoints/step_0000004", "steps": 4, "trained_now": 4, "train_s": 1.0,
@@ -39,8 +48,10 @@ CELL_JSON = {
     "results": {"TAD": {"metric": "tad", "split": "test", "mean": 0.5, "std": 0.1, "per_fold": [0.4, 0.6]}},
     "figures": {"reconstructions": "reconstructions.png"}, "explainers": {"df-cam": {"skipped": "no"}}, "left_out": {},
 }  # fmt: skip
-META_JSON = {"explainer": "effects", "suggestions": [
-    {"index": i, "attribute": "red", "effect": 0.5, "consistency": 0.9} for i in range(3)]}
+META_JSON = {
+    "explainer": "effects",
+    "suggestions": [{"index": i, "attribute": "red", "effect": 0.5, "consistency": 0.9} for i in range(3)],
+}
 ACCURACY_JSON = {"split": "train", "steps": 2, "test_accuracy": {"red": 0.9}}
 
 
@@ -93,7 +104,9 @@ def test_a_classifier_json_that_does_not_match_its_weights_is_one_line(judge, tm
     shutil.copytree(judge, damaged)
     meta = json.loads((damaged / META_FILE).read_text())
     (damaged / META_FILE).write_text(json.dumps({**meta, "in_channels": 10**12}))
-    with pytest.raises(SchemaError, match=r"classifier.json: does not match model.safetensors \(first difference: 'body.0.0.weight'\)"):
+    with pytest.raises(
+        SchemaError, match=r"classifier.json: does not match model.safetensors \(first difference: 'body.0.0.weight'\)"
+    ):
         AttributeClassifier.load(damaged)
 
 
@@ -104,7 +117,9 @@ def test_a_damaged_effects_meta_json_stops_names_suggest_in_one_line(run, tmp_pa
     output = invoke("names", str(run), "--suggest", str(tmp_path / "fx"))
     assert "meta.json: suggestions[0].effect: expected a number" in output
     with pytest.raises(SchemaError, match=r"suggestions\[0\].index: 7 is not a dimension of this model"):
-        (tmp_path / "fx" / "meta.json").write_text(json.dumps({"suggestions": [{**s, "index": 7} for s in META_JSON["suggestions"]]}))
+        (tmp_path / "fx" / "meta.json").write_text(
+            json.dumps({"suggestions": [{**s, "index": 7} for s in META_JSON["suggestions"]]})
+        )
         read_suggestions(str(tmp_path / "fx"), 3)
 
 
@@ -170,7 +185,7 @@ def damaged_text(draw, original: dict, dump=json.dumps) -> bytes:
     if how == "truncate":
         return text[: draw(st.integers(0, max(0, len(text) - 1)))]
     at = draw(st.integers(0, len(text) - 1))
-    return text[:at] + draw(st.binary(min_size=1, max_size=8)) + text[at + 8:]
+    return text[:at] + draw(st.binary(min_size=1, max_size=8)) + text[at + 8 :]
 
 
 def _one_line_or_nothing(load) -> None:
@@ -187,8 +202,12 @@ def _fresh(source: Path) -> Path:
 
 
 #: Derandomized under CI (the same examples every run, so CI does not flake on a new find).
-PROPERTY = settings(max_examples=40, deadline=None, derandomize=bool(os.environ.get("CI")),
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+PROPERTY = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=bool(os.environ.get("CI")),
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 
 @PROPERTY
@@ -198,9 +217,12 @@ def test_damaged_bench_and_explanation_files_give_one_line_errors(data, kind):
     directory = Path(tempfile.mkdtemp())
     try:
         (directory / kind).write_bytes(data.draw(damaged_text(original)))
-        load = {"run.json": lambda: load_run(directory), "cell.json": lambda: load_record(directory / kind),
-                "meta.json": lambda: read_suggestions(str(directory), 3),
-                "accuracy.json": lambda: read_json(directory / kind, ACCURACY_SCHEMA, fix="x")}[kind]
+        load = {
+            "run.json": lambda: load_run(directory),
+            "cell.json": lambda: load_record(directory / kind),
+            "meta.json": lambda: read_suggestions(str(directory), 3),
+            "accuracy.json": lambda: read_json(directory / kind, ACCURACY_SCHEMA, fix="x"),
+        }[kind]
         _one_line_or_nothing(load)
     finally:
         shutil.rmtree(directory)
@@ -213,7 +235,7 @@ def test_damaged_classifiers_and_checkpoints_give_one_line_errors(run, judge, da
         directory = _fresh(judge)
         original = json.loads((directory / META_FILE).read_text())
         (directory / META_FILE).write_bytes(data.draw(damaged_text(original)))
-        load = lambda: AttributeClassifier.load(directory)  # noqa: E731
+        load = lambda: AttributeClassifier.load(directory)
     else:
         directory = _fresh(ckpt.list_checkpoints(run)[-1])
         path = directory / kind
@@ -223,7 +245,7 @@ def test_damaged_classifiers_and_checkpoints_give_one_line_errors(run, judge, da
             raw = path.read_bytes()
             at = data.draw(st.integers(0, len(raw) - 1)) if kind == "train_state.pt" else data.draw(st.integers(0, 200))
             cut = data.draw(st.booleans())
-            damaged = raw[:at] if cut else raw[:at] + data.draw(st.binary(min_size=1, max_size=8)) + raw[at + 8:]
+            damaged = raw[:at] if cut else raw[:at] + data.draw(st.binary(min_size=1, max_size=8)) + raw[at + 8 :]
         path.write_bytes(damaged)
         load = (lambda: ckpt.load_train_state(directory)) if kind == "train_state.pt" else (lambda: ckpt.load_model(directory))
     try:

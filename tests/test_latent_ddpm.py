@@ -11,7 +11,9 @@ def test_latent_ddpm_learns_a_correlated_gaussian():
     generator = torch.Generator().manual_seed(0)
     mixing = torch.tensor([[1.0, 0.0, 0.0], [0.8, 0.6, 0.0], [0.0, 0.0, 0.3]])
     data = torch.randn(1000, 3, generator=generator) @ mixing.T + torch.tensor([2.0, -1.0, 5.0])
-    prior = ComponentSpec("latent_prior", "latent-ddpm", raw={"width": 64, "depth": 3, "epochs": 60, "batch_size": 256, "lr": 3e-3}).build(dim=3)
+    prior = ComponentSpec(
+        "latent_prior", "latent-ddpm", raw={"width": 64, "depth": 3, "epochs": 60, "batch_size": 256, "lr": 3e-3}
+    ).build(dim=3)
     history = prior.fit(data, generator=torch.Generator().manual_seed(1))
     assert history[-1] < 0.7 * history[0]
     samples = prior.sample(2000, generator=torch.Generator().manual_seed(2))
@@ -86,5 +88,7 @@ def test_whitening_models_a_code_that_does_not_fill_its_space():
     reloaded = ComponentSpec("latent_prior", "latent-ddpm", raw=options).build(dim=12)
     reloaded.load_state_dict(prior.state_dict())
     assert reloaded.rank == 2
-    assert torch.equal(reloaded.sample(4, generator=torch.Generator().manual_seed(3)),
-                       prior.sample(4, generator=torch.Generator().manual_seed(3)))
+    assert torch.equal(
+        reloaded.sample(4, generator=torch.Generator().manual_seed(3)),
+        prior.sample(4, generator=torch.Generator().manual_seed(3)),
+    )

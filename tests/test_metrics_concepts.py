@@ -58,7 +58,9 @@ class Oracle:
 def test_an_oracle_agrees_on_every_attribute_and_shuffled_conditions_do_not(shapes_source):
     test = shapes_source.open("test")
     oracle = Oracle(torch.stack([test[i][0] for i in range(len(test))]))
-    metric = ReconstructionAgreement(parse(ReconstructionAgreement.Config, {"num_images": 120, "classifier_steps": 300, "batch_size": 40}))
+    metric = ReconstructionAgreement(
+        parse(ReconstructionAgreement.Config, {"num_images": 120, "classifier_steps": 300, "batch_size": 40})
+    )
     result = metric.compute(oracle, test, EvalContext(shapes_source, "test", oracle.device, seed=0))
     per = result["per_attribute"]
     assert result["mean"] == 1.0

@@ -53,7 +53,9 @@ def test_dpm_solver_samples_and_inverts_a_model_in_inference_mode(toy_conditione
     sampler = model.sampler("dpm-solver++", steps=4)
     seen = []
     x_T = model.invert(x0, condition=condition, sampler=sampler, callback=lambda info: seen.append(info.t_next))
-    images = model.sample(condition=condition, x_T=x_T, sampler=sampler, callback=lambda info: seen.append(info.x0_hat.is_inference()))
+    images = model.sample(
+        condition=condition, x_T=x_T, sampler=sampler, callback=lambda info: seen.append(info.x0_hat.is_inference())
+    )
     assert seen == [*sorted(sampler.timesteps()), True, True, True, True]  # callbacks run in inference mode
     assert images.shape == x0.shape and torch.isfinite(images).all()
     assert not images.is_inference() and not x_T.is_inference()  # ordinary tensors: changeable in place
@@ -107,7 +109,9 @@ def test_train_state_is_loaded_without_executing_code(tmp_path, toy_model):
 
     with open(tmp_path / "ckpt" / "train_state.pt", "wb") as handle:
         pickle.dump({"step": Evil()}, handle, protocol=2)
-    with pytest.raises(CheckpointError, match="refused: it is not made only of tensors and plain data .*GLOBAL exec.*could run code") as info:
+    with pytest.raises(
+        CheckpointError, match="refused: it is not made only of tensors and plain data .*GLOBAL exec.*could run code"
+    ) as info:
         load_train_state(tmp_path / "ckpt")
     message = str(info.value)  # what was refused and why, and never torch's advice to load it anyway
     assert "\n" not in message and "weights_only" not in message and "safe_globals" not in message

@@ -14,9 +14,9 @@ import textwrap
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from conftest import TINY_OVERRIDES
-from protodiff._registry.manager import PluginManager, reset_plugin_manager, registries
+
+from protodiff._registry.manager import PluginManager, registries, reset_plugin_manager
 from protodiff.checkpoint import load_model
 from protodiff.cli import main
 from protodiff.testing import ConformanceError, check_component

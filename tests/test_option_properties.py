@@ -19,10 +19,11 @@ import os
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import TINY_OVERRIDES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import TINY_OVERRIDES
+from protodiff._registry.manager import registries
 from protodiff.cli import main
 from protodiff.config import ComponentSpec, apply_overrides
 from protodiff.contracts.metric import EvalContext
@@ -30,7 +31,6 @@ from protodiff.diffusion import NoiseSchedule, ScheduleConfig
 from protodiff.errors import ProtodiffError
 from protodiff.experiment import load_experiment
 from protodiff.model import ConditionedDiffusion
-from protodiff._registry.manager import registries
 
 KINDS = ("encoder", "prototype_layer", "conditioner", "denoiser", "sampler", "latent_prior", "metric",
          "feature_extractor", "dataset", "explainer")  # fmt: skip
@@ -52,8 +52,10 @@ def component_options() -> list[tuple[str, str, str]]:
                 found.append((kind, name, field.name))
                 if field.metadata.get("kind") and field.default_factory is not dataclasses.MISSING:
                     nested = field.default_factory().component_class().Config
-                    found += [(kind, name, f"{field.name}.{sub}") for sub in
-                              ("name", "preset", *(sub.name for sub in dataclasses.fields(nested)))]
+                    found += [
+                        (kind, name, f"{field.name}.{sub}")
+                        for sub in ("name", "preset", *(sub.name for sub in dataclasses.fields(nested)))
+                    ]
     return found
 
 
@@ -65,8 +67,11 @@ def experiment_options() -> list[str]:
         for part in section.split("."):
             value = getattr(value, part)
         paths += [f"{section}.{field.name}" for field in dataclasses.fields(value)]
-    components = [f"{spec}.{key}" for spec in ("data", "model.denoiser", "model.conditioner", "sample.sampler", "prior")
-                  for key in ("name", "preset")]
+    components = [
+        f"{spec}.{key}"
+        for spec in ("data", "model.denoiser", "model.conditioner", "sample.sampler", "prior")
+        for key in ("name", "preset")
+    ]
     return paths + components + ["prior"] + [f"sample.sampler.{f.name}" for f in dataclasses.fields(config.sample.sampler.config)]
 
 
@@ -89,8 +94,11 @@ values = st.one_of(
 )  # fmt: skip
 #: Under CI the examples are derived from the test's name (the same every run, so CI does not
 #: flake on a new find); anywhere else hypothesis explores afresh and remembers what failed.
-PROPERTY = dict(deadline=None, derandomize=bool(os.environ.get("CI")),
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+PROPERTY = dict(
+    deadline=None,
+    derandomize=bool(os.environ.get("CI")),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def one_line(call) -> None:
@@ -103,8 +111,17 @@ def one_line(call) -> None:
 
 def test_the_scope_is_every_registered_component():
     kinds = {kind for kind, _, _ in COMPONENT_OPTIONS}
-    assert kinds >= {"encoder", "prototype_layer", "conditioner", "denoiser", "sampler", "latent_prior", "metric",
-                     "dataset", "explainer"}  # feature extractors have no options
+    assert kinds >= {
+        "encoder",
+        "prototype_layer",
+        "conditioner",
+        "denoiser",
+        "sampler",
+        "latent_prior",
+        "metric",
+        "dataset",
+        "explainer",
+    }  # feature extractors have no options
     assert ("explainer", "df-rise", "t") in COMPONENT_OPTIONS and ("explainer", "effects", "sampler.steps") in COMPONENT_OPTIONS
     assert len(COMPONENT_OPTIONS) > 200 and "train.lr" in EXPERIMENT_OPTIONS
 
@@ -137,8 +154,9 @@ def test_any_value_of_any_experiment_option_is_parsed_or_refused_in_one_line(pat
 @pytest.fixture(scope="module")
 def tiny():
     """An untrained tiny Patronus model on a 100-step schedule, its experiment and data."""
-    config = load_experiment("ddpm-shapes", [*TINY_OVERRIDES, "model.conditioner={name: patronus, preset: test}",
-                                             "model.diffusion.timesteps=100"])
+    config = load_experiment(
+        "ddpm-shapes", [*TINY_OVERRIDES, "model.conditioner={name: patronus, preset: test}", "model.diffusion.timesteps=100"]
+    )
     torch.manual_seed(0)
     model = ConditionedDiffusion.from_experiment(config).eval()
     source = config.data.build()
@@ -156,8 +174,12 @@ def _explain(tiny, name: str, options: dict, count: int = 2):
 
 timesteps = st.one_of(st.integers(-5, 130), st.integers(-(2**40), 2**40))
 small_counts = st.integers(-2, 60)
-names = st.one_of(st.sampled_from(["proto_00", "proto_04", "proto_05", "0", "4", "5", "99", "-1", "red_square",
-                                   "blue_circle", "nope", "", "proto_0"]), st.text(max_size=6))
+names = st.one_of(
+    st.sampled_from(
+        ["proto_00", "proto_04", "proto_05", "0", "4", "5", "99", "-1", "red_square", "blue_circle", "nope", "", "proto_0"]
+    ),
+    st.text(max_size=6),
+)
 numbers = st.one_of(st.sampled_from(["1", "-2.5", "nan", "inf", "x", "", "1e999"]), st.floats().map(repr))
 
 
@@ -172,13 +194,20 @@ def model_checked(draw):
         return what, {"t": draw(timesteps), "trajectory": draw(st.integers(-1, 3)), "layer": layer}
     if what == "edit":
         item = f"{draw(names)}={draw(numbers)}"
-        return what, {draw(st.sampled_from(["to", "shift", "sweep"])): [item], "sampler": {"name": "ddim", "steps": 2},
-                      "reference": 4}
+        return what, {
+            draw(st.sampled_from(["to", "shift", "sweep"])): [item],
+            "sampler": {"name": "ddim", "steps": 2},
+            "reference": 4,
+        }
     if what == "prototypes":
         return what, {"prototypes": draw(st.lists(names, max_size=2)), "reference": 4, "sampler": {"name": "ddim", "steps": 2}}
     if what == "attribute-edit":
-        return what, {"attribute": draw(st.lists(names, max_size=2)), "fit_images": 8, "steps": 3,
-                      "sampler": {"name": "ddim", "steps": 2}}
+        return what, {
+            "attribute": draw(st.lists(names, max_size=2)),
+            "fit_images": 8,
+            "steps": 3,
+            "sampler": {"name": "ddim", "steps": 2},
+        }
     if what == "sampler":
         name = draw(st.sampled_from(["ddim", "ddpm", "dpm-solver++", "exponential"]))
         return what, {"name": name, "steps": draw(small_counts.filter(lambda n: n != 0) | st.integers(90, 2**40))}
@@ -191,11 +220,13 @@ def test_options_checked_against_the_model_fail_in_one_line_before_any_work(tiny
     model, config, source, _, test = tiny
     what, options = case
     if what == "sampler":
+
         def run():
             sampler = model.sampler(ComponentSpec("sampler", options["name"], raw={"steps": options["steps"]}))
             if len(sampler.timesteps()) <= 10:  # sampling itself only where it is quick
                 model.sample(1, sampler=sampler, generator=torch.Generator().manual_seed(0))
     elif what == "inversion-error":
+
         def run():
             metric = ComponentSpec("metric", what, raw=options).resolved(source="--set").build()
             metric.check(model, test)
@@ -203,8 +234,10 @@ def test_options_checked_against_the_model_fail_in_one_line_before_any_work(tiny
                 context = EvalContext(split="test", seed=0, device=model.device, source=source, sampler=None, progress=False)
                 metric.compute(model, test, context)
     else:
+
         def run():
             _explain((model, config, source, None, test), what, options)
+
     one_line(run)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from protodiff._registry.manager import registries
 from protodiff.config import ComponentSpec
 from protodiff.errors import ConfigError, ProtodiffError
-from protodiff._registry.manager import registries
 
 
 def encoder(name: str, image_size: int, in_channels: int = 3, **options):

@@ -27,7 +27,7 @@ def test_log_l2_matches_the_definition():
 
 def test_log_l2_init_is_uniform_and_activation_peaks_on_an_exact_match():
     proto = layer("log-l2", 16, num_prototypes=100)
-    assert 0 <= proto.prototypes.min() and proto.prototypes.max() < 1
+    assert proto.prototypes.min() >= 0 and proto.prototypes.max() < 1
     z = torch.randn(1, 16, 5, 5) + 3
     z[0, :, 2, 3] = proto.prototypes[7]
     s, maps = proto(z)

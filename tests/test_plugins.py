@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from protodiff.cli import main
 from protodiff._registry.manager import PluginManager, reset_plugin_manager
+from protodiff.cli import main
 
 GOOD_PLUGIN = """
 from protodiff._registry.hookspecs import hookimpl
@@ -96,7 +96,9 @@ def test_autoload_can_be_disabled_and_modules_loaded_explicitly(site, monkeypatc
 
 def test_plugins_command_lists_versions_registrations_and_failures(site):
     make_distribution(site, "good-plugin", "1.2.3", {"good_plugin": GOOD_PLUGIN}, {"good": "good_plugin"})
-    make_distribution(site, "broken-plugin", "0.1", {"broken_plugin": "raise RuntimeError('boom')\n"}, {"broken": "broken_plugin"})
+    make_distribution(
+        site, "broken-plugin", "0.1", {"broken_plugin": "raise RuntimeError('boom')\n"}, {"broken": "broken_plugin"}
+    )
     result = CliRunner().invoke(main, ["plugins"])
     assert result.exit_code == 0, result.output
     assert "good  (good-plugin 1.2.3, entry point good_plugin)  ok" in result.output

@@ -7,17 +7,19 @@ from __future__ import annotations
 import pytest
 import torch
 
+from protodiff._registry.manager import registries
 from protodiff.experiment import load_experiment
 from protodiff.model import ConditionedDiffusion
-from protodiff._registry.manager import registries
 
 PRESETS = sorted(registries().preset.names())
-HEAVY = {"patronus-chexpert", "diffae-chexpert", "infodiff-chexpert"}  # 224 px through a published UNet: seconds, not milliseconds
+HEAVY = {
+    "patronus-chexpert",
+    "diffae-chexpert",
+    "infodiff-chexpert",
+}  # 224 px through a published UNet: seconds, not milliseconds
 
 
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in PRESETS]
-)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in PRESETS])
 def test_preset_builds_and_takes_a_training_step(name):
     config = load_experiment(name)
     source = config.data.build()
@@ -35,7 +37,13 @@ def test_preset_builds_and_takes_a_training_step(name):
 
 
 def test_paper_presets_match_the_published_numbers():
-    prototypes = {"patronus-fmnist": 30, "patronus-cifar10": 100, "patronus-celeba": 100, "patronus-ffhq": 100, "patronus-chexpert": 100}
+    prototypes = {
+        "patronus-fmnist": 30,
+        "patronus-cifar10": 100,
+        "patronus-celeba": 100,
+        "patronus-ffhq": 100,
+        "patronus-chexpert": 100,
+    }
     for name, k in prototypes.items():
         config = load_experiment(name)
         assert config.model.conditioner.config.prototype_layer.config.num_prototypes == k

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from protodiff._registry.registry import Registries, Registry, registering_as
 from protodiff.contracts.conditioner import Conditioner
 from protodiff.errors import RegistrationError, UnknownComponentError, UnknownKindError
-from protodiff._registry.registry import Registries, Registry, registering_as
 from protodiff.nn.unconditional import Unconditional
 
 

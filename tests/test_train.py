@@ -23,7 +23,11 @@ def assert_same_weights(a, b):
 
 def test_training_lowers_the_loss_and_writes_complete_checkpoints(tiny_config, tmp_path):
     config = tiny_config(
-        "train.steps=30", "train.lr=2e-3", "train.checkpoint_every=10", "train.keep_checkpoints=2", "model.diffusion.prediction=eps"
+        "train.steps=30",
+        "train.lr=2e-3",
+        "train.checkpoint_every=10",
+        "train.keep_checkpoints=2",
+        "model.diffusion.prediction=eps",
     )
     final = Trainer(config, tmp_path / "run", device="cpu", progress=False).fit()
     assert final.name == "step_0000030"
@@ -120,8 +124,8 @@ def test_ema_warms_up_then_decays_at_the_configured_rate():
 
 def test_lr_multipliers_give_each_module_its_own_learning_rate(tiny_config):
     from protodiff.config import parse
-    from protodiff.experiment import TrainConfig
     from protodiff.errors import ProtodiffError
+    from protodiff.experiment import TrainConfig
     from protodiff.model import ConditionedDiffusion
     from protodiff.training import parameter_groups
 
@@ -175,8 +179,8 @@ def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch):
 
 
 def test_a_config_from_before_precision_existed_still_loads():
-    from protodiff.experiment import experiment_from_dict, load_experiment
     from protodiff.config import to_dict
+    from protodiff.experiment import experiment_from_dict, load_experiment
 
     data = to_dict(load_experiment("ddpm-shapes"))
     del data["train"]["precision"]

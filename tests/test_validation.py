@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import TINY_OVERRIDES
+
 from protodiff import validation
 from protodiff.config import ComponentSpec
 from protodiff.diffusion import NoiseSchedule, ScheduleConfig
@@ -16,8 +16,9 @@ from protodiff.model import ConditionedDiffusion
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-@pytest.mark.parametrize("check", [validation.positive, validation.probability, validation.finite,
-                                   lambda **v: validation.at_least(0, **v)])
+@pytest.mark.parametrize(
+    "check", [validation.positive, validation.probability, validation.finite, lambda **v: validation.at_least(0, **v)]
+)
 def test_checks_refuse_nan_and_infinity_that_a_comparison_would_wave_through(check, bad):
     with pytest.raises(ValueError, match=f"x must be .*, got {bad}"):
         check(x=bad)

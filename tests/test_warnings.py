@@ -24,10 +24,18 @@ def _warn_calls():
         for path in sorted(folder.rglob("*.py")):
             module = ".".join((package, *path.relative_to(folder).with_suffix("").parts)).removesuffix(".__init__")
             for node in ast.walk(ast.parse(path.read_text())):
-                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "warn"
-                        and isinstance(node.func.value, ast.Name) and node.func.value.id == "warnings"):
-                    category = node.args[1] if len(node.args) > 1 else next(
-                        (k.value for k in node.keywords if k.arg == "category"), None)
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "warn"
+                    and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id == "warnings"
+                ):
+                    category = (
+                        node.args[1]
+                        if len(node.args) > 1
+                        else next((k.value for k in node.keywords if k.arg == "category"), None)
+                    )
                     yield module, node.lineno, category
 
 

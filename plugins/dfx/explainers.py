@@ -4,16 +4,14 @@ explained under their own condition, drawn as image | x_t | saliency over the im
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from protodiff import Registries, hookimpl
 from protodiff.contracts.explainer import Explainer, Explanation
 from protodiff.errors import OptionError
-from protodiff import hookimpl
 from protodiff.model import ConditionedDiffusion
-from protodiff import Registries
 from protodiff.validation import at_least, one_of
 from protodiff.validation import seed as check_seed
 from protodiff_dfx.saliency import BASELINES, BORDERS, DFCam, DFRise, along_trajectory, default_layer
@@ -40,8 +38,9 @@ def _diffused(model: ConditionedDiffusion, x0: Tensor, t: int, seed: int) -> tup
     return x_t, condition
 
 
-def _explanation(name: str, tool: DFRise | DFCam, model: ConditionedDiffusion, x0: Tensor, t: int, seed: int,
-                 points: int, meta: dict) -> Explanation:
+def _explanation(
+    name: str, tool: DFRise | DFCam, model: ConditionedDiffusion, x0: Tensor, t: int, seed: int, points: int, meta: dict
+) -> Explanation:
     """The maps of ``x0`` diffused to ``t``; with ``points``, also one sampling walk from fresh
     noise under the first image's condition, explained at that many of its steps."""
     from protodiff.figures import save_image_grid
@@ -50,18 +49,27 @@ def _explanation(name: str, tool: DFRise | DFCam, model: ConditionedDiffusion, x
     x_t, condition = _diffused(model, x0, t, seed)
     maps = tool.attribute(x_t, t=t, condition=condition)
     tensors = {"saliency": maps, "x_t": x_t, "images": x0}
-    figures = {"saliency.png": lambda path: save_image_grid(
-        path, [("image", x0), (f"x_t (t={t})", x_t.clamp(-1, 1)), (name, heat_over(x0, maps))], title=f"{name} at t = {t}")}
+    figures = {
+        "saliency.png": lambda path: save_image_grid(
+            path, [("image", x0), (f"x_t (t={t})", x_t.clamp(-1, 1)), (name, heat_over(x0, maps))], title=f"{name} at t = {t}"
+        )
+    }
     if points:
         first = None if condition is None else condition.vector[:1]
         x_T = model.noise(1, torch.Generator().manual_seed(seed)).to(model.device)
         walk = along_trajectory(tool, model, x_T=x_T, condition=first, points=points)
         x0_hat, walk_maps = walk.x0_hat[:, 0].clamp(-1, 1), walk.maps[:, 0]
-        tensors |= {"trajectory_x0_hat": x0_hat, "trajectory_saliency": walk_maps,
-                    "trajectory_timesteps": torch.tensor(walk.timesteps)}
+        tensors |= {
+            "trajectory_x0_hat": x0_hat,
+            "trajectory_saliency": walk_maps,
+            "trajectory_timesteps": torch.tensor(walk.timesteps),
+        }
         figures["trajectory.png"] = lambda path: save_image_grid(
-            path, [("x0_hat", x0_hat), (name, heat_over(x0_hat, walk_maps))], per_row=len(walk.timesteps),
-            title=f"{name} along one sampling walk, t = " + ", ".join(map(str, walk.timesteps)))
+            path,
+            [("x0_hat", x0_hat), (name, heat_over(x0_hat, walk_maps))],
+            per_row=len(walk.timesteps),
+            title=f"{name} along one sampling walk, t = " + ", ".join(map(str, walk.timesteps)),
+        )
         meta = {**meta, "trajectory_timesteps": walk.timesteps}
     return Explanation(name, tensors, meta, figures)
 
@@ -106,11 +114,26 @@ class DFRiseExplainer(Explainer):
 
     def explain(self, model: ConditionedDiffusion, batch: Tensor) -> Explanation:
         c = self.config
-        rise = DFRise(model, num_masks=c.num_masks, probability=c.probability, cell=c.cell, batch_size=c.batch_size,
-                      seed=c.seed, baseline=c.baseline, border=c.border)
-        return _explanation("df-rise", rise, model, batch, c.t, c.seed, c.trajectory,
-                            {"t": c.t, "num_masks": c.num_masks, "seed": c.seed, "baseline": c.baseline,
-                             "border": c.border})
+        rise = DFRise(
+            model,
+            num_masks=c.num_masks,
+            probability=c.probability,
+            cell=c.cell,
+            batch_size=c.batch_size,
+            seed=c.seed,
+            baseline=c.baseline,
+            border=c.border,
+        )
+        return _explanation(
+            "df-rise",
+            rise,
+            model,
+            batch,
+            c.t,
+            c.seed,
+            c.trajectory,
+            {"t": c.t, "num_masks": c.num_masks, "seed": c.seed, "baseline": c.baseline, "border": c.border},
+        )
 
 
 class DFCamExplainer(Explainer):
@@ -133,8 +156,16 @@ class DFCamExplainer(Explainer):
         c = self.config
         check_against_model(model, c.t, c.trajectory)
         layer = c.layer or default_layer(model)
-        return _explanation("df-cam", DFCam(model, layer=layer), model, batch, c.t, c.seed, c.trajectory,
-                            {"t": c.t, "layer": layer, "seed": c.seed})
+        return _explanation(
+            "df-cam",
+            DFCam(model, layer=layer),
+            model,
+            batch,
+            c.t,
+            c.seed,
+            c.trajectory,
+            {"t": c.t, "layer": layer, "seed": c.seed},
+        )
 
 
 @hookimpl

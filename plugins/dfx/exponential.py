@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from protodiff import Registries, hookimpl
 from protodiff.diffusion.samplers import DDIMSampler
 from protodiff.errors import OptionError
 from protodiff.validation import at_least
-from protodiff import hookimpl
-from protodiff import Registries
 
 
 def exponential_timesteps(num_timesteps: int, steps: int, gamma: float, mode: Literal["early", "late"]) -> list[int]:
@@ -79,7 +78,7 @@ def plot_spacing(path: str | Path, *, num_timesteps: int = 1000, steps: int = 30
         f"late (l={steps}, gamma={gamma:g})": exponential_timesteps(num_timesteps, steps, gamma, "late"),
     }
     figure, axis = plt.subplots(figsize=(7, 2.2))
-    for row, (label, values) in enumerate(rows.items()):
+    for row, values in enumerate(rows.values()):
         axis.scatter(values, [row] * len(values), marker="|", s=300)
     axis.set_yticks(range(len(rows)), list(rows))
     axis.set_xlim(num_timesteps, -10)

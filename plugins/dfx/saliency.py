@@ -22,7 +22,6 @@ from protodiff.contracts.sampler import Sampler, StepInfo
 from protodiff.errors import ProtodiffError
 from protodiff.model import ConditionedDiffusion
 
-
 BORDERS = ("valid", "reflect")
 
 
@@ -33,8 +32,9 @@ def _gaussian_window(size: int, sigma: float, channels: int, like: Tensor) -> Te
     return (g[:, None] * g[None, :]).expand(channels, 1, size, size).contiguous()
 
 
-def ssim_structure(x: Tensor, y: Tensor, *, window: int = 15, sigma: float = 1.5, c3: float = 0.03**2 / 2,
-                   border: str = "valid") -> Tensor:
+def ssim_structure(
+    x: Tensor, y: Tensor, *, window: int = 15, sigma: float = 1.5, c3: float = 0.03**2 / 2, border: str = "valid"
+) -> Tensor:
     """SSIM's structure term (sigma_xy + C3) / (sigma_x sigma_y + C3), averaged over pixels and
     channels: one number per image of ``x`` (N, C, H, W) against ``y`` (N or 1 images). Local
     statistics under a Gaussian window (15, sigma 1.5) and C3 = (0.03)^2 / 2, as DF-RISE scores
@@ -59,8 +59,16 @@ def ssim_structure(x: Tensor, y: Tensor, *, window: int = 15, sigma: float = 1.5
     return ((cov + c3) / (var_x.sqrt() * var_y.sqrt() + c3)).mean(dim=(1, 2, 3))
 
 
-def rise_masks(n: int, height: int, width: int, *, cell: int, probability: float, generator: torch.Generator,
-               device: torch.device | str = "cpu") -> Tensor:
+def rise_masks(
+    n: int,
+    height: int,
+    width: int,
+    *,
+    cell: int,
+    probability: float,
+    generator: torch.Generator,
+    device: torch.device | str = "cpu",
+) -> Tensor:
     """RISE's masks (Petsiuk et al. 2018): a coarse Bernoulli(``probability``) grid of ``cell``-pixel
     cells, upsampled bilinearly and shifted by a random offset below one cell, so that mask edges
     fall anywhere: (n, 1, height, width) in [0, 1]. One uniform draw per call, a row per mask (its
@@ -129,9 +137,18 @@ class DFRise:
     and a plain DDPM, where random, smooth random and centre-prior maps score 0.00 +- 0.02.
     ``baseline="published", border="valid"`` is the published estimator."""
 
-    def __init__(self, model: ConditionedDiffusion, *, num_masks: int = 500, probability: float = 0.5,
-                 cell: int = 4, batch_size: int = 50, seed: int = 0, baseline: str = "coverage",
-                 border: str = "reflect") -> None:
+    def __init__(
+        self,
+        model: ConditionedDiffusion,
+        *,
+        num_masks: int = 500,
+        probability: float = 0.5,
+        cell: int = 4,
+        batch_size: int = 50,
+        seed: int = 0,
+        baseline: str = "coverage",
+        border: str = "reflect",
+    ) -> None:
         if num_masks < 1 or batch_size < 1 or cell < 1 or not 0 < probability < 1:
             raise ProtodiffError("DF-RISE needs num_masks, batch_size and cell >= 1 and 0 < probability < 1")
         if baseline not in BASELINES:
@@ -143,8 +160,9 @@ class DFRise:
         self.border = border
 
     @torch.inference_mode()
-    def attribute(self, x_t: Tensor, *, t: int, condition: Condition | Tensor | None = None,
-                  generator: torch.Generator | None = None) -> Tensor:
+    def attribute(
+        self, x_t: Tensor, *, t: int, condition: Condition | Tensor | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Saliency maps (B, H, W) of the images ``x_t`` at timestep ``t`` under ``condition``."""
         model, (batch, _, height, width) = self.model, x_t.shape
         x_t = x_t.to(model.device)
@@ -160,14 +178,19 @@ class DFRise:
         mean_sum = mean_squares = 0.0
         for start in range(0, self.num_masks, self.batch_size):
             n = min(self.batch_size, self.num_masks - start)
-            masks = rise_masks(n, height, width, cell=self.cell, probability=self.probability,
-                               generator=generator, device=model.device)
-            scores = torch.stack([
-                ssim_structure(model.eps_fn(_row(condition, row, n), n)(x_t[row : row + 1] * masks,
-                                                                        _timesteps(t, n, model.device)),
-                               reference[row : row + 1], border=self.border)
-                for row in range(batch)
-            ])  # (B, n)
+            masks = rise_masks(
+                n, height, width, cell=self.cell, probability=self.probability, generator=generator, device=model.device
+            )
+            scores = torch.stack(
+                [
+                    ssim_structure(
+                        model.eps_fn(_row(condition, row, n), n)(x_t[row : row + 1] * masks, _timesteps(t, n, model.device)),
+                        reference[row : row + 1],
+                        border=self.border,
+                    )
+                    for row in range(batch)
+                ]
+            )  # (B, n)
             means = masks.mean(dim=(1, 2, 3))
             weighted += torch.einsum("bn,nhw->bhw", scores, masks[:, 0])
             coverage += masks[:, 0].sum(0)
@@ -194,9 +217,13 @@ def layer_names(model: ConditionedDiffusion) -> dict[str, tuple[int, int, int]]:
     of the model's size: the names :class:`DFCam` takes (found by one forward pass)."""
     shapes: dict[str, tuple[int, int, int]] = {}
     handles = [
-        module.register_forward_hook(lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:]))
-                                     if isinstance(out, Tensor) and out.dim() == 4 else None)
-        for name, module in model.denoiser.named_modules() if name
+        module.register_forward_hook(
+            lambda _m, _i, out, name=name: (
+                shapes.__setitem__(name, tuple(out.shape[1:])) if isinstance(out, Tensor) and out.dim() == 4 else None
+            )
+        )
+        for name, module in model.denoiser.named_modules()
+        if name
     ]
     try:
         x = torch.zeros(1, model.in_channels, model.image_size, model.image_size, device=model.device)
@@ -229,12 +256,15 @@ class DFCam:
         if not layer or layer not in modules or layer not in layer_names(model):  # a container has no map of its own
             close = difflib.get_close_matches(layer, list(layer_names(model)), n=3, cutoff=0.4)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ProtodiffError(f"the denoiser has no block {layer!r} that outputs a feature map{hint} "
-                                 "(protodiff_dfx.layer_names(model) lists them)")
+            raise ProtodiffError(
+                f"the denoiser has no block {layer!r} that outputs a feature map{hint} "
+                "(protodiff_dfx.layer_names(model) lists them)"
+            )
         self.model, self.layer, self.module = model, layer, modules[layer]
 
-    def attribute(self, x_t: Tensor, *, t: int, condition: Condition | Tensor | None = None,
-                  region: Tensor | None = None) -> Tensor:
+    def attribute(
+        self, x_t: Tensor, *, t: int, condition: Condition | Tensor | None = None, region: Tensor | None = None
+    ) -> Tensor:
         """Class-activation maps (B, H, W), non-negative, of the images ``x_t`` at timestep ``t``."""
         model, (batch, _, height, width) = self.model, x_t.shape
         if condition is not None:  # explain the denoiser only: no gradient into the encoder
@@ -262,8 +292,15 @@ class DFCam:
 
 
 @torch.inference_mode()
-def insertion_deletion(model: ConditionedDiffusion, x_t: Tensor, maps: Tensor, *, t: int,
-                       condition: Condition | Tensor | None = None, steps: int = 16) -> dict[str, Tensor]:
+def insertion_deletion(
+    model: ConditionedDiffusion,
+    x_t: Tensor,
+    maps: Tensor,
+    *,
+    t: int,
+    condition: Condition | Tensor | None = None,
+    steps: int = 16,
+) -> dict[str, Tensor]:
     """How faithful saliency ``maps`` (B, H, W) are to the denoiser, per image (RISE's protocol on
     the noise prediction): *deletion* zeroes the pixels of x_t from the most salient down and
     *insertion* restores them onto a zero x_t, in ``steps`` equal shares; at each share the
@@ -299,9 +336,15 @@ class TrajectoryExplanation:
     maps: Tensor  # (S, B, H, W)
 
 
-def along_trajectory(tool: DFRise | DFCam, model: ConditionedDiffusion, *, x_T: Tensor,
-                     condition: Condition | Tensor | None = None, sampler: Sampler | None = None,
-                     points: int = 5) -> TrajectoryExplanation:
+def along_trajectory(
+    tool: DFRise | DFCam,
+    model: ConditionedDiffusion,
+    *,
+    x_T: Tensor,
+    condition: Condition | Tensor | None = None,
+    sampler: Sampler | None = None,
+    points: int = 5,
+) -> TrajectoryExplanation:
     """Explain one sampling walk at ``points`` of its steps, evenly spread from the first to the
     last: the walk is run once, the sampler's callback keeps x_t and x0_hat at those steps (no
     copied sampling loop), and ``tool`` explains each kept x_t at its own timestep."""

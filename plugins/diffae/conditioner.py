@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 
 from torch import Tensor
 
+from protodiff import Registries, hookimpl
 from protodiff.contracts.conditioner import Condition, Conditioner
-from protodiff import hookimpl
 from protodiff.nn.levels import UNetShape
-from protodiff import Registries
 from protodiff.validation import at_least
 from protodiff_diffae.encoder import HalfUNetEncoder
 
@@ -49,8 +48,15 @@ class DiffAEConditioner(Conditioner):
     presets = {
         "test": {
             "dim": 8,
-            "encoder": {"base_channels": 8, "channel_mult": (1, 2), "num_res_blocks": 1, "attention_levels": (1,),
-                        "attention_heads": 1, "norm_groups": 4, "dropout": 0.0},
+            "encoder": {
+                "base_channels": 8,
+                "channel_mult": (1, 2),
+                "num_res_blocks": 1,
+                "attention_levels": (1,),
+                "attention_heads": 1,
+                "norm_groups": 4,
+                "dropout": 0.0,
+            },
         }
     }
 

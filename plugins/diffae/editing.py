@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from protodiff import Registries, hookimpl
 from protodiff.config import ComponentSpec, component
 from protodiff.contracts.explainer import Explainer, Explanation, flag
 from protodiff.encoding import encode_split
@@ -38,8 +39,6 @@ from protodiff.errors import OptionError, ProtodiffError
 from protodiff.explain.edit import invert_batch, regenerate, require_vector
 from protodiff.explain.effects import EffectMatrix, check_classifier, matrix_tensors, plot_effects
 from protodiff.figures import save_image_grid
-from protodiff import hookimpl
-from protodiff import Registries
 from protodiff.validation import finite
 
 if TYPE_CHECKING:
@@ -113,8 +112,13 @@ class AttributeDirections:
         encoded = encode_split(model, data, limit=limit, progress=progress)
         if not encoded.attribute_names:
             raise ProtodiffError("the dataset has no attribute labels: attribute directions need binary attributes")
-        return cls.fit(encoded.vectors, encoded.attributes, encoded.attribute_names, steps=steps,
-                       generator=torch.Generator().manual_seed(seed))
+        return cls.fit(
+            encoded.vectors,
+            encoded.attributes,
+            encoded.attribute_names,
+            steps=steps,
+            generator=torch.Generator().manual_seed(seed),
+        )
 
     def index(self, attribute: str) -> int:
         if attribute not in self.attribute_names:
@@ -162,9 +166,16 @@ class AttributeEditExplainer(Explainer):
                 raise ValueError("fit_images must be at least 2, steps and batch_size positive")
             finite(amount=self.amount)
 
-    def explain(self, model: ConditionedDiffusion, batch: Tensor, *, train: LabeledImages,
-                data: LabeledImages | None = None, classifier: AttributeClassifier | None = None,
-                generator: torch.Generator | None = None) -> Explanation:
+    def explain(
+        self,
+        model: ConditionedDiffusion,
+        batch: Tensor,
+        *,
+        train: LabeledImages,
+        data: LabeledImages | None = None,
+        classifier: AttributeClassifier | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Explanation:
         c = self.config
         require_vector(model, "attribute-edit")
         if classifier is not None:
@@ -184,13 +195,26 @@ class AttributeEditExplainer(Explainer):
         images = regenerate(model, edited, x_T.repeat(len(attributes) + 1, 1, 1, 1), sampler, c.batch_size)
         images = images.view(len(attributes) + 1, n, *batch.shape[1:])
         labels = [f"{name} {c.amount:+g}" for name in attributes]
-        tensors = {"images": batch, "x_T": x_T, "vectors": vectors, "reconstructed": images[0],
-                   "edited": images[1:].transpose(0, 1), "directions": directions.weight}
-        meta = {"attributes": attributes, "amount": c.amount, "fit_images": min(c.fit_images, len(train)),
-                "direction_accuracy": _accuracy(directions, model, train if data is None else data, c.fit_images)}
+        tensors = {
+            "images": batch,
+            "x_T": x_T,
+            "vectors": vectors,
+            "reconstructed": images[0],
+            "edited": images[1:].transpose(0, 1),
+            "directions": directions.weight,
+        }
+        meta = {
+            "attributes": attributes,
+            "amount": c.amount,
+            "fit_images": min(c.fit_images, len(train)),
+            "direction_accuracy": _accuracy(directions, model, train if data is None else data, c.fit_images),
+        }
         columns = [("real", batch), ("reconstructed", images[0])] + list(zip(labels, images[1:]))
-        figures = {"edit.png": lambda path: save_image_grid(
-            path, columns, per_row=1, title=f"DiffAE edits: each attribute's normal, amount {c.amount:+g}")}
+        figures = {
+            "edit.png": lambda path: save_image_grid(
+                path, columns, per_row=1, title=f"DiffAE edits: each attribute's normal, amount {c.amount:+g}"
+            )
+        }
         if classifier is not None:
             probs = classifier.predict_proba(images.flatten(0, 1)).view(len(attributes) + 1, n, -1)
             matrix = EffectMatrix(labels, list(classifier.attribute_names), (probs[1:] - probs[:1]).cpu())

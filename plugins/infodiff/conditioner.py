@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from protodiff import Registries, hookimpl
 from protodiff.contracts.conditioner import Condition, Conditioner
-from protodiff import hookimpl
 from protodiff.nn.levels import UNetShape
-from protodiff import Registries
 from protodiff.validation import at_least
 from protodiff_infodiff.encoder import UNetEncoder
 from protodiff_infodiff.regularisers import gaussian_kl, mmd
@@ -69,8 +68,15 @@ class InfoDiffConditioner(Conditioner):
             "dim": 4,
             "embed_dim": 16,
             "kld_weight": 0.01,  # exercises the heads and both terms
-            "encoder": {"base_channels": 8, "channel_mult": (1, 2), "num_res_blocks": 1, "attention_levels": (1,),
-                        "attention_heads": 1, "norm_groups": 4, "dropout": 0.0},
+            "encoder": {
+                "base_channels": 8,
+                "channel_mult": (1, 2),
+                "num_res_blocks": 1,
+                "attention_levels": (1,),
+                "attention_heads": 1,
+                "norm_groups": 4,
+                "dropout": 0.0,
+            },
         },
     }
 

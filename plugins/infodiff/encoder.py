@@ -29,7 +29,10 @@ class UNetEncoder(nn.Module):
         self.up = levels.up(skips)
         width = shape.base_channels * shape.channel_mult[0]
         self.head = nn.Sequential(
-            GroupNorm32(shape.norm_groups, width), nn.SiLU(), nn.Conv2d(width, 1, 3, padding=1), nn.Flatten(),
+            GroupNorm32(shape.norm_groups, width),
+            nn.SiLU(),
+            nn.Conv2d(width, 1, 3, padding=1),
+            nn.Flatten(),
             nn.Linear(image_size * image_size, dim),
         )
 

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from protodiff import Registries, hookimpl
 from protodiff.contracts.latent_prior import LatentPrior
-from protodiff import hookimpl
-from protodiff import Registries
 from protodiff.validation import at_least
 from protodiff_infodiff.regularisers import mmd
 

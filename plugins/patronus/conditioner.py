@@ -14,13 +14,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from protodiff import Registries, hookimpl
 from protodiff.config import ComponentSpec, component
 from protodiff.contracts.conditioner import Condition, Conditioner
-from protodiff_patronus.contracts import Box, Encoder
-from protodiff_patronus.contracts import PrototypeLayer, require_prototypes
-from protodiff import hookimpl
-from protodiff import Registries
 from protodiff.validation import at_least
+from protodiff_patronus.contracts import Box, Encoder, PrototypeLayer, require_prototypes
 
 if TYPE_CHECKING:
     from protodiff.model import ConditionedDiffusion
@@ -48,7 +46,13 @@ class PatronusConditioner(Conditioner):
 
     presets = {
         "test": {
-            "encoder": {"name": "patronus-conv", "channels": (8, 16), "kernel_sizes": (3, 3), "strides": (2, 1), "paddings": (1, 0)},
+            "encoder": {
+                "name": "patronus-conv",
+                "channels": (8, 16),
+                "kernel_sizes": (3, 3),
+                "strides": (2, 1),
+                "paddings": (1, 0),
+            },
             "prototype_layer": {"name": "log-l2", "num_prototypes": 5},
             "embed_dim": 16,
         }

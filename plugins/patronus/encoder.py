@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from protodiff_patronus.contracts import Box, Encoder
+from protodiff import Registries, hookimpl
 from protodiff.errors import ConfigError, ProtodiffError, UnknownComponentError
-from protodiff import hookimpl
-from protodiff import Registries
 from protodiff.validation import at_least
+from protodiff_patronus.contracts import Box, Encoder
 
 
 def input_interval(layers: list[tuple[int, int, int]], index: int, size: int) -> tuple[int, int]:
@@ -160,9 +159,11 @@ class TimmEncoder(Encoder):
     def _measure(self, i: int, j: int) -> Box:
         was_training = self.training
         self.eval()
-        probe = torch.randn(
-            1, self.in_channels, self.image_size, self.image_size, generator=torch.Generator().manual_seed(0)
-        ).to(next(self.parameters()).device).requires_grad_(True)
+        probe = (
+            torch.randn(1, self.in_channels, self.image_size, self.image_size, generator=torch.Generator().manual_seed(0))
+            .to(next(self.parameters()).device)
+            .requires_grad_(True)
+        )
         self(probe)[0, :, i, j].abs().sum().backward()
         self.train(was_training)
         rows, cols = (probe.grad[0].abs().sum(0) > 0).nonzero(as_tuple=True)
@@ -171,7 +172,7 @@ class TimmEncoder(Encoder):
         return Box(rows.min().item(), cols.min().item(), rows.max().item() + 1, cols.max().item() + 1)
 
 
-@lru_cache(maxsize=None)
+@cache
 def timm_encoder(model_name: str) -> type[TimmEncoder]:
     """The ``timm-<model_name>`` encoder class (a family member of the encoder registry)."""
     import timm

@@ -20,30 +20,30 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import Tensor
 
+from protodiff import Registries, hookimpl
 from protodiff.config import ComponentSpec, component
 from protodiff.contracts.dataset import LabeledImages
-from protodiff_patronus.contracts import Box, Encoder
 from protodiff.contracts.explainer import Explainer, Explanation, flag
-from protodiff_patronus.contracts import require_prototypes
 from protodiff.encoding import encode_split
 from protodiff.explain.dimensions import dimension_index
 from protodiff.explain.edit import invert_batch, regenerate
 from protodiff.figures import BACKGROUND, CELL_GAP, GROUP_GAP, INK, MARGIN, MIN_CELL, font, save_image, to_pil
-from protodiff import hookimpl
 from protodiff.model import ConditionedDiffusion
-from protodiff import Registries
 from protodiff.validation import at_least
 from protodiff_patronus.conditioner import nearest_patch_boxes
+from protodiff_patronus.contracts import Box, require_prototypes
 
 BOX_COLOUR = (255, 0, 160)
 
 
 def crop(images: Tensor, boxes: list[Box], size: int) -> Tensor:
     """Each image's box, resized to ``size`` x ``size`` (nearest: the pixels the encoder saw)."""
-    return torch.stack([
-        F.interpolate(image[None, :, b.top:b.bottom, b.left:b.right].float(), size=(size, size), mode="nearest")[0]
-        for image, b in zip(images, boxes)
-    ])
+    return torch.stack(
+        [
+            F.interpolate(image[None, :, b.top : b.bottom, b.left : b.right].float(), size=(size, size), mode="nearest")[0]
+            for image, b in zip(images, boxes)
+        ]
+    )
 
 
 @torch.no_grad()
@@ -95,39 +95,55 @@ class PrototypesExplainer(Explainer):
         ref_maps = reference.maps[:, chosen].flatten(2).amin(dim=2)  # (R, p)
         nearest = ref_maps.argmin(dim=0)
         ref_images = torch.stack([train[int(i)][0] for i in nearest])
-        ref_boxes = [nearest_patch_boxes(conditioner.encoder, reference.maps[int(i), j][None, None])[0][0]
-                     for i, j in zip(nearest, chosen)]
+        ref_boxes = [
+            nearest_patch_boxes(conditioner.encoder, reference.maps[int(i), j][None, None])[0][0] for i, j in zip(nearest, chosen)
+        ]
 
         size = batch.shape[-1]
         crops = crop(generated.cpu(), boxes, size)
         tensors = {
-            "images": batch, "targets": targets, "regenerated": generated.reshape(p, n, *batch.shape[1:]),
+            "images": batch,
+            "targets": targets,
+            "regenerated": generated.reshape(p, n, *batch.shape[1:]),
             "crops": crops.reshape(p, n, *batch.shape[1:]),
-            "before": vectors[:, chosen].T.contiguous(), "after": after[rows, which].reshape(p, n),
+            "before": vectors[:, chosen].T.contiguous(),
+            "after": after[rows, which].reshape(p, n),
             "boxes": torch.tensor([[b.top, b.left, b.bottom, b.right] for b in boxes]).reshape(p, n, 4),
-            "nearest_images": ref_images, "nearest_crops": crop(ref_images, ref_boxes, size),
+            "nearest_images": ref_images,
+            "nearest_crops": crop(ref_images, ref_boxes, size),
         }
         meta = {
-            "names": names, "quantile": c.quantile, "reference_images": len(reference.vectors),
+            "names": names,
+            "quantile": c.quantile,
+            "reference_images": len(reference.vectors),
             "prototypes": [
                 {
-                    "prototype": names[j], "index": j, "target": float(targets[j]),
-                    "before": tensors["before"][k].tolist(), "after": tensors["after"][k].tolist(),
+                    "prototype": names[j],
+                    "index": j,
+                    "target": float(targets[j]),
+                    "before": tensors["before"][k].tolist(),
+                    "after": tensors["after"][k].tolist(),
                     "boxes": tensors["boxes"][k].tolist(),
-                    "nearest": {"reference_index": int(nearest[k]), "distance": float(ref_maps[nearest[k], k]),
-                                "box": [ref_boxes[k].top, ref_boxes[k].left, ref_boxes[k].bottom, ref_boxes[k].right]},
+                    "nearest": {
+                        "reference_index": int(nearest[k]),
+                        "distance": float(ref_maps[nearest[k], k]),
+                        "box": [ref_boxes[k].top, ref_boxes[k].left, ref_boxes[k].bottom, ref_boxes[k].right],
+                    },
                 }
                 for k, j in enumerate(chosen)
             ],
         }
         labels = [f"{names[j]} -> {float(targets[j]):.2f}" for j in chosen]
-        return Explanation("prototypes", tensors, meta, {"gallery.png": lambda path: _gallery(path, tensors, labels, boxes, ref_boxes)})
+        return Explanation(
+            "prototypes", tensors, meta, {"gallery.png": lambda path: _gallery(path, tensors, labels, boxes, ref_boxes)}
+        )
 
 
 def _boxed(image: Tensor, box: Box, scale: int) -> Image.Image:
     pil = to_pil(image, scale)
     ImageDraw.Draw(pil).rectangle(
-        (box.left * scale, box.top * scale, box.right * scale - 1, box.bottom * scale - 1), outline=BOX_COLOUR, width=2)
+        (box.left * scale, box.top * scale, box.right * scale - 1, box.bottom * scale - 1), outline=BOX_COLOUR, width=2
+    )
     return pil
 
 

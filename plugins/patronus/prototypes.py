@@ -19,10 +19,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from protodiff_patronus.contracts import PrototypeLayer
-from protodiff import hookimpl
-from protodiff import Registries
+from protodiff import Registries, hookimpl
 from protodiff.validation import at_least, between, positive
+from protodiff_patronus.contracts import PrototypeLayer
 
 
 def patch_prototype_distances(z: Tensor, prototypes: Tensor) -> Tensor:
@@ -122,11 +121,14 @@ class LogL2Prototypes(PrototypeLayer):
         decorrelation_weight: float = 0.0
 
         def __post_init__(self) -> None:
-            at_least(1, num_prototypes=self.num_prototypes, restart_every=self.restart_every,
-                     project_every=self.project_every)
+            at_least(1, num_prototypes=self.num_prototypes, restart_every=self.restart_every, project_every=self.project_every)
             positive(epsilon=self.epsilon)  # it bounds s at log(1/epsilon)
-            at_least(0, distinct_weight=self.distinct_weight, distinct_margin=self.distinct_margin,
-                     decorrelation_weight=self.decorrelation_weight)
+            at_least(
+                0,
+                distinct_weight=self.distinct_weight,
+                distinct_margin=self.distinct_margin,
+                decorrelation_weight=self.decorrelation_weight,
+            )
             between(-1.0, 1.0, restart_correlation=self.restart_correlation)
 
     presets = {"test": {"num_prototypes": 6}}

@@ -153,7 +153,7 @@ class Registry(Generic[T]):
             return entry.target
         family = self._family_for(name)
         if family is not None:
-            target = family.target(name[len(family.name):])
+            target = family.target(name[len(family.name) :])
             self._check_contract(name, target)
             return target
         raise UnknownComponentError(self.unknown_message(name))

@@ -17,24 +17,24 @@ from typing import Any
 import torch
 
 from protodiff._registry.manager import registries
+from protodiff.bench.judge import train_judge
 from protodiff.bench.matrix import Cell
 from protodiff.bench.measure import peak_cuda_mib, peak_rss_mib, reset_peaks
 from protodiff.bench.preflight import CellPlan
 from protodiff.bench.settings import cell_settings, settings_hash
-from protodiff.bench.judge import train_judge
 from protodiff.bench.spec import BenchSpec
 from protodiff.checkpoint import PRIOR_FILE, checkpoint_step, list_checkpoints, load_model
+from protodiff.devices import resolve_device
 from protodiff.errors import ProtodiffError
 from protodiff.evaluation import evaluate
-from protodiff.explain.context import explain as explain_one
 from protodiff.experiment import ExperimentConfig
+from protodiff.explain.context import explain as explain_one
 from protodiff.figures import image_grid, read_log, regeneration_grid, save_image
 from protodiff.io import write_json
 from protodiff.metrics.attribute_classifier import AttributeClassifier
 from protodiff.model import ConditionedDiffusion
 from protodiff.priors import fit_prior
 from protodiff.training import LOG_FILE, Trainer
-from protodiff.devices import resolve_device
 
 RECORD = "cell.json"
 #: Called with (cell name, phase, step, total steps) as a cell progresses.
@@ -70,8 +70,14 @@ def _images_per_second(run_dir: Path) -> float | None:
 
 def train_cell(cell: Cell, experiment: ExperimentConfig, run_dir: Path, device: str, observe: Observer) -> tuple[Path, int]:
     """Train to the end, resuming a run that has checkpoints; returns (checkpoint, steps trained now)."""
-    trainer = _ObservedTrainer(experiment, run_dir, device=device, resume=bool(list_checkpoints(run_dir)),
-                               progress=False, observe=lambda step, total: observe(cell.name, "train", step, total))
+    trainer = _ObservedTrainer(
+        experiment,
+        run_dir,
+        device=device,
+        resume=bool(list_checkpoints(run_dir)),
+        progress=False,
+        observe=lambda step, total: observe(cell.name, "train", step, total),
+    )
     start = trainer.step
     observe(cell.name, "train", start, trainer.total_steps)
     return trainer.fit(), trainer.step - start
@@ -90,13 +96,23 @@ def draw(model: ConditionedDiffusion, experiment: ExperimentConfig, count: int, 
     if model.prior is not None:
         samples = model.sample(2 * count, sampler=sampler, generator=torch.Generator().manual_seed(seed)).cpu()
         files["samples"] = "samples.png"
-        save_image(image_grid([("", samples)], per_row=count, title="new images: a condition drawn from the latent prior"),
-                   directory / files["samples"])
+        save_image(
+            image_grid([("", samples)], per_row=count, title="new images: a condition drawn from the latent prior"),
+            directory / files["samples"],
+        )
     return files
 
 
-def explain(model: ConditionedDiffusion, experiment: ExperimentConfig, explainers: dict[str, dict[str, Any]],
-            spec: BenchSpec, seed: int, directory: Path, judge: Path | None, observe: Callable[[str], None]) -> dict[str, Any]:
+def explain(
+    model: ConditionedDiffusion,
+    experiment: ExperimentConfig,
+    explainers: dict[str, dict[str, Any]],
+    spec: BenchSpec,
+    seed: int,
+    directory: Path,
+    judge: Path | None,
+    observe: Callable[[str], None],
+) -> dict[str, Any]:
     """Every chosen explainer on the first test images (as many as the preset says, or as its
     statistic needs when that is more), each one :func:`protodiff.explain` call, as ``protodiff
     explain`` makes it (the judge as its classifier); one a method does not support is skipped
@@ -110,15 +126,21 @@ def explain(model: ConditionedDiffusion, experiment: ExperimentConfig, explainer
         started = time.perf_counter()
         count = max(spec.explain_images, registries().explainer.get(name).min_images)
         try:
-            explanation = explain_one(model, name, images=count, split="test", options=options, classifier=classifier,
-                                      seed=seed, experiment=experiment)
+            explanation = explain_one(
+                model, name, images=count, split="test", options=options, classifier=classifier, seed=seed, experiment=experiment
+            )
         except ProtodiffError as exc:
             outcome[name] = {"skipped": str(exc)}
             continue
         path = explanation.save(directory / "explain" / name)
         figures = sorted(p.name for p in path.glob("*.png"))
-        outcome[name] = {"dir": str(path.relative_to(directory)), "figures": figures, "meta": explanation.meta,
-                         "images": explanation.images, "wall_s": round(time.perf_counter() - started, 2)}
+        outcome[name] = {
+            "dir": str(path.relative_to(directory)),
+            "figures": figures,
+            "meta": explanation.meta,
+            "images": explanation.images,
+            "wall_s": round(time.perf_counter() - started, 2),
+        }
     return outcome
 
 
@@ -144,12 +166,17 @@ def _fit_prior(checkpoint: str | Path, seed: int, device: str) -> dict[str, Any]
         fitted = fit_prior(checkpoint, seed=seed, device=device)
     except ProtodiffError as exc:
         return {"skipped": str(exc)}
-    return {"name": fitted.name, "vectors": fitted.vectors, "final_loss": round(fitted.final_loss, 4),
-            "fit_s": round(time.perf_counter() - began, 2)}
+    return {
+        "name": fitted.name,
+        "vectors": fitted.vectors,
+        "final_loss": round(fitted.final_loss, 4),
+        "fit_s": round(time.perf_counter() - began, 2),
+    }
 
 
-def run_cell(cell: Cell, plan: CellPlan, spec: BenchSpec, out: Path, *, device: str, seed: int,
-             observe: Observer, threads: int) -> dict[str, Any] | None:
+def run_cell(
+    cell: Cell, plan: CellPlan, spec: BenchSpec, out: Path, *, device: str, seed: int, observe: Observer, threads: int
+) -> dict[str, Any] | None:
     """Train, evaluate, draw and explain one cell as ``plan`` says, on ``threads`` CPU threads;
     returns its record (None on non-zero DDP ranks)."""
     directory = cell_dir(out, cell)
@@ -170,8 +197,9 @@ def run_cell(cell: Cell, plan: CellPlan, spec: BenchSpec, out: Path, *, device: 
     results, used = {}, str(resolve_device(device))
     if plan.metrics:
         options = judged(spec.metric_options, plan.metrics, judge) if judge is not None else spec.metric_options
-        evaluated = evaluate(checkpoint, plan.metrics, seed=seed, device=device,
-                             options={k: v for k, v in options.items() if k in plan.metrics})
+        evaluated = evaluate(
+            checkpoint, plan.metrics, seed=seed, device=device, options={k: v for k, v in options.items() if k in plan.metrics}
+        )
         results, used = evaluated.results, evaluated.device
     eval_s = time.perf_counter() - began
     prior = None
@@ -181,8 +209,16 @@ def run_cell(cell: Cell, plan: CellPlan, spec: BenchSpec, out: Path, *, device: 
     model, _ = load_model(checkpoint, device=used)
     observe(cell.name, "draw", 0, 0)
     figures = draw(model, experiment, spec.grid_images, seed, directory)
-    explained = explain(model, experiment, plan.explainers, spec, seed, directory, judge,
-                        observe=lambda name: observe(cell.name, f"explain {name}", 0, 0))
+    explained = explain(
+        model,
+        experiment,
+        plan.explainers,
+        spec,
+        seed,
+        directory,
+        judge,
+        observe=lambda name: observe(cell.name, f"explain {name}", 0, 0),
+    )
     record = {
         "cell": cell.name, "method": cell.method, "dataset": cell.dataset, "preset": cell.preset,
         "overrides": list(cell.overrides), "seed": seed, "checkpoint": str(Path(checkpoint).relative_to(directory)),

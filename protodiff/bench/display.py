@@ -71,9 +71,14 @@ class BenchDisplay:
             if r is None:
                 table.add_row(name, "", "", "", "", "running" if name in self.running else "")
                 continue
-            table.add_row(name, f"{r['wall_s']:.0f}", f"{r['images_per_s']:.1f}" if r.get("images_per_s") else "–",
-                          f"{r['peak_rss_mib']:.0f}", f"{r['peak_cuda_mib']:.0f}" if r.get("peak_cuda_mib") else "–",
-                          "reused" if r["reused"] else "done")
+            table.add_row(
+                name,
+                f"{r['wall_s']:.0f}",
+                f"{r['images_per_s']:.1f}" if r.get("images_per_s") else "–",
+                f"{r['peak_rss_mib']:.0f}",
+                f"{r['peak_cuda_mib']:.0f}" if r.get("peak_cuda_mib") else "–",
+                "reused" if r["reused"] else "done",
+            )
         elapsed = time.perf_counter() - self.started
         lines = [f"{len(self.records)}/{len(self.cells)} cells done, {elapsed:.0f} s"]
         for cell, (phase, step, total) in self.running.items():

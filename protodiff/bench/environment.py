@@ -24,5 +24,5 @@ def environment() -> dict[str, Any]:
     return {
         "versions": {"protodiff": _version("protodiff"), "torch": torch.__version__, "python": sys.version.split()[0]},
         "machine": f"{platform.node()}, {platform.machine()} {platform.system()}, {cores} CPU cores usable, "
-                   f"torch threads {torch.get_num_threads()}, {gpu}",
+        f"torch threads {torch.get_num_threads()}, {gpu}",
     }

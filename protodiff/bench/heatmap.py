@@ -9,12 +9,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from protodiff.bench.results import separation  # noqa: E402
-from protodiff.io import atomic_path  # noqa: E402
-
+from protodiff.bench.results import separation
+from protodiff.io import atomic_path
 
 #: The heat maps drawn, by metric label: what each cell of the map is.
 MAPS = {
@@ -58,8 +57,15 @@ def plot_heatmap(records: list[dict[str, Any]], dataset: str, path: Path, label:
     for i in range(len(methods)):
         for j in range(len(attributes)):
             if not np.isnan(matrix[i, j]):
-                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                        color="white" if matrix[i, j] < 0.8 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{matrix[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if matrix[i, j] < 0.8 else "black",
+                )
     ax.set_title(textwrap.fill(f"{dataset}: {MAPS[label]}", 60), fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.03)
     fig.tight_layout()

@@ -17,27 +17,27 @@ from pathlib import Path
 from typing import Any
 
 from protodiff.config import parse
+from protodiff.devices import resolve_device
 from protodiff.experiment import ExperimentConfig
 from protodiff.io import write_json
-from protodiff.schema import ValuesOf, read_json
 from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
-from protodiff.devices import resolve_device
+from protodiff.schema import ValuesOf, read_json
 
 ACCURACY_FILE = "accuracy.json"
 #: What a cell's record and the report read from a judge's ``accuracy.json``.
 ACCURACY_SCHEMA = {"split": str, "steps": int, "test_accuracy": ValuesOf(float)}
 
 
-def judge_dir(out: Path, dataset: str, experiment: ExperimentConfig, options: dict[str, Any], split: str,
-              seed: int) -> Path:
+def judge_dir(out: Path, dataset: str, experiment: ExperimentConfig, options: dict[str, Any], split: str, seed: int) -> Path:
     """``OUT/judges/DATASET-HASH``: the hash of the data section and of how the judge is trained
     keeps apart judges of differently configured copies of a dataset, or trained otherwise."""
     key = json.dumps([repr(experiment.data), options, split, seed], sort_keys=True, default=str)
     return out / "judges" / f"{dataset}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
-def train_judge(out: Path, dataset: str, experiment: ExperimentConfig, options: dict[str, Any], split: str,
-                seed: int, device: str) -> tuple[Path, dict[str, Any]]:
+def train_judge(
+    out: Path, dataset: str, experiment: ExperimentConfig, options: dict[str, Any], split: str, seed: int, device: str
+) -> tuple[Path, dict[str, Any]]:
     """The dataset's judge (trained now, or the one a previous run saved) and its held-out accuracy."""
     directory = judge_dir(out, dataset, experiment, options, split, seed)
     if not (directory / ACCURACY_FILE).is_file():

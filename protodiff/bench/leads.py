@@ -61,8 +61,7 @@ def standings(records: list[dict[str, Any]], label: str) -> list[Standing]:
             continue
         best_method = max(values, key=lambda m: values[m][0])
         best, best_se = values[best_method]
-        leaders = [m for m, (v, se) in values.items()
-                   if m == best_method or not best - v > 2 * math.sqrt(best_se**2 + se**2)]
+        leaders = [m for m, (v, se) in values.items() if m == best_method or not best - v > 2 * math.sqrt(best_se**2 + se**2)]
         out.append(Standing(attribute, values, sorted(leaders, key=lambda m: -values[m][0])))
     return out
 

@@ -57,8 +57,9 @@ def output_lock(out: Path) -> Iterator[None]:
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise BenchBusy(f"{out} is in use by another protodiff bench ({_owner(out)}); "
-                        "wait for it to finish, or choose another --out") from None
+        raise BenchBusy(
+            f"{out} is in use by another protodiff bench ({_owner(out)}); wait for it to finish, or choose another --out"
+        ) from None
     try:
         started = time.strftime("%Y-%m-%d %H:%M:%S")
         (out / OWNER_FILE).write_text(f"pid {os.getpid()} on {socket.gethostname()}, started {started}\n")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass
 
+from protodiff._registry.manager import registries
 from protodiff.bench.spec import ALL, BenchSpec
 from protodiff.errors import ConfigError
-from protodiff._registry.manager import registries
 
 
 @dataclass(frozen=True)
@@ -37,8 +37,9 @@ def _check_names(kind: str, names: list[str], known: list[str]) -> None:
             raise ConfigError(f"{kind} {name!r} is not registered; {hint}")
 
 
-def build_matrix(spec: BenchSpec, *, datasets: list[str] | None = None, methods: list[str] | None = None,
-                 extra: tuple[str, ...] = ()) -> list[Cell]:
+def build_matrix(
+    spec: BenchSpec, *, datasets: list[str] | None = None, methods: list[str] | None = None, extra: tuple[str, ...] = ()
+) -> list[Cell]:
     """Every cell of ``spec`` (or of the ``datasets``/``methods`` given instead), in a fixed order."""
     regs = registries()
     datasets = datasets or spec.datasets

@@ -31,7 +31,7 @@ from protodiff.bench.judge import train_judge
 from protodiff.bench.matrix import Cell
 from protodiff.bench.preflight import CellPlan
 from protodiff.bench.spec import BenchSpec
-from protodiff.training.devices import resolve_device
+from protodiff.devices import resolve_device
 
 
 def cpu_cores() -> int:
@@ -49,20 +49,19 @@ def effective_jobs(jobs: int, device: str, cells: int) -> int:
     return max(1, min(jobs, cells, cpu_cores()))
 
 
-def train_judges(cells: list[Cell], plans: dict[str, CellPlan], spec: BenchSpec, out: Path, seed: int,
-                 device: str) -> None:
+def train_judges(cells: list[Cell], plans: dict[str, CellPlan], spec: BenchSpec, out: Path, seed: int, device: str) -> None:
     """The judge of every dataset a cell needs one for, trained now (or found) once."""
     for cell in cells:
         if plans[cell.name].judge:
             train_judge(out, cell.dataset, plans[cell.name].experiment, spec.judge, spec.judge_split, seed, device)
 
 
-def _work(cell: Cell, plan: CellPlan, spec: BenchSpec, out: Path, device: str, seed: int, threads: int,
-          events: Any) -> dict[str, Any] | None:
+def _work(
+    cell: Cell, plan: CellPlan, spec: BenchSpec, out: Path, device: str, seed: int, threads: int, events: Any
+) -> dict[str, Any] | None:
     """One cell in a worker process, its progress sent to the parent through ``events``."""
     torch.set_num_threads(threads)
-    return run_cell(cell, plan, spec, out, device=device, seed=seed,
-                    observe=lambda *event: events.put(event), threads=threads)
+    return run_cell(cell, plan, spec, out, device=device, seed=seed, observe=lambda *event: events.put(event), threads=threads)
 
 
 def _pump(events: Any, observe: Observer, stop: threading.Event) -> None:
@@ -73,8 +72,18 @@ def _pump(events: Any, observe: Observer, stop: threading.Event) -> None:
             continue
 
 
-def run_cells(cells: list[Cell], plans: dict[str, CellPlan], spec: BenchSpec, out: Path, *, device: str, seed: int,
-              jobs: int, observe: Observer, finished: Callable[[dict[str, Any]], None]) -> None:
+def run_cells(
+    cells: list[Cell],
+    plans: dict[str, CellPlan],
+    spec: BenchSpec,
+    out: Path,
+    *,
+    device: str,
+    seed: int,
+    jobs: int,
+    observe: Observer,
+    finished: Callable[[dict[str, Any]], None],
+) -> None:
     """Run ``cells`` (``jobs`` at a time), calling ``finished`` with each record as it lands."""
     if not cells:
         return
@@ -93,8 +102,9 @@ def run_cells(cells: list[Cell], plans: dict[str, CellPlan], spec: BenchSpec, ou
     jobs = effective_jobs(jobs, device, len(cells))
     if jobs == 1:
         for cell in cells:
-            record = run_cell(cell, plans[cell.name], spec, out, device=device, seed=seed, observe=observe,
-                              threads=torch.get_num_threads())
+            record = run_cell(
+                cell, plans[cell.name], spec, out, device=device, seed=seed, observe=observe, threads=torch.get_num_threads()
+            )
             if record is not None:
                 finished(record)
         return
@@ -108,8 +118,9 @@ def run_cells(cells: list[Cell], plans: dict[str, CellPlan], spec: BenchSpec, ou
         pump.start()
         try:
             with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-                pending: set[Future] = {pool.submit(_work, cell, plans[cell.name], spec, out, device, seed, threads, events)
-                                        for cell in ordered}
+                pending: set[Future] = {
+                    pool.submit(_work, cell, plans[cell.name], spec, out, device, seed, threads, events) for cell in ordered
+                }
                 try:
                     while pending:
                         done, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -20,13 +20,13 @@ from typing import Any
 
 import torch
 
+from protodiff._registry.manager import registries
 from protodiff.bench.matrix import Cell
 from protodiff.bench.spec import BenchSpec
 from protodiff.config import ComponentSpec
 from protodiff.contracts.dataset import LabeledImages
 from protodiff.errors import DataError, ProtodiffError, UnsupportedData, UnsupportedModel
 from protodiff.experiment import ExperimentConfig, load_experiment
-from protodiff._registry.manager import registries
 
 
 @dataclass
@@ -67,12 +67,16 @@ def open_splits(cell: Cell, experiment: ExperimentConfig) -> dict[str, LabeledIm
         except ProtodiffError as exc:
             raise DataError(f"cell {cell.name}: {exc}") from None
         except (OSError, ValueError) as exc:
-            raise DataError(f"cell {cell.name}: {cell.dataset} {split}: {exc}; check --data-root "
-                            f"(`protodiff data check {cell.dataset} --data-root DIR` validates a copy)") from None
+            raise DataError(
+                f"cell {cell.name}: {cell.dataset} {split}: {exc}; check --data-root "
+                f"(`protodiff data check {cell.dataset} --data-root DIR` validates a copy)"
+            ) from None
     batch = experiment.train.batch_size
     if len(splits["train"]) < batch:
-        raise DataError(f"cell {cell.name}: the train split has {len(splits['train'])} images, fewer than "
-                        f"train.batch_size={batch}; lower it (--set train.batch_size=N) or use more data")
+        raise DataError(
+            f"cell {cell.name}: the train split has {len(splits['train'])} images, fewer than "
+            f"train.batch_size={batch}; lower it (--set train.batch_size=N) or use more data"
+        )
     return splits
 
 
@@ -120,8 +124,7 @@ def plan_cell(cell: Cell, experiment: ExperimentConfig, spec: BenchSpec, splits:
             left_out[name] = "it reads attributes with the judge, and there is none (" + left_out["judge"] + ")"
             continue
         explainers[name] = options
-    needs_judge = any(takes_classifier("metric", m) for m in metrics) or any(
-        takes_classifier("explainer", e) for e in explainers)
+    needs_judge = any(takes_classifier("metric", m) for m in metrics) or any(takes_classifier("explainer", e) for e in explainers)
     steps = experiment.train.steps or experiment.train.epochs * (len(splits["train"]) // experiment.train.batch_size)
     cost = float(sum(p.numel() for p in model.parameters()) * steps)
     return CellPlan(experiment, metrics, explainers, needs_judge and "judge" not in left_out, left_out, cost)
@@ -130,8 +133,10 @@ def plan_cell(cell: Cell, experiment: ExperimentConfig, spec: BenchSpec, splits:
 def preflight(spec: BenchSpec, cells: list[Cell], seed: int, data_root: str | None) -> dict[str, CellPlan]:
     """Each cell's plan; raises a one-line ProtodiffError on the first problem."""
     if spec.needs_data_root and not data_root:
-        raise DataError("this bench trains on datasets that are not bundled; pass --data-root DIR "
-                        "(DIR/<dataset> for each, see `protodiff data check NAME --data-root DIR`)")
+        raise DataError(
+            "this bench trains on datasets that are not bundled; pass --data-root DIR "
+            "(DIR/<dataset> for each, see `protodiff data check NAME --data-root DIR`)"
+        )
     for name in spec.metrics:
         registries().metric.get(name)
     for name, options in spec.metric_options.items():

@@ -42,8 +42,10 @@ def _figures(record: dict[str, Any]) -> list[tuple[str, Path]]:
 def _cell_facts(record: dict[str, Any]) -> str:
     ips = f"{record['images_per_s']:.1f} img/s" if record.get("images_per_s") else "img/s –"
     cuda = f", CUDA peak {record['peak_cuda_mib']:.0f} MiB" if record.get("peak_cuda_mib") else ""
-    return (f"{record['steps']} steps ({record['trained_now']} trained in this run), train {record['train_s']:.0f} s, "
-            f"eval {record['eval_s']:.0f} s, cell {record['wall_s']:.0f} s, {ips}, RSS peak {record['peak_rss_mib']:.0f} MiB{cuda}")
+    return (
+        f"{record['steps']} steps ({record['trained_now']} trained in this run), train {record['train_s']:.0f} s, "
+        f"eval {record['eval_s']:.0f} s, cell {record['wall_s']:.0f} s, {ips}, RSS peak {record['peak_rss_mib']:.0f} MiB{cuda}"
+    )
 
 
 def _judge(record: dict[str, Any]) -> str | None:
@@ -52,8 +54,10 @@ def _judge(record: dict[str, Any]) -> str | None:
         return None
     accuracy = judge["test_accuracy"]
     lowest = min(accuracy, key=accuracy.get)
-    return (f"judge: attribute classifier, {judge['steps']} steps on {judge['split']}; held-out accuracy "
-            f"mean {sum(accuracy.values()) / len(accuracy):.3f}, lowest {lowest} {accuracy[lowest]:.3f}")
+    return (
+        f"judge: attribute classifier, {judge['steps']} steps on {judge['split']}; held-out accuracy "
+        f"mean {sum(accuracy.values()) / len(accuracy):.3f}, lowest {lowest} {accuracy[lowest]:.3f}"
+    )
 
 
 def _prior(record: dict[str, Any]) -> str | None:
@@ -64,8 +68,10 @@ def _prior(record: dict[str, Any]) -> str | None:
         return f"prior: not fitted ({prior['skipped']})"
     if prior.get("reused"):
         return "prior: fitted by an earlier run of this cell"
-    return (f"prior: {prior['name']} fitted on {prior['vectors']} train conditions in {prior['fit_s']:.0f} s "
-            f"(final loss {prior['final_loss']:.4f}); new samples from it below")
+    return (
+        f"prior: {prior['name']} fitted on {prior['vectors']} train conditions in {prior['fit_s']:.0f} s "
+        f"(final loss {prior['final_loss']:.4f}); new samples from it below"
+    )
 
 
 def _shortcuts(record: dict[str, Any], top: int = 5) -> tab.Table | None:
@@ -77,11 +83,18 @@ def _shortcuts(record: dict[str, Any], top: int = 5) -> tab.Table | None:
     if not path.is_file():
         return None
     report = json.loads(path.read_text())
-    rows = [[c["prototype"], " / ".join(c["attributes"]), " / ".join(f"{e:+.2f}" for e in c["effects"]),
-             "–" if c["score"] is None else f"{c['score']:.3f}",
-             "{agreeing} of {dimensions} ({attribute})".format(**c["replication"]),
-             "–" if c["train_correlation"] is None else f"{c['train_correlation']:+.2f}",
-             "flagged" if c["flagged"] else ""] for c in report["couplings"][:top]]
+    rows = [
+        [
+            c["prototype"],
+            " / ".join(c["attributes"]),
+            " / ".join(f"{e:+.2f}" for e in c["effects"]),
+            "–" if c["score"] is None else f"{c['score']:.3f}",
+            "{agreeing} of {dimensions} ({attribute})".format(**c["replication"]),
+            "–" if c["train_correlation"] is None else f"{c['train_correlation']:+.2f}",
+            "flagged" if c["flagged"] else "",
+        ]
+        for c in report["couplings"][:top]
+    ]
     header = ["dimension", "attributes", "effects", "score", "replicated by", "train r", "flagged"]
     return tab.Table(f"shortcuts ({len(report['couplings'])} couplings listed)", header, rows)
 
@@ -115,10 +128,13 @@ def _timing(run: dict[str, Any], records: list[dict[str, Any]]) -> str:
 
 def _environment(run: dict[str, Any], records: list[dict[str, Any]]) -> list[str]:
     env = run["environment"]
-    return [f"command: `{run['command']}`", f"preset: {run['preset']}, seed {run['seed']}, shards merged: {run['shards']}",
-            _timing(run, records),
-            "versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
-            f"machine: {env['machine']}"]
+    return [
+        f"command: `{run['command']}`",
+        f"preset: {run['preset']}, seed {run['seed']}, shards merged: {run['shards']}",
+        _timing(run, records),
+        "versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()),
+        f"machine: {env['machine']}",
+    ]
 
 
 def _who_leads(records: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
@@ -134,11 +150,12 @@ def _who_leads(records: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
         table = tab.Table(title, header, rows)
         sentences = leads.summary(standing)
         md += [f"**{title}** (± one standard error): " + "; ".join(sentences) + ".", "", tab.markdown(table), ""]
-        body += [f"<p><b>{escape(title)}</b> (± one standard error): {escape('; '.join(sentences))}.</p>",
-                 tab.html(table)]
+        body += [f"<p><b>{escape(title)}</b> (± one standard error): {escape('; '.join(sentences))}.</p>", tab.html(table)]
     if md:
-        caveat = ("A lead is called where it exceeds twice the standard error of the difference; the errors are "
-                  "over images, from one training seed per method (the spread over seeds is not measured here).")
+        caveat = (
+            "A lead is called where it exceeds twice the standard error of the difference; the errors are "
+            "over images, from one training seed per method (the spread over seeds is not measured here)."
+        )
         md = ["### Who leads", "", caveat, "", *md]
         body = ["<h3>Who leads</h3>", f"<p class=meta>{escape(caveat)}</p>", *body]
     return md, body
@@ -158,8 +175,12 @@ def write_report(directory: Path, run: dict[str, Any], records: list[dict[str, A
     missing = [name for name in run["matrix"] if name not in {r["cell"] for r in records}]
     environment = _environment(run, records)
     md = [f"# protodiff bench: {run['preset']}", "", *(f"- {line}" for line in environment), ""]
-    body = [f"<h1>protodiff bench: {escape(run['preset'])}</h1>", "<ul class=meta>",
-            *(f"<li>{escape(line)}</li>" for line in environment), "</ul>"]
+    body = [
+        f"<h1>protodiff bench: {escape(run['preset'])}</h1>",
+        "<ul class=meta>",
+        *(f"<li>{escape(line)}</li>" for line in environment),
+        "</ul>",
+    ]
     if run.get("notes"):
         md += [run["notes"].strip(), ""]
         body.append(f"<p class=meta>{escape(run['notes'].strip())}</p>")
@@ -198,6 +219,8 @@ def write_report(directory: Path, run: dict[str, Any], records: list[dict[str, A
         md.append("")
         body.append("</div>")
     md_path = write_text(directory / "REPORT.md", "\n".join(md) + "\n")
-    html = f"<!doctype html><html><head><meta charset=utf-8><title>protodiff bench {escape(run['preset'])}</title>" \
-           f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>"
+    html = (
+        f"<!doctype html><html><head><meta charset=utf-8><title>protodiff bench {escape(run['preset'])}</title>"
+        f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>"
+    )
     return md_path, write_text(directory / "report.html", html)

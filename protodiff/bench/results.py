@@ -15,12 +15,28 @@ from protodiff.schema import ANY, OptionalKey, ValuesOf, read_json
 
 RUN = "run.json"
 #: The keys of ``run.json`` that merging shards and the report read.
-RUN_SCHEMA = {"preset": str, "seed": int, "matrix": [str], "shard": OptionalKey([int]), "command": str,
-              "notes": OptionalKey(str), "left_out": OptionalKey(ValuesOf(str)), "started": OptionalKey(str),
-              "wall_s": OptionalKey(float), "environment": {"versions": dict, "machine": str}}
+RUN_SCHEMA = {
+    "preset": str,
+    "seed": int,
+    "matrix": [str],
+    "shard": OptionalKey([int]),
+    "command": str,
+    "notes": OptionalKey(str),
+    "left_out": OptionalKey(ValuesOf(str)),
+    "started": OptionalKey(str),
+    "wall_s": OptionalKey(float),
+    "environment": {"versions": dict, "machine": str},
+}
 #: Each entry of a record's ``results``: a metric's result as protodiff.evaluate returns it.
-RESULT_SCHEMA = {"metric": str, "mean": OptionalKey(float), "std": OptionalKey(float), "value": OptionalKey(ANY),
-                 "per_attribute": OptionalKey(dict), "per_fold": OptionalKey(list), "split": OptionalKey(str)}
+RESULT_SCHEMA = {
+    "metric": str,
+    "mean": OptionalKey(float),
+    "std": OptionalKey(float),
+    "value": OptionalKey(ANY),
+    "per_attribute": OptionalKey(dict),
+    "per_fold": OptionalKey(list),
+    "split": OptionalKey(str),
+}
 #: The keys of a cell's ``cell.json`` that the tables, the report and a rerun read.
 RECORD_SCHEMA = {
     "cell": str, "method": str, "dataset": str, "seed": int, "steps": int, "trained_now": int,
@@ -54,7 +70,9 @@ def gather(directories: list[Path]) -> tuple[dict[str, Any], list[dict[str, Any]
     for directory, run in zip(directories[1:], runs[1:]):
         for key in ("preset", "seed", "matrix"):
             if run[key] != first[key]:
-                raise ProtodiffError(f"{directory}: a different bench ({key} differs from {directories[0]}); merge shards of one bench")
+                raise ProtodiffError(
+                    f"{directory}: a different bench ({key} differs from {directories[0]}); merge shards of one bench"
+                )
     records: dict[str, dict[str, Any]] = {}
     for directory in directories:
         for path in sorted((directory / "cells").glob(f"*/{RECORD}")):

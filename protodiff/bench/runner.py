@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import shutil
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from protodiff.bench.cell import RECORD, cell_dir
-from protodiff.bench.pool import run_cells
 from protodiff.bench.display import BenchDisplay
 from protodiff.bench.environment import environment
 from protodiff.bench.lock import output_lock
 from protodiff.bench.matrix import Cell, shard
+from protodiff.bench.pool import run_cells
 from protodiff.bench.preflight import preflight
 from protodiff.bench.report import write_report
 from protodiff.bench.results import RUN, gather, load_record, load_run, write_results
@@ -23,27 +23,60 @@ from protodiff.errors import ProtodiffError
 from protodiff.io import write_json
 
 
-def run_bench(name: str, spec: BenchSpec, cells: list[Cell], out: Path, *, seed: int, device: str,
-              data_root: str | None, shard_of: tuple[int, int] = (0, 1), command: str = "",
-              retrain: bool = False, jobs: int | None = None) -> tuple[Path, Path]:
+def run_bench(
+    name: str,
+    spec: BenchSpec,
+    cells: list[Cell],
+    out: Path,
+    *,
+    seed: int,
+    device: str,
+    data_root: str | None,
+    shard_of: tuple[int, int] = (0, 1),
+    command: str = "",
+    retrain: bool = False,
+    jobs: int | None = None,
+) -> tuple[Path, Path]:
     """Preflight every cell of the matrix, run this shard's cells (reusing finished ones run under
     the same settings; ``retrain`` runs the others again), report; ``out`` is locked throughout
     (a second bench on it stops at once, naming this one)."""
     with output_lock(out):
-        return _run_bench(name, spec, cells, out, seed=seed, device=device, data_root=data_root,
-                          shard_of=shard_of, command=command, retrain=retrain, jobs=jobs)
+        return _run_bench(
+            name,
+            spec,
+            cells,
+            out,
+            seed=seed,
+            device=device,
+            data_root=data_root,
+            shard_of=shard_of,
+            command=command,
+            retrain=retrain,
+            jobs=jobs,
+        )
 
 
-def _run_bench(name: str, spec: BenchSpec, cells: list[Cell], out: Path, *, seed: int, device: str,
-               data_root: str | None, shard_of: tuple[int, int], command: str, retrain: bool,
-               jobs: int | None) -> tuple[Path, Path]:
+def _run_bench(
+    name: str,
+    spec: BenchSpec,
+    cells: list[Cell],
+    out: Path,
+    *,
+    seed: int,
+    device: str,
+    data_root: str | None,
+    shard_of: tuple[int, int],
+    command: str,
+    retrain: bool,
+    jobs: int | None,
+) -> tuple[Path, Path]:
     began = time.perf_counter()
     plans = preflight(spec, cells, seed, data_root)  # the whole matrix: every shard fails alike, early
     mine = shard(cells, *shard_of)
     run: dict[str, Any] = {
         "preset": name, "seed": seed, "matrix": [c.name for c in cells], "shard": list(shard_of),
         "command": command, "notes": spec.notes, "left_out": spec.left_out, "environment": environment(),
-        "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }  # fmt: skip
     existing = out / RUN
     if existing.is_file() and load_run(out)["matrix"] != run["matrix"]:
@@ -63,8 +96,17 @@ def _run_bench(name: str, spec: BenchSpec, cells: list[Cell], out: Path, *, seed
                 continue
             write_json(cell_dir(out, cell) / SETTINGS_FILE, settings[cell.name])
             todo.append(cell)
-        run_cells(todo, plans, spec, out, device=device, seed=seed, jobs=jobs if jobs is not None else spec.jobs,
-                  observe=display.observe, finished=display.finished)
+        run_cells(
+            todo,
+            plans,
+            spec,
+            out,
+            device=device,
+            seed=seed,
+            jobs=jobs if jobs is not None else spec.jobs,
+            observe=display.observe,
+            finished=display.finished,
+        )
     write_json(existing, {**run, "wall_s": round(time.perf_counter() - began, 1)})
     return report(out, [out])
 

@@ -19,7 +19,7 @@ from protodiff.errors import ProtodiffError, ProtodiffWarning
 _show_warning = warnings.showwarning
 
 
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     if issubclass(category, ProtodiffWarning):
         click.echo(f"protodiff: warning: {message}", err=True)
     else:

@@ -26,24 +26,26 @@ def classifier() -> None:
 
 @classifier.command("train")
 @click.option("--data", "config", required=True, help="A preset or experiment YAML; its data section is used.")
-@click.option("--split", default="train", show_default=True,
-              help="The split to train on: one where the attributes vary independently.")
+@click.option(
+    "--split", default="train", show_default=True, help="The split to train on: one where the attributes vary independently."
+)
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="The classifier directory (written atomically).")
 @click.option("--eval-split", default="test", show_default=True, help="The held-out split its accuracy is reported on.")
 @set_option
 @seed_option
 @device_option
-def train_classifier(config: str, split: str, out: str, eval_split: str, overrides: tuple[str, ...], seed: int | None,
-                     device: str) -> None:
+def train_classifier(
+    config: str, split: str, out: str, eval_split: str, overrides: tuple[str, ...], seed: int | None, device: str
+) -> None:
     """Train an attribute classifier on a dataset split, for `protodiff explain ... --classifier OUT`.
 
     `--set data.KEY=VALUE` changes the dataset (as for training), `--set classifier.KEY=VALUE` the
     classifier (widths, steps, batch_size, lr, weight_decay).
     """
     from protodiff.config import apply_overrides, parse
+    from protodiff.devices import resolve_device
     from protodiff.experiment import load_experiment
     from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
-    from protodiff.devices import resolve_device
 
     stray = [item for item in overrides if not item.partition("=")[0].strip().startswith(("data.", "classifier."))]
     if stray:
@@ -56,9 +58,11 @@ def train_classifier(config: str, split: str, out: str, eval_split: str, overrid
     source = load_experiment(config, [item for item in overrides if item.startswith("data.")]).data.build()
     data = source.open(split)
     for pair, r in correlated_attributes(data):
-        click.echo(f"protodiff: warning: {pair[0]} and {pair[1]} are correlated in {split} (r = {r:+.2f}); "
-                   "a judge trained here may read one from the other: train on a split where they vary independently",
-                   err=True)
+        click.echo(
+            f"protodiff: warning: {pair[0]} and {pair[1]} are correlated in {split} (r = {r:+.2f}); "
+            "a judge trained here may read one from the other: train on a split where they vary independently",
+            err=True,
+        )
     model = AttributeClassifier.for_dataset(data, options).to(resolve_device(device))
     losses = model.fit(data, progress=True)
     model.save(out)

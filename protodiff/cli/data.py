@@ -7,10 +7,10 @@ import math
 import click
 from tqdm.auto import tqdm
 
+from protodiff._registry.manager import registries
 from protodiff.config import apply_overrides, parse
 from protodiff.contracts.dataset import DatasetSource, LabeledImages
 from protodiff.errors import DataError
-from protodiff._registry.manager import registries
 
 
 @click.group()
@@ -23,9 +23,18 @@ def data() -> None:
 @click.option("--data-root", type=click.Path(), default=None, help="Where the dataset's official files are (data.root).")
 @click.option("--image-size", type=click.IntRange(min=8), default=None, help="Image size to convert to (default: the dataset's).")
 @click.option("--split", "splits", multiple=True, help="Check only this split (repeatable; default: all).")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Check a deterministic subset of at most N items per split.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, help="Check a deterministic subset of at most N items per split."
+)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Set a source option, e.g. --set uncertain=ones.")
-def check(name: str, data_root: str | None, image_size: int | None, splits: tuple[str, ...], limit: int | None, overrides: tuple[str, ...]) -> None:
+def check(
+    name: str,
+    data_root: str | None,
+    image_size: int | None,
+    splits: tuple[str, ...],
+    limit: int | None,
+    overrides: tuple[str, ...],
+) -> None:
     """Validate a local copy of dataset NAME, decoding every image.
 
     Prints the items per split, the image shape and each attribute's share of positives. The first
@@ -66,13 +75,15 @@ def _validate(dataset: LabeledImages, shape: tuple[int, int, int], label: str) -
     """Read every item; check it against the shape a model is built for and the split's attribute table."""
     attributes = dataset.attributes()
     if tuple(attributes.shape) != (len(dataset), len(dataset.attribute_names)):
-        raise DataError(f"{label}: attribute table of shape {tuple(attributes.shape)} for {len(dataset)} items and {len(dataset.attribute_names)} names")
+        raise DataError(
+            f"{label}: attribute table of shape {tuple(attributes.shape)} for {len(dataset)} items and {len(dataset.attribute_names)} names"
+        )
     for index in tqdm(range(len(dataset)), desc=f"checking {label}", unit="img", dynamic_ncols=True):
         image, row = dataset[index]
         if tuple(image.shape) != shape:
             raise DataError(f"{label} item {index}: image of shape {tuple(image.shape)}, expected {shape}")
         low, high = image.min().item(), image.max().item()
-        if not (math.isfinite(low) and math.isfinite(high) and -1.0 <= low and high <= 1.0):
+        if not (math.isfinite(low) and math.isfinite(high) and low >= -1.0 and high <= 1.0):
             raise DataError(f"{label} item {index}: pixel values {low:.3g}..{high:.3g} outside [-1, 1]")
         if not row.equal(attributes[index]):
             raise DataError(f"{label} item {index}: its attributes differ from the split's attribute table")

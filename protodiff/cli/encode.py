@@ -16,16 +16,21 @@ from protodiff.io import write_file
 @click.option("--split", default="test", show_default=True, help="Dataset split to encode (the model's dataset).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Encode only the first N images.")
 @click.option("--maps/--no-maps", default=True, show_default=True, help="Also save the spatial maps (Patronus: distances).")
-@click.option("--out", type=click.Path(dir_okay=False), default="conditions.npz", show_default=True,
-              help="An .npz with vector, maps, attributes, names, attribute_names; or an .npy of the vectors "
-                   "(maps then go to <stem>-maps.npy).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default="conditions.npz",
+    show_default=True,
+    help="An .npz with vector, maps, attributes, names, attribute_names; or an .npy of the vectors "
+    "(maps then go to <stem>-maps.npy).",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @device_option
 def encode(checkpoint: str, split: str, limit: int | None, maps: bool, out: str, batch_size: int, device: str) -> None:
     """Encode a split with CHECKPOINT's conditioner (Patronus: s and the patch-distance maps)."""
     from protodiff.checkpoint import load_model
-    from protodiff.encoding import encode_split
     from protodiff.devices import resolve_device
+    from protodiff.encoding import encode_split
 
     model, config = load_model(checkpoint, device=resolve_device(device))
     data = config.data.build().open(split)

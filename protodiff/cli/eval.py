@@ -8,12 +8,12 @@ from typing import Any
 
 import click
 
+from protodiff._registry.manager import registries
 from protodiff.cli.options import device_option, seed_option, set_option
 from protodiff.config import apply_overrides
 from protodiff.errors import ProtodiffError
 from protodiff.evaluation import DEFAULT_METRICS, evaluate
 from protodiff.metrics.fidelity.feature_extractors import INCEPTION
-from protodiff._registry.manager import registries
 
 
 @click.command("eval")

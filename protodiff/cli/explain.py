@@ -51,8 +51,17 @@ def _command(name: str, cls: type) -> click.Command:
     flags = _flags(cls)
     inputs = cls.inputs()
 
-    def run(run: str, out: str | None, split: str, count: int, seed: int | None, device: str,
-            overrides: tuple[str, ...], classifier: str | None = None, **flag_values: tuple[str, ...]) -> None:
+    def run(
+        run: str,
+        out: str | None,
+        split: str,
+        count: int,
+        seed: int | None,
+        device: str,
+        overrides: tuple[str, ...],
+        classifier: str | None = None,
+        **flag_values: tuple[str, ...],
+    ) -> None:
         from protodiff.config import apply_overrides
         from protodiff.explain.context import explain
 
@@ -60,8 +69,16 @@ def _command(name: str, cls: type) -> click.Command:
         options.update({key: [*options.get(key, []), *values] for key, values in flag_values.items() if values})
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            explanation = explain(run, name, images=count, split=split, options=options, classifier=classifier,
-                                  seed=0 if seed is None else seed, device=device)
+            explanation = explain(
+                run,
+                name,
+                images=count,
+                split=split,
+                options=options,
+                classifier=classifier,
+                seed=0 if seed is None else seed,
+                device=device,
+            )
         for warning in caught:
             click.echo(f"protodiff: warning: {warning.message}", err=True)
         path = explanation.save(out or f"explain-{name}")
@@ -69,14 +86,32 @@ def _command(name: str, cls: type) -> click.Command:
 
     params = [
         click.Argument(["run"], type=click.Path()),
-        click.Option(["--out"], type=click.Path(file_okay=False), default=None,
-                     help=f"Output directory (written atomically) [default: explain-{name}]."),
+        click.Option(
+            ["--out"],
+            type=click.Path(file_okay=False),
+            default=None,
+            help=f"Output directory (written atomically) [default: explain-{name}].",
+        ),
         click.Option(["--split"], default="test", show_default=True, help="The dataset split whose images are explained."),
-        click.Option(["--n", "count"], type=click.IntRange(min=1), default=cls.default_images, show_default=True,
-                     help="Explain the first N images of the split."),
-        *([click.Option(["--classifier"], type=click.Path(file_okay=False), default=None,
-                        help="The attribute classifier that judges the images (`protodiff classifier train`).")]
-          if "classifier" in inputs else []),
+        click.Option(
+            ["--n", "count"],
+            type=click.IntRange(min=1),
+            default=cls.default_images,
+            show_default=True,
+            help="Explain the first N images of the split.",
+        ),
+        *(
+            [
+                click.Option(
+                    ["--classifier"],
+                    type=click.Path(file_okay=False),
+                    default=None,
+                    help="The attribute classifier that judges the images (`protodiff classifier train`).",
+                )
+            ]
+            if "classifier" in inputs
+            else []
+        ),
         *(click.Option([f"--{key.replace('_', '-')}", key], multiple=True, help=text) for key, text in flags.items()),
     ]
     command = click.Command(name, callback=run, params=params, help=summary, short_help=summary)

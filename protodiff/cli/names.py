@@ -9,10 +9,11 @@ import click
 from protodiff.errors import ProtodiffError
 from protodiff.schema import OptionalKey, SchemaError, check, read_json
 
-
 #: What ``--suggest`` reads from an effects explanation's ``meta.json``.
-SUGGESTIONS_SCHEMA = {"explainer": OptionalKey(str), "suggestions": [
-    {"index": int, "attribute": str, "effect": float, "consistency": float}]}
+SUGGESTIONS_SCHEMA = {
+    "explainer": OptionalKey(str),
+    "suggestions": [{"index": int, "attribute": str, "effect": float, "consistency": float}],
+}
 
 
 def read_suggestions(directory: str, dimensions: int) -> list[dict]:
@@ -21,16 +22,22 @@ def read_suggestions(directory: str, dimensions: int) -> list[dict]:
     path = Path(directory) / "meta.json"
     fix = f"run `protodiff explain effects RUN --classifier DIR --out {directory}` again"
     if not path.is_file():
-        raise ProtodiffError(f"{directory}: no effect matrix here; run `protodiff explain effects RUN --classifier DIR --out {directory}`")
+        raise ProtodiffError(
+            f"{directory}: no effect matrix here; run `protodiff explain effects RUN --classifier DIR --out {directory}`"
+        )
     meta = read_json(path, {"explainer": OptionalKey(str)}, fix=fix)
     if "suggestions" not in meta:
         raise ProtodiffError(f"{path}: written by explain {meta.get('explainer')!r}, not by explain effects")
     suggestions = check(meta, SUGGESTIONS_SCHEMA, path)["suggestions"]
     if len(suggestions) != dimensions:
-        raise ProtodiffError(f"{directory}: the effects cover {len(suggestions)} dimensions, this model has {dimensions}; explain this run")
+        raise ProtodiffError(
+            f"{directory}: the effects cover {len(suggestions)} dimensions, this model has {dimensions}; explain this run"
+        )
     for i, s in enumerate(suggestions):
         if not 0 <= s["index"] < dimensions:
-            raise SchemaError(f"{path}: suggestions[{i}].index: {s['index']} is not a dimension of this model (0..{dimensions - 1}); {fix}")
+            raise SchemaError(
+                f"{path}: suggestions[{i}].index: {s['index']} is not a dimension of this model (0..{dimensions - 1}); {fix}"
+            )
     return suggestions
 
 
@@ -48,11 +55,21 @@ def suggested_names(suggestions: list[dict], min_effect: float) -> dict[int, str
 @click.command()
 @click.argument("checkpoint", type=click.Path())
 @click.argument("assignments", nargs=-1, metavar="[INDEX=NAME]...")
-@click.option("--suggest", "effects", type=click.Path(file_okay=False), default=None,
-              help="Propose names from an effect matrix (the --out of `protodiff explain effects`).")
+@click.option(
+    "--suggest",
+    "effects",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Propose names from an effect matrix (the --out of `protodiff explain effects`).",
+)
 @click.option("--apply", is_flag=True, help="With --suggest: store the proposed names (otherwise only shown).")
-@click.option("--min-effect", type=float, default=0.2, show_default=True,
-              help="With --suggest: propose a name only where the attribute's probability rises at least this much.")
+@click.option(
+    "--min-effect",
+    type=float,
+    default=0.2,
+    show_default=True,
+    help="With --suggest: propose a name only where the attribute's probability rises at least this much.",
+)
 def names(checkpoint: str, assignments: tuple[str, ...], effects: str | None, apply: bool, min_effect: float) -> None:
     """List CHECKPOINT's condition dimensions, or name some: `protodiff names RUN 3="red square"`.
 
@@ -80,8 +97,10 @@ def names(checkpoint: str, assignments: tuple[str, ...], effects: str | None, ap
         proposed = suggested_names(suggestions, min_effect)
         for s in suggestions:
             name = proposed.get(s["index"], "-")
-            click.echo(f"{s['index']:3d}  {current[s['index']]:<16} -> {name:<20} "
-                       f"({s['attribute']} {s['effect']:+.2f}, same direction on {s['consistency']:.0%} of images)")
+            click.echo(
+                f"{s['index']:3d}  {current[s['index']]:<16} -> {name:<20} "
+                f"({s['attribute']} {s['effect']:+.2f}, same direction on {s['consistency']:.0%} of images)"
+            )
         if not apply:
             return
         current = [proposed.get(i, name) for i, name in enumerate(current)]

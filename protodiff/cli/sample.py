@@ -25,9 +25,10 @@ from protodiff.errors import ProtodiffError
     help="Condition on the first N images of this split (needed for conditional models without a prior).",
 )
 @click.option(
-    "--invert", is_flag=True,
+    "--invert",
+    is_flag=True,
     help="With --condition-on: start from the inversion of each image by the sampler (a near-exact reconstruction) "
-         "instead of fresh noise (which shows only what the condition carries).",
+    "instead of fresh noise (which shows only what the condition carries).",
 )
 @click.option("--out", type=click.Path(dir_okay=False), default="samples.png", show_default=True, help="Output PNG grid.")
 @click.option("--no-ema", is_flag=True, help="Use the raw weights even if EMA weights were saved.")
@@ -53,8 +54,8 @@ def sample(
     its regeneration). Small images are shown upscaled and every column is labelled.
     """
     from protodiff.checkpoint import load_model
-    from protodiff.figures import regeneration_grid, save_image, save_image_grid
     from protodiff.devices import resolve_device
+    from protodiff.figures import regeneration_grid, save_image, save_image_grid
 
     model, config = load_model(checkpoint, device=resolve_device(device), use_ema=not no_ema)
     seed = config.seed if seed is None else seed
@@ -72,8 +73,16 @@ def sample(
         data = config.data.build().open(condition_on)
         originals = torch.stack([data[i][0] for i in range(min(n, len(data)))]).to(model.device)
         how = "from their inversion" if invert else "from fresh noise"
-        grid = regeneration_grid(model, originals, sampler=chosen, seed=seed, noises=0 if invert else 1, invert=invert,
-                                 title=f"{condition_on} images regenerated from their condition, {how}", progress=True)
+        grid = regeneration_grid(
+            model,
+            originals,
+            sampler=chosen,
+            seed=seed,
+            noises=0 if invert else 1,
+            invert=invert,
+            title=f"{condition_on} images regenerated from their condition, {how}",
+            progress=True,
+        )
         save_image(grid, out)
     else:
         samples = model.sample(n, sampler=chosen, generator=generator, progress=True).cpu()

@@ -12,8 +12,14 @@ from protodiff.cli.options import device_option, seed_option
 
 @click.command()
 @click.argument("run", type=click.Path())
-@click.option("--n", "num_images", type=click.IntRange(min=1), default=8, show_default=True,
-              help="Test images to regenerate (twice as many prior samples).")
+@click.option(
+    "--n",
+    "num_images",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Test images to regenerate (twice as many prior samples).",
+)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Output PNG [RUN/summary.png].")
 @seed_option
 @device_option
@@ -22,9 +28,9 @@ def summary(run: str, num_images: int, out: str | None, seed: int | None, device
     regeneration from the condition alone, new images from the latent prior (or samples, for an
     unconditional model), and the training loss."""
     from protodiff.checkpoint import CHECKPOINTS_DIR, checkpoint_step, load_model, resolve_checkpoint
+    from protodiff.devices import resolve_device
     from protodiff.figures import image_grid, regeneration_grid, save_image, summary_figure, training_curve
     from protodiff.training import LOG_FILE
-    from protodiff.devices import resolve_device
 
     checkpoint = resolve_checkpoint(run)
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == CHECKPOINTS_DIR else checkpoint

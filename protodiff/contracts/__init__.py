@@ -23,10 +23,10 @@ each, with every attribute a component must set.
 
 from typing import Any
 
+from protodiff.contracts.cond_mode import ConditioningMode
 from protodiff.contracts.conditioner import Condition, Conditioner, CondMode
 from protodiff.contracts.dataset import DatasetSource, DataSourceConfig, LabeledImages
 from protodiff.contracts.denoiser import Denoiser
-from protodiff.contracts.cond_mode import ConditioningMode
 from protodiff.contracts.explainer import Explainer, Explanation
 from protodiff.contracts.feature_extractor import FeatureExtractor
 from protodiff.contracts.latent_prior import LatentPrior
@@ -61,5 +61,7 @@ _LEFT = {"Encoder": "Encoder, Box", "Box": "Encoder, Box", "PrototypeLayer": "Pr
 
 def __getattr__(name: str) -> Any:
     if name in _LEFT:
-        raise ImportError(f"protodiff.contracts.{name} has moved to the Patronus plugin: from protodiff_patronus.contracts import {_LEFT[name]}")
+        raise ImportError(
+            f"protodiff.contracts.{name} has moved to the Patronus plugin: from protodiff_patronus.contracts import {_LEFT[name]}"
+        )
     raise AttributeError(f"module 'protodiff.contracts' has no attribute {name!r}")

@@ -93,7 +93,7 @@ def deterministic_subset(size: int, limit: int | None, seed: int) -> list[int] |
 class DatasetSource(Component, ABC):
     """A dataset by name. Constructed as ``cls(config)``; ``open(split)`` gives a split."""
 
-    Config = DataSourceConfig
+    Config = DataSourceConfig  # type: ignore[assignment]  # Component's Config is a placeholder; a dataset's is this
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
 
     def __init__(self, config: DataSourceConfig) -> None:

@@ -27,7 +27,7 @@ class FeatureExtractor(ABC):
     #: True only for the feature space of published FID and KID numbers.
     standard: ClassVar[bool] = False
 
-    def __init__(self, name: str, weights: str | os.PathLike | None) -> None:
+    def __init__(self, name: str, weights: str | os.PathLike[str] | None) -> None:
         self.name = name
         self.weights = None if weights is None else str(weights)
 

@@ -41,7 +41,8 @@ class EvalCache:
         """``compute()`` the first time ``key`` is asked for, the stored result afterwards."""
         if key not in self._items:
             self._items[key] = compute()
-        return self._items[key]
+        value: T = self._items[key]
+        return value
 
     def keys(self) -> list[Hashable]:
         return list(self._items)

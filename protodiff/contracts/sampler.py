@@ -114,9 +114,7 @@ class Sampler(Component, ABC):
         return evenly_spaced(self.schedule.num_timesteps, steps or self.config.steps)
 
     @abstractmethod
-    def step(
-        self, x_t: Tensor, t: int, t_next: int, eps: Tensor, x0: Tensor, generator: torch.Generator | None
-    ) -> Tensor:
+    def step(self, x_t: Tensor, t: int, t_next: int, eps: Tensor, x0: Tensor, generator: torch.Generator | None) -> Tensor:
         """Move from ``t`` to ``t_next`` (-1 = clean) given the estimates at (x_t, t); returns x_next."""
 
     def walk(self, timesteps: Sequence[int]) -> StepFn:
@@ -136,7 +134,8 @@ class Sampler(Component, ABC):
     ) -> Tensor:
         """Deterministic DDIM between any two timesteps (either direction; -1 = clean)."""
         a_next = self.schedule.alpha_bar_at(t_next)
-        return (x0 * a_next**0.5).add_(eps, alpha=(1 - a_next) ** 0.5)
+        scale: float = a_next**0.5
+        return (x0 * scale).add_(eps, alpha=(1 - a_next) ** 0.5)
 
     def estimate(self, x_t: Tensor, t: int, prediction: Tensor, kind: Prediction = "eps") -> tuple[Tensor, Tensor]:
         """(eps_hat, x0_hat) from the denoiser's ``prediction`` at (x_t, t), each computed directly

@@ -38,11 +38,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 from protodiff.contracts.dataset import DatasetSource, DataSourceConfig, LabeledImages
 from protodiff.data.official import Distribution, ImageFiles
 from protodiff.errors import DataError
-from protodiff._registry.hookspecs import hookimpl
-from protodiff._registry.registry import Registries
 
 IMAGES = "img_align_celeba"
 ATTRIBUTES = "list_attr_celeba.txt"
@@ -92,7 +92,9 @@ def _bad_row(path: Path, body: str, num_attributes: int) -> DataError:
     for line_no, line in enumerate(body.split("\n"), start=3):
         fields = line.split()
         if fields and (len(fields) != num_attributes + 1 or any(v not in ("1", "-1") for v in fields[1:])):
-            return DataError(f"{path}:{line_no}: expected a filename and {num_attributes} values of -1 or 1, got {line.strip()!r}")
+            return DataError(
+                f"{path}:{line_no}: expected a filename and {num_attributes} values of -1 or 1, got {line.strip()!r}"
+            )
     return DataError(f"{path}: cannot parse the attribute rows")
 
 
@@ -104,7 +106,9 @@ def read_partition_file(path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
         if not fields:
             continue
         if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
-            raise DataError(f"{path}:{line_no}: expected 'filename split' with split 0 (train), 1 (valid) or 2 (test), got {line.strip()!r}")
+            raise DataError(
+                f"{path}:{line_no}: expected 'filename split' with split 0 (train), 1 (valid) or 2 (test), got {line.strip()!r}"
+            )
         filenames.append(fields[0])
         splits.append(int(fields[1]))
         line_numbers.append(line_no)
@@ -163,7 +167,9 @@ class CelebA(DatasetSource):
         unlisted = set(attr_files).difference(part_files)
         if unlisted:
             first = min(unlisted, key=row_of.__getitem__)
-            raise DataError(f"{attributes_path}:{row_line(attributes_path, row_of[first])}: {first} is in no split of {partition_path} ({len(unlisted)} such images)")
+            raise DataError(
+                f"{attributes_path}:{row_line(attributes_path, row_of[first])}: {first} is in no split of {partition_path} ({len(unlisted)} such images)"
+            )
         present = set(os.listdir(images))
         keep = np.flatnonzero(part_ids == _SPLIT_IDS[split])
         rows = []
@@ -172,7 +178,9 @@ class CelebA(DatasetSource):
             if filename not in row_of:
                 raise DataError(f"{partition_path}:{part_lines[index]}: {filename} has no row in {attributes_path}")
             if filename not in present:
-                raise DataError(f"{partition_path}:{part_lines[index]}: {filename} is not in {images}; the image folder is incomplete")
+                raise DataError(
+                    f"{partition_path}:{part_lines[index]}: {filename} is not in {images}; the image folder is incomplete"
+                )
             rows.append(row_of[filename])
         return ImageFiles(
             [images / part_files[i] for i in keep.tolist()],

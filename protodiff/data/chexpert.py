@@ -37,11 +37,11 @@ from typing import Literal
 import numpy as np
 import torch
 
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 from protodiff.contracts.dataset import DatasetSource, DataSourceConfig, LabeledImages
 from protodiff.data.official import Distribution, ImageFiles
 from protodiff.errors import DataError
-from protodiff._registry.hookspecs import hookimpl
-from protodiff._registry.registry import Registries
 
 OBSERVATIONS = (
     "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema",
@@ -83,7 +83,9 @@ def read_labels(path: Path, uncertain: float, frontal_only: bool) -> tuple[list[
             needed = ["Path", *OBSERVATIONS] + ([_VIEW] if frontal_only else [])
             absent = [name for name in needed if name not in header]
             if absent:
-                raise DataError(f"{path}:1: missing column(s) {', '.join(repr(a) for a in absent)}; expected the official header Path,Sex,Age,{_VIEW},AP/PA,{','.join(OBSERVATIONS)}")
+                raise DataError(
+                    f"{path}:1: missing column(s) {', '.join(repr(a) for a in absent)}; expected the official header Path,Sex,Age,{_VIEW},AP/PA,{','.join(OBSERVATIONS)}"
+                )
             path_col, view_col = header.index("Path"), header.index(_VIEW) if frontal_only else -1
             columns = [header.index(name) for name in OBSERVATIONS]
             for row in reader:
@@ -100,7 +102,9 @@ def read_labels(path: Path, uncertain: float, frontal_only: bool) -> tuple[list[
                     rows.append([values[row[col].strip()] for col in columns])
                 except KeyError as exc:
                     name = OBSERVATIONS[[row[col].strip() for col in columns].index(exc.args[0])]
-                    raise DataError(f"{path}:{reader.line_num}: {name!r} is {exc.args[0]!r}, expected 1.0, 0.0, -1.0 or blank") from None
+                    raise DataError(
+                        f"{path}:{reader.line_num}: {name!r} is {exc.args[0]!r}, expected 1.0, 0.0, -1.0 or blank"
+                    ) from None
                 paths.append(row[path_col])
                 lines.append(reader.line_num)
     except FileNotFoundError:

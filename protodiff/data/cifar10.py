@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 from protodiff.contracts.dataset import DatasetSource, LabeledImages
 from protodiff.data.official import ClassImages, Distribution
 from protodiff.errors import DataError
-from protodiff._registry.hookspecs import hookimpl
-from protodiff._registry.registry import Registries
 
 try:  # numpy >= 2 (1.26 ships it too, for reading numpy 2 pickles)
     from numpy._core.multiarray import _reconstruct
@@ -80,7 +80,9 @@ def read_pickle(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise DISTRIBUTION.missing(path) from None
     except _ForbiddenGlobal as exc:
-        raise DataError(f"{path}: refused to unpickle: it calls {exc}, which no CIFAR-10 batch does (only numpy arrays, lists and numbers)") from None
+        raise DataError(
+            f"{path}: refused to unpickle: it calls {exc}, which no CIFAR-10 batch does (only numpy arrays, lists and numbers)"
+        ) from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OSError) as exc:
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise DataError(f"{path}: not a readable CIFAR-10 pickle ({detail}); the file may be truncated or corrupt") from None

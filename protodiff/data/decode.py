@@ -22,9 +22,7 @@ def pil_to_tensor(image: Image.Image, image_size: int, channels: int, resample: 
     return tensor[None] if channels == 1 else tensor.permute(2, 0, 1).contiguous()
 
 
-def read_image(
-    path: str, image_size: int, channels: int, prepare: Callable[[Image.Image], Image.Image] | None = None
-) -> Tensor:
+def read_image(path: str, image_size: int, channels: int, prepare: Callable[[Image.Image], Image.Image] | None = None) -> Tensor:
     """Read and convert one image file; an unreadable file is a one-line DataError naming it.
 
     ``prepare`` (e.g. a crop) runs on the decoded image before the resize.

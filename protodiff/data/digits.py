@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from protodiff.contracts.dataset import DatasetSource, LabeledImages
-from protodiff.data.official import ClassImages
 from protodiff._registry.hookspecs import hookimpl
 from protodiff._registry.registry import Registries
+from protodiff.contracts.dataset import DatasetSource, LabeledImages
+from protodiff.data.official import ClassImages
 
 CLASSES = tuple(f"digit_{d}" for d in range(10))
 NUM_TRAIN = 1437

@@ -29,12 +29,12 @@ from pathlib import Path
 
 import torch
 
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 from protodiff.contracts.dataset import DatasetSource, DataSourceConfig, LabeledImages
 from protodiff.data.folder import read_attributes_csv
 from protodiff.data.official import Distribution, ImageFiles
 from protodiff.errors import DataError
-from protodiff._registry.hookspecs import hookimpl
-from protodiff._registry.registry import Registries
 
 NUM_IMAGES = 70000
 _VARIANT = re.compile(r"^(?:images|thumbnails)(\d+)x\1$")
@@ -50,7 +50,9 @@ DISTRIBUTION = Distribution(
 
 def choose_variant(root: Path, image_size: int) -> Path:
     """``root`` itself when it holds images, else its best variant folder for ``image_size``."""
-    variants = {int(m.group(1)): root / m.group(0) for m in map(_VARIANT.match, os.listdir(root)) if m and (root / m.group(0)).is_dir()}
+    variants = {
+        int(m.group(1)): root / m.group(0) for m in map(_VARIANT.match, os.listdir(root)) if m and (root / m.group(0)).is_dir()
+    }
     if not variants:
         return root
     large_enough = [size for size in variants if size >= image_size]
@@ -107,7 +109,9 @@ class FFHQ(DatasetSource):
             names, attributes = read_attributes_csv(csv_path, [path.name for _, path in images])
         keep = [i for i, (number, _) in enumerate(images) if (number >= self.config.test_start) == (split == "test")]
         if not keep:
-            raise DataError(f"{root}: no {split} images (numbered {self._range(split)}); the copy holds images {images[0][0]:05d}..{images[-1][0]:05d}")
+            raise DataError(
+                f"{root}: no {split} images (numbered {self._range(split)}); the copy holds images {images[0][0]:05d}..{images[-1][0]:05d}"
+            )
         return ImageFiles([images[i][1] for i in keep], names, attributes[keep], channels=3, image_size=self.config.image_size)
 
     def _range(self, split: str) -> str:

@@ -26,11 +26,11 @@ from typing import Literal
 
 import numpy as np
 
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 from protodiff.contracts.dataset import DatasetSource, DataSourceConfig, LabeledImages
 from protodiff.data.official import ClassImages, Distribution
 from protodiff.errors import DataError
-from protodiff._registry.hookspecs import hookimpl
-from protodiff._registry.registry import Registries
 
 CLASSES = ("tshirt_top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle_boot")
 _PREFIX = {"train": "train", "test": "t10k"}
@@ -51,7 +51,7 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     cannot say which part of a truncated file is short.
     """
     try:
-        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as handle:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as handle:
             data = handle.read()
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: cannot read ({' '.join(str(exc).split())}); the download may be truncated") from None
@@ -63,7 +63,9 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     shape = struct.unpack(f">{ndim}I", data[4:header])
     expected, found = int(np.prod(shape)), len(data) - header
     if found < expected:
-        raise DataError(f"{path}: truncated: the header promises {'x'.join(map(str, shape))} = {expected} bytes of data, the file has {found}")
+        raise DataError(
+            f"{path}: truncated: the header promises {'x'.join(map(str, shape))} = {expected} bytes of data, the file has {found}"
+        )
     if found > expected:
         raise DataError(f"{path}: {found - expected} bytes after the {'x'.join(map(str, shape))} data the header promises")
     return np.frombuffer(data, dtype=np.uint8, count=expected, offset=header).reshape(shape)
@@ -90,7 +92,9 @@ class FashionMNIST(DatasetSource):
         labels_path = self._file(root, f"{_PREFIX[split]}-labels-idx1-ubyte")
         images, labels = read_idx(images_path, 3), read_idx(labels_path, 1)
         if len(images) != len(labels):
-            raise DataError(f"{labels_path}: {len(labels)} labels for the {len(images)} images of {images_path}; the files come from different copies")
+            raise DataError(
+                f"{labels_path}: {len(labels)} labels for the {len(images)} images of {images_path}; the files come from different copies"
+            )
         bad = np.flatnonzero(labels >= len(CLASSES))
         if len(bad):
             raise DataError(f"{labels_path}: label {labels[bad[0]]} at index {bad[0]} is not a class 0..{len(CLASSES) - 1}")
@@ -98,7 +102,9 @@ class FashionMNIST(DatasetSource):
 
     @staticmethod
     def _file(root: Path, stem: str) -> Path:
-        return DISTRIBUTION.find(root, [f"{folder}{stem}{suffix}" for folder in ("", "FashionMNIST/raw/") for suffix in ("", ".gz")])
+        return DISTRIBUTION.find(
+            root, [f"{folder}{stem}{suffix}" for folder in ("", "FashionMNIST/raw/") for suffix in ("", ".gz")]
+        )
 
 
 @hookimpl

@@ -24,11 +24,11 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 from protodiff.contracts.dataset import DatasetSource, DataSourceConfig, LabeledImages
 from protodiff.data.decode import read_image
 from protodiff.errors import DataError
-from protodiff._registry.hookspecs import hookimpl
-from protodiff._registry.registry import Registries
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 ATTRIBUTES_FILE = "attributes.csv"
@@ -50,7 +50,9 @@ def read_attributes_csv(path: Path, filenames: list[str]) -> tuple[list[str], Te
         if not row:
             continue
         if len(row) != len(names) + 1:
-            raise DataError(f"{path}:{line_no}: expected {len(names) + 1} columns (filename + {len(names)} attributes), got {len(row)}")
+            raise DataError(
+                f"{path}:{line_no}: expected {len(names) + 1} columns (filename + {len(names)} attributes), got {len(row)}"
+            )
         values = []
         for name, cell in zip(names, row[1:]):
             if cell.strip() not in ("0", "1"):

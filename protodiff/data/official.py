@@ -39,7 +39,9 @@ class Distribution:
     def root(self, configured: str | None) -> Path:
         """The configured root directory, which must exist."""
         if configured is None:
-            raise DataError(f"{self.name} needs data.root (--data-root): the directory holding {self.layout}; get it from {self.url}")
+            raise DataError(
+                f"{self.name} needs data.root (--data-root): the directory holding {self.layout}; get it from {self.url}"
+            )
         root = Path(configured).expanduser()
         if not root.is_dir():
             raise DataError(f"{root}: no such directory; {self.where()}")

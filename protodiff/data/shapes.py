@@ -29,9 +29,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from protodiff.contracts.dataset import DatasetSource, DataSourceConfig, LabeledImages
 from protodiff._registry.hookspecs import hookimpl
 from protodiff._registry.registry import Registries
+from protodiff.contracts.dataset import DatasetSource, DataSourceConfig, LabeledImages
 from protodiff.validation import seed as check_seed
 
 LOCAL_ATTRIBUTES = ("red_square", "blue_disc", "green_triangle", "yellow_cross", "checker_patch")
@@ -114,7 +114,9 @@ class MarkBox:
     right: int
 
 
-def _plan(present: set[str], image_size: int, rng: np.random.Generator, layout: Layout) -> tuple[np.ndarray, list[tuple[str, int, int, int]]]:
+def _plan(
+    present: set[str], image_size: int, rng: np.random.Generator, layout: Layout
+) -> tuple[np.ndarray, list[tuple[str, int, int, int]]]:
     """The per-image tint and each present mark's (name, top, left, size) at supersampled
     resolution: every random draw of an image, in the order :func:`render` has always made them."""
     tint = rng.normal(0.0, 0.03, size=(1, 1, 3)).astype(np.float32)
@@ -163,7 +165,9 @@ def mark_boxes(attrs: np.ndarray, image_size: int, rng: np.random.Generator, lay
     """The box of every mark :func:`render` draws for the same arguments (the same ``rng`` state)."""
     _, placements = _plan(_present(attrs), image_size, rng, layout)
     return [
-        MarkBox(name, top // _SUPERSAMPLE, left // _SUPERSAMPLE, -(-(top + size) // _SUPERSAMPLE), -(-(left + size) // _SUPERSAMPLE))
+        MarkBox(
+            name, top // _SUPERSAMPLE, left // _SUPERSAMPLE, -(-(top + size) // _SUPERSAMPLE), -(-(left + size) // _SUPERSAMPLE)
+        )
         for name, top, left, size in placements
     ]
 

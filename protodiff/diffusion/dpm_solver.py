@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from protodiff.contracts.sampler import Sampler, StepFn
-from protodiff.errors import OptionError
 from protodiff._registry.hookspecs import hookimpl
 from protodiff._registry.registry import Registries
+from protodiff.contracts.sampler import Sampler, StepFn
+from protodiff.errors import OptionError
 
 #: Walks shorter than this end in lower-order steps: the last one first order, the one before at
 #: most second (diffusers' ``lower_order_final``, which it applies below 15 steps for stability).
@@ -75,9 +75,7 @@ class DPMSolverPlusPlus(Sampler):
             points = np.interp(np.linspace(log_sigma[-1], log_sigma[0], n), log_sigma, np.arange(last)).round()
         return list(dict.fromkeys(points.astype(np.int64).tolist()))
 
-    def step(
-        self, x_t: Tensor, t: int, t_next: int, eps: Tensor, x0: Tensor, generator: torch.Generator | None
-    ) -> Tensor:
+    def step(self, x_t: Tensor, t: int, t_next: int, eps: Tensor, x0: Tensor, generator: torch.Generator | None) -> Tensor:
         """A first-order step (DDIM): what a walk's first step is. Walks go through :meth:`walk`."""
         return self.ddim_step(x_t, t, t_next, eps, x0)
 

@@ -35,12 +35,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 from protodiff.contracts.latent_prior import LatentPrior
 from protodiff.diffusion.samplers import DDIMSampler, DDPMSampler
 from protodiff.diffusion.schedule import NoiseSchedule, ScheduleConfig
-from protodiff._registry.hookspecs import hookimpl
 from protodiff.nn.blocks import TimestepEmbedding
-from protodiff._registry.registry import Registries
 from protodiff.validation import at_least, positive
 
 TimeMode = Literal["add", "scale"]
@@ -102,8 +102,9 @@ class LatentDDPM(LatentPrior):
         normalise: Literal["standard", "whiten"] = "standard"
 
         def __post_init__(self) -> None:
-            at_least(1, width=self.width, depth=self.depth, timesteps=self.timesteps, epochs=self.epochs,
-                     batch_size=self.batch_size)
+            at_least(
+                1, width=self.width, depth=self.depth, timesteps=self.timesteps, epochs=self.epochs, batch_size=self.batch_size
+            )
             positive(lr=self.lr)
             at_least(0, weight_decay=self.weight_decay)
             if not 0.0 < self.beta_start <= self.beta_end < 1.0:

@@ -10,9 +10,9 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from protodiff.contracts.sampler import Sampler, randn
 from protodiff._registry.hookspecs import hookimpl
 from protodiff._registry.registry import Registries
+from protodiff.contracts.sampler import Sampler, randn
 from protodiff.validation import at_least
 
 
@@ -27,9 +27,7 @@ class DDIMSampler(Sampler):
             super().__post_init__()
             at_least(0, eta=self.eta)
 
-    def step(
-        self, x_t: Tensor, t: int, t_next: int, eps: Tensor, x0: Tensor, generator: torch.Generator | None
-    ) -> Tensor:
+    def step(self, x_t: Tensor, t: int, t_next: int, eps: Tensor, x0: Tensor, generator: torch.Generator | None) -> Tensor:
         if self.config.eta == 0 or t_next < 0:
             return self.ddim_step(x_t, t, t_next, eps, x0)
         a_t, a_next = self.schedule.alpha_bar_at(t), self.schedule.alpha_bar_at(t_next)
@@ -50,9 +48,7 @@ class DDPMSampler(Sampler):
         steps: int = 1000
         variance: Literal["small", "large"] = "small"
 
-    def step(
-        self, x_t: Tensor, t: int, t_next: int, eps: Tensor, x0: Tensor, generator: torch.Generator | None
-    ) -> Tensor:
+    def step(self, x_t: Tensor, t: int, t_next: int, eps: Tensor, x0: Tensor, generator: torch.Generator | None) -> Tensor:
         a_t, a_prev = self.schedule.alpha_bar_at(t), self.schedule.alpha_bar_at(t_next)
         beta = 1 - a_t / a_prev
         # the posterior mean q(x_prev | x_t, x0): Ho et al. 2020, eq. 7

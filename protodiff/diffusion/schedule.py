@@ -73,9 +73,7 @@ class NoiseSchedule:
     def __init__(self, config: ScheduleConfig | None = None) -> None:
         self.config = config or ScheduleConfig()
         c = self.config
-        self.betas = (
-            linear_betas(c.timesteps, c.beta_start, c.beta_end) if c.schedule == "linear" else cosine_betas(c.timesteps)
-        )
+        self.betas = linear_betas(c.timesteps, c.beta_start, c.beta_end) if c.schedule == "linear" else cosine_betas(c.timesteps)
         self.alphas_cumprod = torch.cumprod(1.0 - self.betas, dim=0)
 
     @property

@@ -56,8 +56,15 @@ class ExplainContext:
     classifier: AttributeClassifier | None = None
 
     @classmethod
-    def open(cls, experiment: ExperimentConfig, *, split: str = "test", device: torch.device, seed: int = 0,
-             classifier: str | os.PathLike[str] | AttributeClassifier | None = None) -> ExplainContext:
+    def open(
+        cls,
+        experiment: ExperimentConfig,
+        *,
+        split: str = "test",
+        device: torch.device,
+        seed: int = 0,
+        classifier: str | os.PathLike[str] | AttributeClassifier | None = None,
+    ) -> ExplainContext:
         """Open ``split`` of the experiment's dataset and load ``classifier`` (a directory) or check it."""
         source = experiment.data.build()
         data = source.open(split)
@@ -83,8 +90,9 @@ class ExplainContext:
         return given
 
 
-def _classifier(classifier: str | os.PathLike[str] | AttributeClassifier | None, data: LabeledImages,
-                device: torch.device) -> AttributeClassifier | None:
+def _classifier(
+    classifier: str | os.PathLike[str] | AttributeClassifier | None, data: LabeledImages, device: torch.device
+) -> AttributeClassifier | None:
     if classifier is None:
         return None
     if isinstance(classifier, (str, os.PathLike)):
@@ -136,8 +144,9 @@ def explain(
             f"explain {name} judges attributes: pass --classifier DIR (train one with `protodiff classifier train`)"
         )
     with torch.random.fork_rng(devices=[]):  # building a model draws its initial weights: not from the caller's RNG
-        model, experiment, _, _ = model_and_experiment(run_or_model, experiment, device=device, use_ema=use_ema,
-                                                       action="explaining")
+        model, experiment, _, _ = model_and_experiment(
+            run_or_model, experiment, device=device, use_ema=use_ema, action="explaining"
+        )
         context = ExplainContext.open(experiment, split=split, device=model.device, seed=seed, classifier=classifier)
         batch = images.to(model.device) if isinstance(images, Tensor) else context.images(images or explainer.default_images)
         explanation = _run(explainer, model, batch, context.inputs(wanted), seed)

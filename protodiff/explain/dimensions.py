@@ -107,5 +107,6 @@ def warn_outside(index: int, values: Sequence[float], low: Tensor, high: Tensor,
         warnings.warn(
             f"{names[index]} = {far[0]:g} is far outside the range observed on real images [{lo:.3g}, {hi:.3g}]; "
             "the denoiser never saw such a value, so read the result as extrapolation",
-            OutOfRangeWarning, stacklevel=3,
+            OutOfRangeWarning,
+            stacklevel=3,
         )

@@ -8,7 +8,6 @@ that differs is the edit's, and the same command gives the same pixels every tim
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,17 +15,17 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 from protodiff.config import ComponentSpec, component
 from protodiff.contracts.dataset import LabeledImages
 from protodiff.contracts.explainer import Explainer, Explanation, flag
 from protodiff.contracts.sampler import Sampler
 from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError, UnsupportedModel
-from protodiff.explain.dimensions import Change, observed_range, parse_changes, parse_sweep, warn_outside
+from protodiff.explain.dimensions import observed_range, parse_changes, parse_sweep, warn_outside
 from protodiff.figures import save_image_grid
-from protodiff._registry.hookspecs import hookimpl
 from protodiff.model import ConditionedDiffusion
-from protodiff._registry.registry import Registries
 from protodiff.validation import at_least
 
 
@@ -76,7 +75,9 @@ class EditExplainer(Explainer):
         changes = parse_changes(c.to, c.shift, names)
         sweeps = [parse_sweep(item, names) for item in c.sweep]
         if not changes and not sweeps:
-            raise ProtodiffError("edit: nothing to change; pass --to NAME=VALUE, --shift NAME=DELTA or --sweep NAME=START:STOP:COUNT")
+            raise ProtodiffError(
+                "edit: nothing to change; pass --to NAME=VALUE, --shift NAME=DELTA or --sweep NAME=START:STOP:COUNT"
+            )
         sampler = c.sampler.build(schedule=model.schedule)
         vectors, x_T = invert_batch(model, batch, sampler)
         reference = encode_split(model, data, limit=c.reference).vectors if data is not None else vectors.cpu()
@@ -116,7 +117,8 @@ class EditExplainer(Explainer):
             meta["sweeps"].append({"dimension": name, "values": list(sweep.values), "before": vectors[:, sweep.index].tolist()})
             columns = [("real", batch)] + [(f"{v:.3g}", strips[k]) for k, v in enumerate(sweep.values)]
             figures[f"sweep_{name}.png"] = lambda path, cols=columns, t=name: save_image_grid(
-                path, cols, per_row=1, title=f"sweep of {t} (real image, then regenerated at each value)")
+                path, cols, per_row=1, title=f"sweep of {t} (real image, then regenerated at each value)"
+            )
         return Explanation("edit", tensors, meta, figures)
 
 
@@ -167,8 +169,12 @@ class InterpolateExplainer(Explainer):
         def render(path: Path) -> None:
             save_image_grid(path, columns, per_row=1, title="interpolation: lerp of the condition, slerp of x_T")
 
-        meta = {"names": model.conditioner.names, "weights": weights, "pairs": [[2 * i, 2 * i + 1] for i in range(pairs)],
-                "vectors": path_vectors.reshape(c.steps, pairs, -1).transpose(0, 1).tolist()}
+        meta = {
+            "names": model.conditioner.names,
+            "weights": weights,
+            "pairs": [[2 * i, 2 * i + 1] for i in range(pairs)],
+            "vectors": path_vectors.reshape(c.steps, pairs, -1).transpose(0, 1).tolist(),
+        }
         return Explanation("interpolate", {"frames": frames.transpose(0, 1), "images": batch}, meta, {"interpolate.png": render})
 
 

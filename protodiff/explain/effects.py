@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 from protodiff.config import ComponentSpec, component
 from protodiff.contracts.dataset import LabeledImages
 from protodiff.contracts.explainer import Explainer, Explanation
@@ -27,8 +29,6 @@ from protodiff.contracts.sampler import Sampler
 from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError
 from protodiff.explain.edit import invert_batch, regenerate, require_vector
-from protodiff._registry.hookspecs import hookimpl
-from protodiff._registry.registry import Registries
 
 if TYPE_CHECKING:
     from protodiff.metrics.attribute_classifier import AttributeClassifier
@@ -67,7 +67,7 @@ class EffectMatrix:
         """(K, A) the standard error of the effect over images (NaN from a single image)."""
         if self.images < 2:
             return torch.full_like(self.effect, float("nan"))
-        return self.change.std(dim=1) / self.images ** 0.5
+        return self.change.std(dim=1) / self.images**0.5
 
     def to_json(self) -> dict:
         return {
@@ -85,9 +85,15 @@ class EffectMatrix:
         effect, consistency = self.effect, self.consistency
         for j, name in enumerate(self.dimensions):
             a = int(effect[j].argmax())
-            out.append({"dimension": name, "index": j, "attribute": self.attributes[a],
-                        "effect": round(float(effect[j, a]), 4),
-                        "consistency": round(float(consistency[j, a]), 4)})
+            out.append(
+                {
+                    "dimension": name,
+                    "index": j,
+                    "attribute": self.attributes[a],
+                    "effect": round(float(effect[j, a]), 4),
+                    "consistency": round(float(consistency[j, a]), 4),
+                }
+            )
         return out
 
 
@@ -132,7 +138,7 @@ def effect_matrix(
     n, k = vectors.shape
     edited = vectors.repeat(k + 1, 1)  # block 0: unedited; block j + 1: dimension j enhanced
     for j in range(k):
-        edited[(j + 1) * n:(j + 2) * n, j] = high[j]
+        edited[(j + 1) * n : (j + 2) * n, j] = high[j]
     regenerated = regenerate(model, edited, x_T.repeat(k + 1, 1, 1, 1), sampler, chunk)
     probs = classifier.predict_proba(regenerated).view(k + 1, n, -1)
     change = probs[1:] - probs[:1]  # (K, N, A)
@@ -171,8 +177,10 @@ def plot_effects(matrix: EffectMatrix, path: Path, title: str = "effect of enhan
     if k < len(matrix.effect):
         rest = torch.ones(len(matrix.effect), dtype=torch.bool)
         rest[rows] = False
-        title = (f"{title}:\nthe {k} strongest of {len(matrix.effect)} dimensions; the other {int(rest.sum())} "
-                 f"move no attribute by more than {float(matrix.effect[rest].abs().max()):.2f}")
+        title = (
+            f"{title}:\nthe {k} strongest of {len(matrix.effect)} dimensions; the other {int(rest.sum())} "
+            f"move no attribute by more than {float(matrix.effect[rest].abs().max()):.2f}"
+        )
     fig, ax = plt.subplots(figsize=(1.2 + 0.6 * a, 1.6 + 0.3 * k), constrained_layout=True)
     limit = max(float(effect.abs().max()), 1e-6)
     image = ax.imshow(effect.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
@@ -206,22 +214,29 @@ class EffectsExplainer(Explainer):
             if self.reference < 1 or self.batch_size < 1:
                 raise ValueError("reference and batch_size must be positive")
 
-    def matrix(self, model: ConditionedDiffusion, batch: Tensor, classifier: AttributeClassifier,
-               data: LabeledImages | None) -> EffectMatrix:
+    def matrix(
+        self, model: ConditionedDiffusion, batch: Tensor, classifier: AttributeClassifier, data: LabeledImages | None
+    ) -> EffectMatrix:
         """The effect matrix as this config says, the classifier checked against ``data``."""
         check_classifier(classifier, getattr(data, "attribute_names", None))
         c = self.config
         reference = encode_split(model, data, limit=c.reference).vectors if data is not None else None
-        return effect_matrix(model, batch, classifier, sampler=c.sampler.build(schedule=model.schedule),
-                             reference=reference, quantile=c.quantile, chunk=c.batch_size)
+        return effect_matrix(
+            model,
+            batch,
+            classifier,
+            sampler=c.sampler.build(schedule=model.schedule),
+            reference=reference,
+            quantile=c.quantile,
+            chunk=c.batch_size,
+        )
 
-    def explain(self, model: ConditionedDiffusion, batch: Tensor, *, classifier: AttributeClassifier,
-                data: LabeledImages | None = None) -> Explanation:
+    def explain(
+        self, model: ConditionedDiffusion, batch: Tensor, *, classifier: AttributeClassifier, data: LabeledImages | None = None
+    ) -> Explanation:
         matrix = self.matrix(model, batch, classifier, data)
-        meta = {**matrix.to_json(), "suggestions": matrix.suggestions(), "images": len(batch),
-                "quantile": self.config.quantile}
-        return Explanation("effects", matrix_tensors(matrix), meta,
-                           {"effects.png": lambda path: plot_effects(matrix, path)})
+        meta = {**matrix.to_json(), "suggestions": matrix.suggestions(), "images": len(batch), "quantile": self.config.quantile}
+        return Explanation("effects", matrix_tensors(matrix), meta, {"effects.png": lambda path: plot_effects(matrix, path)})
 
 
 @hookimpl

@@ -27,17 +27,17 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 from protodiff.config import ComponentSpec, component
 from protodiff.contracts.dataset import LabeledImages
 from protodiff.contracts.explainer import Explainer, Explanation
 from protodiff.contracts.sampler import Sampler, StepInfo, randn
-from protodiff.errors import ProtodiffError
 from protodiff.encoding import encode_split
+from protodiff.errors import ProtodiffError
 from protodiff.explain.edit import invert_batch, require_vector
 from protodiff.explain.effects import check_classifier, enhanced_values
 from protodiff.figures import save_image_grid
-from protodiff._registry.hookspecs import hookimpl
-from protodiff._registry.registry import Registries
 
 if TYPE_CHECKING:
     from protodiff.metrics.attribute_classifier import AttributeClassifier
@@ -73,13 +73,14 @@ def enhanced_batch(vectors: Tensor, high: Tensor) -> Tensor:
     n, k = vectors.shape
     edited = vectors.repeat(k + 1, 1)
     for j in range(k):
-        edited[(j + 1) * n:(j + 2) * n, j] = high[j]
+        edited[(j + 1) * n : (j + 2) * n, j] = high[j]
     return edited
 
 
 @torch.no_grad()
-def read_walk(model: ConditionedDiffusion, edited: Tensor, x_T: Tensor, sampler,
-              classifier: AttributeClassifier | None = None) -> Trajectories:
+def read_walk(
+    model: ConditionedDiffusion, edited: Tensor, x_T: Tensor, sampler, classifier: AttributeClassifier | None = None
+) -> Trajectories:
     """Sample ``edited`` (from :func:`enhanced_batch`) from ``x_T`` (repeated per block), re-encoding
     x0_hat of the whole batch at every step through the sampler's callback."""
     k = edited.shape[1]
@@ -96,8 +97,7 @@ def read_walk(model: ConditionedDiffusion, edited: Tensor, x_T: Tensor, sampler,
             attribute.append(p[1:] - p[:1])
 
     model.sample(condition=edited, x_T=x_T.repeat(k + 1, 1, 1, 1), sampler=sampler, callback=read)
-    return Trajectories(steps, torch.stack(activation), torch.stack(attribute) if attribute else None,
-                        torch.stack(strips))
+    return Trajectories(steps, torch.stack(activation), torch.stack(attribute) if attribute else None, torch.stack(strips))
 
 
 @dataclass
@@ -125,9 +125,18 @@ def start_positions(length: int, count: int) -> list[int]:
 
 
 @torch.no_grad()
-def partial_regeneration(model: ConditionedDiffusion, images: Tensor, vectors: Tensor, *, high: Tensor,
-                         dimensions: list[int], classifier: AttributeClassifier, sampler: Sampler, starts: int,
-                         generator: torch.Generator | None = None) -> Partial:
+def partial_regeneration(
+    model: ConditionedDiffusion,
+    images: Tensor,
+    vectors: Tensor,
+    *,
+    high: Tensor,
+    dimensions: list[int],
+    classifier: AttributeClassifier,
+    sampler: Sampler,
+    starts: int,
+    generator: torch.Generator | None = None,
+) -> Partial:
     """Diffuse ``images`` to each of ``starts`` timesteps of ``sampler``'s walk, enhance ``dimensions[a]``
     (one per attribute) in their ``vectors``, denoise from there; every edit of a start in one batch."""
     walk = sampler.timesteps()
@@ -135,7 +144,7 @@ def partial_regeneration(model: ConditionedDiffusion, images: Tensor, vectors: T
     n, d = len(images), len(edited)
     batch = vectors.repeat(d + 1, 1)  # block 0: own vector; block b + 1: edited[b] enhanced
     for b, j in enumerate(edited):
-        batch[(b + 1) * n:(b + 2) * n, j] = high[j]
+        batch[(b + 1) * n : (b + 2) * n, j] = high[j]
     noise = randn(images.shape, generator, images)
     column = torch.tensor([edited.index(j) for j in dimensions])
     effects, strips, starts_t = [], [], []
@@ -149,8 +158,9 @@ def partial_regeneration(model: ConditionedDiffusion, images: Tensor, vectors: T
         strips.append(torch.cat([x_t[:1], out.view(d + 1, n, *images.shape[1:])[:, 0]]).cpu())
         starts_t.append(t)
     order = list(reversed(range(len(starts_t))))  # ascending t
-    return Partial([starts_t[p] for p in order], torch.stack(effects)[order], list(dimensions), edited,
-                   torch.stack(strips)[order])
+    return Partial(
+        [starts_t[p] for p in order], torch.stack(effects)[order], list(dimensions), edited, torch.stack(strips)[order]
+    )
 
 
 def attribute_curves(traj: Trajectories) -> tuple[Tensor, list[int]]:
@@ -159,8 +169,14 @@ def attribute_curves(traj: Trajectories) -> tuple[Tensor, list[int]]:
     return traj.attribute[:, best, torch.arange(len(best))], best.tolist()
 
 
-def plot_curves(timesteps: list[int], curves: Tensor, labels: list[str], title: str, path: Path,
-                xlabel: str = "timestep t (denoising runs left to right)") -> None:
+def plot_curves(
+    timesteps: list[int],
+    curves: Tensor,
+    labels: list[str],
+    title: str,
+    path: Path,
+    xlabel: str = "timestep t (denoising runs left to right)",
+) -> None:
     """One line per curve against the timestep, x axis reversed so that denoising reads left to right."""
     import matplotlib
 
@@ -207,14 +223,22 @@ class EmergenceExplainer(Explainer):
             if self.partial_starts < 0 or self.strip_dimensions < 1:
                 raise ValueError("partial_starts must be >= 0 and strip_dimensions positive")
 
-    def explain(self, model: ConditionedDiffusion, batch: Tensor, *, data: LabeledImages | None = None,
-                classifier: AttributeClassifier | None = None, generator: torch.Generator | None = None) -> Explanation:
+    def explain(
+        self,
+        model: ConditionedDiffusion,
+        batch: Tensor,
+        *,
+        data: LabeledImages | None = None,
+        classifier: AttributeClassifier | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Explanation:
         c = self.config
         if classifier is not None:
             check_classifier(classifier, getattr(data, "attribute_names", None))
         elif c.partial_starts:
-            raise ProtodiffError("emergence: partial regeneration judges attributes; pass --classifier DIR "
-                                 "or leave partial_starts at 0")
+            raise ProtodiffError(
+                "emergence: partial regeneration judges attributes; pass --classifier DIR or leave partial_starts at 0"
+            )
         require_vector(model, "emergence")
         sampler = c.sampler.build(schedule=model.schedule)
         reference = encode_split(model, data, limit=c.reference).vectors if data is not None else model.encode(batch).vector
@@ -223,40 +247,75 @@ class EmergenceExplainer(Explainer):
         vectors, x_T = invert_batch(model, batch, sampler)
         traj = read_walk(model, enhanced_batch(vectors, high), x_T, sampler, classifier)
         names = model.conditioner.names
-        meta = {"timesteps": traj.timesteps, "images": len(batch),
-                "dimensions": {name: {"final": round(float(traj.activation[-1, j]), 4), "crossing_t": t}
-                               for j, (name, t) in enumerate(zip(names, crossing(traj.timesteps, traj.activation)))}}
+        meta = {
+            "timesteps": traj.timesteps,
+            "images": len(batch),
+            "dimensions": {
+                name: {"final": round(float(traj.activation[-1, j]), 4), "crossing_t": t}
+                for j, (name, t) in enumerate(zip(names, crossing(traj.timesteps, traj.activation)))
+            },
+        }
         tensors = {"activation": traj.activation, "timesteps": torch.tensor(traj.timesteps), "strips": traj.strips}
-        figures = {"dimensions.png": lambda path: plot_curves(traj.timesteps, traj.activation, names,
-                                                              "s_j(x0_hat): enhanced - original", path)}
+        figures = {
+            "dimensions.png": lambda path: plot_curves(
+                traj.timesteps, traj.activation, names, "s_j(x0_hat): enhanced - original", path
+            )
+        }
         shown = traj.activation[-1].abs().argsort(descending=True)[: c.strip_dimensions].tolist()
         rows = [names[j] for j in shown]
         if traj.attribute is not None:
             curves, best = attribute_curves(traj)
             attributes = list(classifier.attribute_names)
-            meta["attributes"] = {a: {"dimension": names[j], "final": round(float(curves[-1, i]), 4), "crossing_t": t}
-                                  for i, (a, j, t) in enumerate(zip(attributes, best, crossing(traj.timesteps, curves)))}
+            meta["attributes"] = {
+                a: {"dimension": names[j], "final": round(float(curves[-1, i]), 4), "crossing_t": t}
+                for i, (a, j, t) in enumerate(zip(attributes, best, crossing(traj.timesteps, curves)))
+            }
             tensors["attribute"] = traj.attribute
-            figures["attributes.png"] = lambda path: plot_curves(traj.timesteps, curves, attributes,
-                                                                 "attribute probability: enhanced - original", path)
+            figures["attributes.png"] = lambda path: plot_curves(
+                traj.timesteps, curves, attributes, "attribute probability: enhanced - original", path
+            )
             shown = sorted(set(best))
             rows = [f"{names[j]} ({', '.join(a for a, b in zip(attributes, best) if b == j)})" for j in shown]
         strip = traj.strips[:, [0, *(j + 1 for j in shown)]]
-        figures["strips.png"] = lambda path: save_strip(path, traj.timesteps, strip, ["original", *rows],
-                                                        "x0_hat of image 0 during denoising")
+        figures["strips.png"] = lambda path: save_strip(
+            path, traj.timesteps, strip, ["original", *rows], "x0_hat of image 0 during denoising"
+        )
         if c.partial_starts:
-            partial = partial_regeneration(model, batch, vectors, high=high, dimensions=best, classifier=classifier,
-                                           sampler=sampler, starts=c.partial_starts, generator=generator)
-            meta["partial"] = {"starts": partial.starts, "attributes": {
-                a: {"dimension": names[j], "effect": [round(float(v), 4) for v in partial.effect[:, i]], "latest_t": t}
-                for i, (a, j, t) in enumerate(zip(attributes, best, partial.latest()))}}
+            partial = partial_regeneration(
+                model,
+                batch,
+                vectors,
+                high=high,
+                dimensions=best,
+                classifier=classifier,
+                sampler=sampler,
+                starts=c.partial_starts,
+                generator=generator,
+            )
+            meta["partial"] = {
+                "starts": partial.starts,
+                "attributes": {
+                    a: {"dimension": names[j], "effect": [round(float(v), 4) for v in partial.effect[:, i]], "latest_t": t}
+                    for i, (a, j, t) in enumerate(zip(attributes, best, partial.latest()))
+                },
+            }
             tensors["partial_effect"], tensors["partial_strips"] = partial.effect, partial.strips
             figures["partial.png"] = lambda path: plot_curves(
-                partial.starts, partial.effect, attributes, "partial regeneration: effect of the edit by start", path,
-                xlabel="start timestep t of the edited denoising (later starts to the right)")
+                partial.starts,
+                partial.effect,
+                attributes,
+                "partial regeneration: effect of the edit by start",
+                path,
+                xlabel="start timestep t of the edited denoising (later starts to the right)",
+            )
             figures["partial_strips.png"] = lambda path: save_strip(
-                path, partial.starts, partial.strips, ["x_t", "own vector", *rows],  # partial.edited is `shown`
-                "image 0 regenerated from each start t", most=len(partial.starts))
+                path,
+                partial.starts,
+                partial.strips,
+                ["x_t", "own vector", *rows],  # partial.edited is `shown`
+                "image 0 regenerated from each start t",
+                most=len(partial.starts),
+            )
         return Explanation("emergence", tensors, meta, figures)
 
 

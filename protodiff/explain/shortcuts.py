@@ -46,12 +46,12 @@ import torch
 from scipy import stats
 from torch import Tensor
 
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 from protodiff.contracts.explainer import Explanation
 from protodiff.errors import ProtodiffWarning
 from protodiff.explain.effects import EffectMatrix, EffectsExplainer, check_classifier, matrix_tensors, plot_effects
-from protodiff._registry.hookspecs import hookimpl
 from protodiff.io import write_json
-from protodiff._registry.registry import Registries
 
 if TYPE_CHECKING:
     from protodiff.contracts.dataset import LabeledImages
@@ -95,8 +95,7 @@ def replication(significant: Tensor, effect: Tensor, j: int, a: int, b: int) -> 
     return best
 
 
-def couplings(matrix: EffectMatrix, threshold: float, alpha: float = 0.05,
-              correlation: Tensor | None = None) -> list[dict]:
+def couplings(matrix: EffectMatrix, threshold: float, alpha: float = 0.05, correlation: Tensor | None = None) -> list[dict]:
     """Every (dimension, attribute pair) the module's rule lists: flagged first, each group by score."""
     effect = matrix.effect
     q = critical_value(matrix.images, effect.numel(), alpha)
@@ -111,15 +110,17 @@ def couplings(matrix: EffectMatrix, threshold: float, alpha: float = 0.05,
                 continue
             r = None if correlation is None else float(correlation[a, b])
             shared = replication(significant, effect, j, a, b)
-            out.append({
-                "prototype": name,
-                "attributes": [matrix.attributes[a], matrix.attributes[b]],
-                "effects": [round(float(effect[j, a]), 4), round(float(effect[j, b]), 4)],
-                "score": round(score, 4) if math.isfinite(score) else None,
-                "train_correlation": None if r is None or math.isnan(r) else round(r, 4),
-                "replication": {**shared, "attribute": matrix.attributes[shared["attribute"]]},
-                "flagged": score > 0 and weaker >= threshold and 2 * shared["agreeing"] > shared["dimensions"],
-            })
+            out.append(
+                {
+                    "prototype": name,
+                    "attributes": [matrix.attributes[a], matrix.attributes[b]],
+                    "effects": [round(float(effect[j, a]), 4), round(float(effect[j, b]), 4)],
+                    "score": round(score, 4) if math.isfinite(score) else None,
+                    "train_correlation": None if r is None or math.isnan(r) else round(r, 4),
+                    "replication": {**shared, "attribute": matrix.attributes[shared["attribute"]]},
+                    "flagged": score > 0 and weaker >= threshold and 2 * shared["agreeing"] > shared["dimensions"],
+                }
+            )
     return sorted(out, key=lambda c: (not c["flagged"], -math.inf if c["score"] is None else -c["score"]))
 
 
@@ -144,28 +145,44 @@ class ShortcutsExplainer(EffectsExplainer):
             if not 0.0 < self.alpha < 1.0:
                 raise ValueError("alpha must be in (0, 1)")
 
-    def explain(self, model: ConditionedDiffusion, batch: Tensor, *, classifier: AttributeClassifier,
-                data: LabeledImages | None = None, train: LabeledImages | None = None) -> Explanation:
+    def explain(
+        self,
+        model: ConditionedDiffusion,
+        batch: Tensor,
+        *,
+        classifier: AttributeClassifier,
+        data: LabeledImages | None = None,
+        train: LabeledImages | None = None,
+    ) -> Explanation:
         check_classifier(classifier, getattr(train, "attribute_names", None))
         c = self.config
         matrix = self.matrix(model, batch, classifier, data)
         q = critical_value(matrix.images, matrix.effect.numel(), c.alpha)
         smallest = detectable(matrix.images, q)
         if smallest > c.threshold:
-            warnings.warn(f"with {matrix.images} images only effects above {smallest:.2f} can be told from noise "
-                          f"(threshold {c.threshold}); explain more images (--n) to confirm smaller couplings",
-                          ProtodiffWarning, stacklevel=2)
+            warnings.warn(
+                f"with {matrix.images} images only effects above {smallest:.2f} can be told from noise "
+                f"(threshold {c.threshold}); explain more images (--n) to confirm smaller couplings",
+                ProtodiffWarning,
+                stacklevel=2,
+            )
         correlation = label_correlation(train.attributes()) if train is not None else None
-        report = {"threshold": c.threshold, "alpha": c.alpha, "images": matrix.images,
-                  "critical_value": round(q, 4) if math.isfinite(q) else None, "detectable": round(smallest, 4),
-                  "couplings": couplings(matrix, c.threshold, c.alpha, correlation)}
+        report = {
+            "threshold": c.threshold,
+            "alpha": c.alpha,
+            "images": matrix.images,
+            "critical_value": round(q, 4) if math.isfinite(q) else None,
+            "detectable": round(smallest, 4),
+            "couplings": couplings(matrix, c.threshold, c.alpha, correlation),
+        }
         tensors = matrix_tensors(matrix)
         if correlation is not None:
             tensors["train_correlation"] = torch.nan_to_num(correlation)
         return Explanation(
-            "shortcuts", tensors, {**matrix.to_json(), "suggestions": matrix.suggestions(), "images": len(batch)},
-            {"shortcuts.json": lambda path: write_json(path, report),
-             "effects.png": lambda path: plot_effects(matrix, path)},
+            "shortcuts",
+            tensors,
+            {**matrix.to_json(), "suggestions": matrix.suggestions(), "images": len(batch)},
+            {"shortcuts.json": lambda path: write_json(path, report), "effects.png": lambda path: plot_effects(matrix, path)},
         )
 
 

@@ -40,8 +40,7 @@ WEIGHTS_FILE = "model.safetensors"
 META_FILE = "classifier.json"
 #: What :meth:`AttributeClassifier.load` reads from ``classifier.json`` (``config`` is then parsed
 #: against :class:`ClassifierConfig`, key by key).
-META_SCHEMA = {"attribute_names": [str], "in_channels": int, "image_size": int, "config": dict,
-               "trained_steps": OptionalKey(int)}
+META_SCHEMA = {"attribute_names": [str], "in_channels": int, "image_size": int, "config": dict, "trained_steps": OptionalKey(int)}
 
 
 @dataclass
@@ -93,9 +92,7 @@ class AttributeClassifier(nn.Module):
         widths = self.config.widths
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.config.seed)
-            self.body = nn.Sequential(
-                _stage(in_channels, widths[0], 1), *(_stage(a, b, 2) for a, b in zip(widths, widths[1:]))
-            )
+            self.body = nn.Sequential(_stage(in_channels, widths[0], 1), *(_stage(a, b, 2) for a, b in zip(widths, widths[1:])))
             self.head = nn.Linear(2 * widths[-1], len(self.attribute_names))
 
     @classmethod
@@ -126,9 +123,7 @@ class AttributeClassifier(nn.Module):
         return self.head(self.features(images))
 
     # -- training -------------------------------------------------------------------------------
-    def fit(
-        self, data: LabeledImages, steps: int | None = None, *, num_workers: int = 0, progress: bool = False
-    ) -> list[float]:
+    def fit(self, data: LabeledImages, steps: int | None = None, *, num_workers: int = 0, progress: bool = False) -> list[float]:
         """Train on ``data`` with BCE for ``steps`` (default: the config's) steps; returns the losses.
 
         ``num_workers`` is capped at the CPUs this process may use (as the trainer's loaders are)."""

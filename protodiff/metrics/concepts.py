@@ -18,18 +18,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 from protodiff.config import ComponentSpec, optional_component
 from protodiff.contracts.metric import EvalContext, Metric
 from protodiff.errors import ProtodiffError
-from protodiff._registry.hookspecs import hookimpl
 from protodiff.metrics.latent.latents import cached_latents, require_attributes, require_latent
-from protodiff._registry.registry import Registries
 from protodiff.validation import at_least
 
 if TYPE_CHECKING:
@@ -79,9 +79,11 @@ class DimensionAUROC(Metric):
                 continue
             j = int(np.nanargmax(np.abs(matrix[i] - 0.5)))
             positives = int(latents.attributes[:, i].sum())
-            per_attribute[name] = {"best_dim": latents.dimension_names[j], "auroc": float(matrix[i, j]),
-                                   "stderr": round(auroc_stderr(float(matrix[i, j]), positives,
-                                                                len(latents.vectors) - positives), 4)}
+            per_attribute[name] = {
+                "best_dim": latents.dimension_names[j],
+                "auroc": float(matrix[i, j]),
+                "stderr": round(auroc_stderr(float(matrix[i, j]), positives, len(latents.vectors) - positives), 4),
+            }
         return {
             "label": "dimension AUROC",
             "attributes": latents.attribute_names,
@@ -117,8 +119,10 @@ class ReconstructionAgreement(Metric):
             from protodiff.metrics.attribute_classifier import META_FILE
 
             if not (Path(self.config.classifier) / META_FILE).is_file():
-                raise ProtodiffError(f"reconstruction-agreement.classifier: {self.config.classifier} is not an attribute "
-                                     "classifier directory (train one with `protodiff classifier train`)")
+                raise ProtodiffError(
+                    f"reconstruction-agreement.classifier: {self.config.classifier} is not an attribute "
+                    "classifier directory (train one with `protodiff classifier train`)"
+                )
 
     def judge(self, source: DatasetSource | None, seed: int, device: torch.device, progress: bool) -> AttributeClassifier:
         """The saved classifier, or one trained now on the train split of ``source``."""
@@ -171,7 +175,8 @@ class ReconstructionAgreement(Metric):
             "protocol": {
                 "regeneration": "x ~ sampler(condition of the image, fresh noise)",
                 "chance": "the condition of the previous image in the batch, same noise",
-                "judge": self.config.classifier or f"attribute classifier trained {self.config.classifier_steps} steps on the train split",
+                "judge": self.config.classifier
+                or f"attribute classifier trained {self.config.classifier_steps} steps on the train split",
             },
         }
 

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 from protodiff.config import ComponentSpec, optional_component, override_component
 from protodiff.contracts.metric import EvalContext, Metric
-from protodiff._registry.hookspecs import hookimpl
 from protodiff.errors import OptionError
-from protodiff._registry.registry import Registries
 from protodiff.validation import at_least
 
 if TYPE_CHECKING:
@@ -75,8 +75,13 @@ class InversionError(Metric):
                 # ~1 when the inverted latent looks like the Gaussian noise sampling starts from
                 "x_T_std": torch.cat(spreads).mean().item(),
             }
-        return {"label": "inversion round trip", "num_images": count, "by_steps": by_steps, "sampler": chosen.name,
-                "protocol": {"round_trip": "x_T = invert(x0 | c(x0)); x0' = sample(x_T | c(x0)), same sampler and steps"}}
+        return {
+            "label": "inversion round trip",
+            "num_images": count,
+            "by_steps": by_steps,
+            "sampler": chosen.name,
+            "protocol": {"round_trip": "x_T = invert(x0 | c(x0)); x0' = sample(x_T | c(x0)), same sampler and steps"},
+        }
 
 
 @hookimpl

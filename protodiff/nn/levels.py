@@ -36,8 +36,14 @@ class UNetShape:
     def __post_init__(self) -> None:
         if not self.channel_mult:
             raise ValueError("channel_mult must list at least one level")
-        at_least(1, base_channels=self.base_channels, channel_mult=self.channel_mult, num_res_blocks=self.num_res_blocks,
-                 attention_heads=self.attention_heads, norm_groups=self.norm_groups)
+        at_least(
+            1,
+            base_channels=self.base_channels,
+            channel_mult=self.channel_mult,
+            num_res_blocks=self.num_res_blocks,
+            attention_heads=self.attention_heads,
+            norm_groups=self.norm_groups,
+        )
         for level in self.attention_levels:
             if not 0 <= level < len(self.channel_mult):
                 raise ValueError(f"attention_levels: level {level} outside 0..{len(self.channel_mult) - 1}")
@@ -91,8 +97,13 @@ class UNetLevels:
     def block(self, in_channels: int, out_channels: int, attention: bool) -> ResAttnBlock:
         shape = self.shape
         res = ResBlock(
-            in_channels, out_channels, time_dim=self.time_dim, cond_dim=self.cond_dim, cond_mode=self.cond_mode,
-            groups=shape.norm_groups, dropout=shape.dropout,
+            in_channels,
+            out_channels,
+            time_dim=self.time_dim,
+            cond_dim=self.cond_dim,
+            cond_mode=self.cond_mode,
+            groups=shape.norm_groups,
+            dropout=shape.dropout,
         )
         attn = SelfAttention(out_channels, heads=shape.attention_heads, groups=shape.norm_groups) if attention else None
         return ResAttnBlock(res, attn)

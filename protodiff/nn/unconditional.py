@@ -9,9 +9,9 @@ from __future__ import annotations
 from torch import Tensor
 
 from protodiff._registry.component import Component
-from protodiff.contracts.conditioner import Condition, Conditioner
 from protodiff._registry.hookspecs import hookimpl
 from protodiff._registry.registry import Registries
+from protodiff.contracts.conditioner import Condition, Conditioner
 
 
 class Unconditional(Conditioner):

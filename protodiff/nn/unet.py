@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from protodiff.contracts.denoiser import Denoiser
 from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
+from protodiff.contracts.denoiser import Denoiser
 from protodiff.nn.blocks import GroupNorm32, TimestepEmbedding
 from protodiff.nn.levels import UNetLevels, UNetShape, run_down, run_middle, run_up
 from protodiff.validation import at_least
-from protodiff._registry.registry import Registries
 
 
 class UNet(Denoiser):
@@ -64,8 +64,11 @@ class UNet(Denoiser):
         self.down, skips = levels.down()
         self.mid = levels.middle(config.bottleneck_attention)
         self.up = levels.up(skips)
-        self.head = nn.Sequential(GroupNorm32(config.norm_groups, base * config.channel_mult[0]), nn.SiLU(),
-                                  nn.Conv2d(base * config.channel_mult[0], in_channels, 3, padding=1))
+        self.head = nn.Sequential(
+            GroupNorm32(config.norm_groups, base * config.channel_mult[0]),
+            nn.SiLU(),
+            nn.Conv2d(base * config.channel_mult[0], in_channels, 3, padding=1),
+        )
         if config.channels_last:
             self.to(memory_format=torch.channels_last)
 

@@ -74,24 +74,34 @@ def read_all(dataset: LabeledImages, *, num_workers: int = 0, progress: bool = F
     global RNG, which a resumed run has just restored, and the draw would shift every dropout mask
     after a resume."""
     loader = DataLoader(dataset, batch_size=256, num_workers=worker_count(num_workers), generator=torch.Generator())
-    chunks = [images for images, _ in tqdm(loader, desc="reading the train split", disable=not progress,
-                                           dynamic_ncols=True, leave=False)]
+    chunks = [
+        images
+        for images, _ in tqdm(loader, desc="reading the train split", disable=not progress, dynamic_ncols=True, leave=False)
+    ]
     return torch.cat(chunks)
 
 
 class TrainingBatches:
     """The batches of a run from step ``start`` on, epoch after epoch (for one DDP rank)."""
 
-    def __init__(self, dataset: LabeledImages, *, local_batch: int, seed: int, rank: int = 0, world_size: int = 1,
-                 num_workers: int = 0, images: Tensor | None = None) -> None:
+    def __init__(
+        self,
+        dataset: LabeledImages,
+        *,
+        local_batch: int,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        num_workers: int = 0,
+        images: Tensor | None = None,
+    ) -> None:
         self.dataset = dataset
         self.local_batch = local_batch
         self.seed = seed
         self.num_workers = worker_count(num_workers)
         #: The whole split in memory (None: items are read through a DataLoader).
         self.images = images
-        self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
-                                          drop_last=True)
+        self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -106,8 +116,12 @@ class TrainingBatches:
             return
         # A loader draws its workers' base seed from `generator` (default: the global RNG, which
         # would make the dropout masks after a resume differ from an uninterrupted run).
-        loader = DataLoader(self.dataset, batch_sampler=batches, num_workers=self.num_workers,
-                            generator=torch.Generator().manual_seed(self.seed + epoch))
+        loader = DataLoader(
+            self.dataset,
+            batch_sampler=batches,
+            num_workers=self.num_workers,
+            generator=torch.Generator().manual_seed(self.seed + epoch),
+        )
         for images, _ in loader:
             yield images
 

@@ -32,13 +32,13 @@ from tqdm.auto import tqdm
 from protodiff import checkpoint as ckpt
 from protodiff.config import dump_yaml, read_yaml, to_dict
 from protodiff.contracts.dataset import LabeledImages
+from protodiff.devices import Precision, resolve_precision
 from protodiff.errors import CheckpointError, DataError, ProtodiffError, ProtodiffWarning, TrainingDiverged
 from protodiff.experiment import ExperimentConfig, experiment_from_dict
 from protodiff.figures import plot_training_curve, save_image_grid
 from protodiff.io import write_text
 from protodiff.model import ConditionedDiffusion
 from protodiff.training.batches import TrainingBatches, read_all, should_preload
-from protodiff.devices import Precision, resolve_precision
 from protodiff.training.distributed import Distributed, leave_process_group
 from protodiff.training.optim import build_optimizer, ema_with_warmup, lr_lambda, total_steps
 
@@ -126,10 +126,20 @@ class Trainer:
         )  # fmt: skip
         if self.ctx.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        self._log({"event": "start", "step": self.step, "device": str(self.ctx.device), "precision": self.precision.name,
-                   "precision_reason": self.precision.reason, "preload": preload, "compile": self.compiled,
-                   "workers": self.batches.num_workers,
-                   "threads": torch.get_num_threads(), "processes": self.ctx.world_size})
+        self._log(
+            {
+                "event": "start",
+                "step": self.step,
+                "device": str(self.ctx.device),
+                "precision": self.precision.name,
+                "precision_reason": self.precision.reason,
+                "preload": preload,
+                "compile": self.compiled,
+                "workers": self.batches.num_workers,
+                "threads": torch.get_num_threads(),
+                "processes": self.ctx.world_size,
+            }
+        )
 
     # -- setup ----------------------------------------------------------------------------------
     def _precision(self, config: ExperimentConfig, resume: bool) -> Precision:
@@ -270,8 +280,11 @@ class Trainer:
                 bar.update(1)
                 if self.step % train.log_every == 0 or self.step == self.total_steps:
                     elapsed = time.perf_counter() - window_start
-                    record.update(step=self.step, lr=self.scheduler.get_last_lr()[0],
-                                  images_per_sec=window_steps * train.batch_size / elapsed)
+                    record.update(
+                        step=self.step,
+                        lr=self.scheduler.get_last_lr()[0],
+                        images_per_sec=window_steps * train.batch_size / elapsed,
+                    )
                     bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{record['images_per_sec']:.1f}")
                     self._log(record)
                     window_start, window_steps = time.perf_counter(), 0

@@ -30,11 +30,11 @@ from typing import ClassVar
 
 import torch
 
-from protodiff.contracts.feature_extractor import FeatureExtractor
-from protodiff.errors import ProtodiffError
 from protodiff._registry.hookspecs import hookimpl
 from protodiff._registry.manager import registries
 from protodiff._registry.registry import Registries
+from protodiff.contracts.feature_extractor import FeatureExtractor
+from protodiff.errors import ProtodiffError
 
 INCEPTION = "inception-v3-compat"
 

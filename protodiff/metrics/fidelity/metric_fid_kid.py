@@ -16,10 +16,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 from protodiff.config import ComponentSpec, optional_component, to_dict
 from protodiff.contracts.metric import EvalContext, Metric
 from protodiff.errors import ProtodiffError
-from protodiff._registry.hookspecs import hookimpl
 from protodiff.metrics.fidelity.feature_extractors import INCEPTION, resolve_extractor
 from protodiff.metrics.fidelity.images import (
     DEFAULT_SAMPLER,
@@ -29,7 +30,6 @@ from protodiff.metrics.fidelity.images import (
     real_images,
     require_conditions,
 )
-from protodiff._registry.registry import Registries
 
 if TYPE_CHECKING:
     from protodiff.contracts.dataset import LabeledImages
@@ -80,8 +80,7 @@ def fidelity_scores(
         if "state_dict" not in str(exc):
             raise
         raise ProtodiffError(
-            f"{extractor.weights}: not the weights of feature extractor {extractor.name!r} "
-            f"({' '.join(str(exc).split())[:160]})"
+            f"{extractor.weights}: not the weights of feature extractor {extractor.name!r} ({' '.join(str(exc).split())[:160]})"
         ) from None
 
 

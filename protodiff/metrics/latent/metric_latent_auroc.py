@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from protodiff._registry.hookspecs import hookimpl
-from protodiff.metrics.latent.cross_validated import CrossValidatedMetric, json_number
 from protodiff._registry.registry import Registries
+from protodiff.metrics.latent.cross_validated import CrossValidatedMetric, json_number
 
 if TYPE_CHECKING:
     from protodiff.contracts.dataset import LabeledImages

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from protodiff._registry.hookspecs import hookimpl
+from protodiff._registry.registry import Registries
 from protodiff.metrics.latent.cross_validated import CrossValidatedMetric, json_number
 from protodiff.metrics.latent.protocol_settings import Thresholds
-from protodiff._registry.registry import Registries
 
 if TYPE_CHECKING:
     from protodiff.contracts.dataset import LabeledImages
@@ -61,7 +61,9 @@ class TAD(CrossValidatedMetric):
 
         latents = self.latents(model, data, context)
         key = ("tad", id(latents), self.folds, self.thresholds)
-        return latents, context.cache.get(key, lambda: tad_score(latents.vectors, latents.attributes, self.folds, self.thresholds))
+        return latents, context.cache.get(
+            key, lambda: tad_score(latents.vectors, latents.attributes, self.folds, self.thresholds)
+        )
 
     def compute(self, model: ConditionedDiffusion, data: LabeledImages, context: EvalContext) -> dict[str, Any]:
         latents, result = self.tad(model, data, context)
@@ -91,9 +93,7 @@ class AttributesCaptured(TAD):
 
     def compute(self, model: ConditionedDiffusion, data: LabeledImages, context: EvalContext) -> dict[str, Any]:
         latents, result = self.tad(model, data, context)
-        folds_captured = {
-            name: int(sum(f.kept[i] for f in result.folds)) for i, name in enumerate(latents.attribute_names)
-        }
+        folds_captured = {name: int(sum(f.kept[i] for f in result.folds)) for i, name in enumerate(latents.attribute_names)}
         return {
             "label": self.label,
             **result.captured.to_dict(),

@@ -53,9 +53,7 @@ from sklearn.preprocessing import StandardScaler
 from protodiff.metrics.latent.protocol_settings import Folds, Summary, Thresholds
 
 
-def standardised_folds(
-    latents: np.ndarray, folds: Folds
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+def standardised_folds(latents: np.ndarray, folds: Folds) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """``(train_z, test_z, train_idx, test_idx)`` per fold, scaled by a scaler fitted on train_z."""
     splitter = KFold(n_splits=folds.n, shuffle=True, random_state=folds.seed)
     for train_idx, test_idx in splitter.split(latents):
@@ -164,10 +162,7 @@ def tad_score(
     """TAD and attributes captured over the protocol's folds (each on its standardised train rows)."""
     latents, attributes = _check(latents, attributes)
     return TADResult(
-        [
-            tad_fold(train_z, attributes[train_idx], thresholds)
-            for train_z, _, train_idx, _ in standardised_folds(latents, folds)
-        ]
+        [tad_fold(train_z, attributes[train_idx], thresholds) for train_z, _, train_idx, _ in standardised_folds(latents, folds)]
     )
 
 
