@@ -158,7 +158,7 @@ def test_fid_and_kid_metrics_share_images_and_label_the_extractor(conditional_ru
     assert kid["protocol"]["kid_subset_size"] == 40
     assert fid["extractor"] == {"name": "identity", "layer": "flat", "weights": None}
     assert fid["sampler"]["name"] == "ddim" and fid["sampler"]["steps"] == 2
-    assert len([k for k in context.cache if k[0] == "generated"]) == 1
+    assert len([k for k in context.cache.keys() if k[0] == "generated"]) == 1  # noqa: SIM118 (an EvalCache, not a dict)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -164,12 +164,10 @@ def tiny():
 
 
 def _explain(tiny, name: str, options: dict, count: int = 2):
-    from protodiff.explain.inputs import explainer_inputs
+    import protodiff
 
-    model, _, source, _, test = tiny
-    explainer = ComponentSpec("explainer", name, raw=options).resolved(source="--set").build()
-    batch = torch.stack([test[i][0] for i in range(count)])
-    return explainer.explain(model, batch, **explainer_inputs(explainer.inputs(), source, test, "test", seed=0))
+    model, config, _, _, _ = tiny
+    return protodiff.explain(model, name, images=count, options=options, experiment=config)
 
 
 timesteps = st.one_of(st.integers(-5, 130), st.integers(-(2**40), 2**40))

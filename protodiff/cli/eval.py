@@ -1,10 +1,20 @@
-"""``protodiff eval``: parse the command line into one :func:`protodiff.evaluate` call, write its JSON."""
+"""``protodiff eval``: parse the command line into one :func:`protodiff.evaluate` call, write its JSON.
+
+The command names no metric option: ``--set METRIC.KEY=VALUE`` sets any, and the shorthand flags
+(``--num-latents``, ``--extractor``, ``--inception-weights``, ...) are the ``Config`` fields the
+registered metrics declare with :func:`protodiff.contracts.metric.flag`, read from the registry
+when the command is parsed or its help shown.
+"""
 
 from __future__ import annotations
 
-from dataclasses import fields
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union
 
 import click
 
@@ -13,10 +23,58 @@ from protodiff.cli.options import device_option, seed_option, set_option
 from protodiff.config import apply_overrides
 from protodiff.errors import ProtodiffError
 from protodiff.evaluation import DEFAULT_METRICS, evaluate
-from protodiff.metrics.fidelity.feature_extractors import INCEPTION
 
 
-@click.command("eval")
+@dataclass(frozen=True)
+class MetricFlag:
+    """A flag the metrics declare: it sets ``option`` to its value, and ``implies`` with it."""
+
+    option: str
+    help: str
+    type: Any
+    implies: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def metric_flags() -> dict[str, MetricFlag]:
+    """Flag name (underscored) -> what it sets, over every registered metric's ``Config`` (the
+    first metric to declare a name gives its help)."""
+    found: dict[str, MetricFlag] = {}
+    for entry in registries().metric.entries():
+        config = entry.target.Config
+        hints = typing.get_type_hints(config)
+        for f in fields(config):
+            if "flag" not in f.metadata:
+                continue
+            kind = _click_type(hints[f.name])
+            found.setdefault(f.name, MetricFlag(f.name, f.metadata["flag"], kind))
+            for alias, (text, implies) in f.metadata["aliases"].items():
+                found.setdefault(alias, MetricFlag(f.name, text, kind, implies))
+    return found
+
+
+def _click_type(hint: Any) -> Any:
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if typing.get_origin(hint) is Literal:
+        return click.Choice([str(a) for a in typing.get_args(hint)])
+    return hint if hint in (int, float, str) else str
+
+
+class _EvalCommand(click.Command):
+    """Adds the metrics' flags after ``--split`` the first time its parameters are asked for."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if not getattr(self, "with_metric_flags", False):
+            at = next(i for i, p in enumerate(self.params) if p.name == "split") + 1
+            self.params[at:at] = [
+                click.Option([f"--{name.replace('_', '-')}", name], type=flag.type, default=None, help=flag.help)
+                for name, flag in metric_flags().items()
+            ]
+            self.with_metric_flags = True
+        return super().get_params(ctx)
+
+
+@click.command("eval", cls=_EvalCommand)
 @click.argument("checkpoint", type=click.Path())
 @click.option(
     "--metrics",
@@ -38,25 +96,8 @@ from protodiff.metrics.fidelity.feature_extractors import INCEPTION
     default=None,
     help="Split to evaluate (default: each metric's protocol split, train for latent metrics, test for fid/kid).",
 )
-@click.option("--num-latents", type=click.IntRange(min=2), default=None, help="Latent metrics: the first N images [10000].")
-@click.option("--num-samples", type=click.IntRange(min=2), default=None, help="fid/kid: generated images [10000].")
-@click.option("--num-real", type=click.IntRange(min=2), default=None, help="fid/kid: real images [the whole split].")
-@click.option(
-    "--conditions",
-    type=click.Choice(["data", "prior"]),
-    default=None,
-    help="fid/kid on a conditional model: conditions of real images (reconstruction) or the latent prior [data].",
-)
-@click.option(
-    "--extractor",
-    default=None,
-    help="fid/kid feature extractor: inception-v3-compat (FID), identity, attribute-classifier, timm-<model>.",
-)
-@click.option("--extractor-weights", default=None, help="Local weights of the --extractor (file, or classifier directory).")
-@click.option("--inception-weights", default=None, help="Path of torch-fidelity's Inception weights file (real FID offline).")
 @click.option("--sampler", default=None, help="Sampler of the metrics that generate (default: the checkpoint's).")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Sampling steps of that sampler.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Batch size for encoding and generating.")
 @click.option("--out", type=click.Path(dir_okay=False), default="eval.json", show_default=True, help="Output JSON.")
 @click.option("--no-ema", is_flag=True, help="Use the raw weights even if EMA weights were saved.")
 @seed_option
@@ -67,42 +108,27 @@ def eval_command(
     overrides: tuple[str, ...],
     data_overrides: tuple[str, ...],
     split: str | None,
-    num_latents: int | None,
-    num_samples: int | None,
-    num_real: int | None,
-    conditions: str | None,
-    extractor: str | None,
-    extractor_weights: str | None,
-    inception_weights: str | None,
     sampler: str | None,
     steps: int | None,
-    batch_size: int | None,
     out: str,
     no_ema: bool,
     seed: int | None,
     device: str,
+    **flag_values: Any,
 ) -> None:
     """Evaluate CHECKPOINT (a checkpoint or a run directory) and write the results as JSON.
 
     Any metric option is set with --set METRIC.KEY=VALUE (e.g. --set tad.auroc_threshold=0.9),
-    the run's dataset and sampler with --set data.KEY=... and --set sampler.KEY=...; the flags
-    below are shorthands that set their option on every requested metric that has it. Latent
-    metrics follow InfoDiffusion's protocol (5-fold CV, first N train latents); fid/kid compare
-    generated images with the split through torch-fidelity. Without Inception weights, choose
-    another --extractor: its results are labelled FD_<extractor>, never FID.
+    the run's dataset and sampler with --set data.KEY=... and --set sampler.KEY=...; the metrics'
+    flags below are shorthands that set their option on every requested metric that has it.
+    Latent metrics follow InfoDiffusion's protocol (5-fold CV, first N train latents); fid/kid
+    compare generated images with the split through torch-fidelity. Without Inception weights,
+    choose another --extractor: its results are labelled FD_<extractor>, never FID.
     """
     names = [n.strip() for n in metric_names.split(",") if n.strip()]
     if not names:
         raise ProtodiffError("--metrics is empty; name at least one metric, e.g. --metrics tad")
-    flags = {
-        "num_latents": num_latents, "num_samples": num_samples, "num_real": num_real, "conditions": conditions,
-        "extractor": extractor, "extractor_weights": extractor_weights, "batch_size": batch_size,
-    }  # fmt: skip
-    if inception_weights is not None:
-        if extractor not in (None, INCEPTION) or extractor_weights is not None:
-            raise ProtodiffError("--inception-weights selects the Inception extractor; drop --extractor/--extractor-weights")
-        flags.update(extractor=INCEPTION, extractor_weights=inception_weights)
-    options = _options_for_metrics(names, {k: v for k, v in flags.items() if v is not None})
+    options = _options_for_metrics(names, _flag_options({k: v for k, v in flag_values.items() if v is not None}))
     if data_overrides:
         options["data"] = apply_overrides({}, data_overrides)
     run_sampler = {k: v for k, v in {"name": sampler, "steps": steps}.items() if v is not None}
@@ -116,6 +142,22 @@ def eval_command(
         click.echo(line)
     results.save(out)
     click.echo(f"wrote {Path(out)}")
+
+
+def _flag_options(given: dict[str, Any]) -> dict[str, Any]:
+    """Option name -> value for the flags given; a flag that implies options (``--inception-weights``)
+    may not be given with a flag that sets one of them."""
+    declared = metric_flags()
+    options: dict[str, Any] = {}
+    for name, value in given.items():
+        flag = declared[name]
+        clash = sorted(other for other in given if other != name and declared[other].option in {flag.option, *flag.implies})
+        if flag.implies and clash:
+            implied = ", ".join(f"{k}={v}" for k, v in flag.implies.items())
+            dropped = "/".join(f"--{other.replace('_', '-')}" for other in clash)
+            raise ProtodiffError(f"--{name.replace('_', '-')} sets {flag.option} and {implied}; drop {dropped}")
+        options.update({**flag.implies, flag.option: value})
+    return options
 
 
 def _options_for_metrics(names: list[str], given: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -10,7 +10,7 @@ agreed in a docstring.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -24,6 +24,15 @@ if TYPE_CHECKING:
     from protodiff.model import ConditionedDiffusion
 
 T = TypeVar("T")
+
+
+def flag(default: Any, help: str, *, aliases: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None) -> Any:
+    """A ``Config`` field that ``protodiff eval`` also offers as a flag of its own (``--num-latents N``
+    for ``num_latents``), setting the option of that name on every requested metric that has one;
+    ``help`` is the flag's help. ``aliases`` are further flags that set this option and others
+    with it: ``{"inception_weights": (help, {"extractor": "inception-v3-compat"})}`` makes
+    ``--inception-weights PATH`` set this option to PATH and ``extractor`` as given."""
+    return field(default=default, metadata={"flag": help, "aliases": dict(aliases or {})})
 
 
 class EvalCache:

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from protodiff._registry.hookspecs import hookimpl
 from protodiff._registry.registry import Registries
 from protodiff.config import ComponentSpec, optional_component, to_dict
-from protodiff.contracts.metric import EvalContext, Metric
+from protodiff.contracts.metric import EvalContext, Metric, flag
 from protodiff.errors import ProtodiffError
 from protodiff.metrics.fidelity.feature_extractors import INCEPTION, resolve_extractor
 from protodiff.metrics.fidelity.images import (
@@ -94,13 +94,26 @@ class FidelityMetric(Metric):
     @dataclass
     class Config:
         #: Generated images (Patronus: 10k).
-        num_samples: int = 10000
+        num_samples: int = flag(10000, "fid/kid: generated images [10000].")
         #: Real images: the first this many of the split (null: the whole split, as Patronus).
-        num_real: int | None = None
-        conditions: Conditions = "data"
-        extractor: str = INCEPTION
+        num_real: int | None = flag(None, "fid/kid: real images [the whole split].")
+        conditions: Conditions = flag(
+            "data", "fid/kid on a conditional model: conditions of real images (reconstruction) or the latent prior [data]."
+        )
+        extractor: str = flag(
+            INCEPTION, "fid/kid feature extractor: inception-v3-compat (FID), identity, attribute-classifier, timm-<model>."
+        )
         #: Local weights of the extractor (the Inception file, a timm state dict, a classifier dir).
-        extractor_weights: str | None = None
+        extractor_weights: str | None = flag(
+            None,
+            "Local weights of the --extractor (file, or classifier directory).",
+            aliases={
+                "inception_weights": (
+                    "Path of torch-fidelity's Inception weights file (real FID offline).",
+                    {"extractor": INCEPTION},
+                )
+            },
+        )
         #: null: the run's sampler (``EvalContext.sampler``), else ``ddim`` with its defaults.
         sampler: ComponentSpec | None = optional_component("sampler")
         #: Images per batch, generated and through the extractor (null: generate as many as the

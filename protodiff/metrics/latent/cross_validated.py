@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from protodiff.contracts.metric import Metric
+from protodiff.contracts.metric import Metric, flag
 from protodiff.errors import ProtodiffError
 from protodiff.metrics.latent.latents import Latents, cached_latents, require_attributes, require_latent
 from protodiff.metrics.latent.protocol_settings import Folds
@@ -40,11 +40,11 @@ class CrossValidatedMetric(Metric):
     @dataclass
     class Config:
         #: Encode the first this many images of the split (the protocol: the first 10k).
-        num_latents: int = 10000
+        num_latents: int = flag(10000, "Latent metrics: the first N images [10000].")
         folds: int = 5
         #: ``KFold``'s ``random_state``: a protocol constant (0), not the run's seed.
         fold_seed: int = 0
-        batch_size: int = 256
+        batch_size: int = flag(256, "Batch size for encoding and generating.")
 
         def __post_init__(self) -> None:
             if self.num_latents < self.folds:
