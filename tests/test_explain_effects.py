@@ -288,3 +288,19 @@ def test_a_wide_latent_heat_map_shows_its_strongest_dimensions(tmp_path):
     from PIL import Image
 
     assert Image.open(tmp_path / "effects.png").height < 0.3 * 512 * 120  # not 512 rows tall
+
+
+def test_success_counts_only_images_that_lacked_the_attribute_and_leakage_the_others_flipped():
+    before = torch.tensor([[0.1, 0.9], [0.2, 0.1], [0.9, 0.2], [0.3, 0.4]])  # 3 images lack "mark"
+    change = torch.zeros(1, 4, 2)
+    change[0, 0, 0] = 0.8  # image 0 gains the mark, and keeps its tint
+    change[0, 1, 0], change[0, 1, 1] = 0.7, 0.6  # image 1 gains the mark, and the tint with it
+    change[0, 2, 0] = -0.8  # image 2 had the mark: not counted for success
+    matrix = EffectMatrix(["proto_00"], ["mark", "tint"], change, before)
+    success, leakage = matrix.success_and_leakage()
+    assert success[0, 0].item() == pytest.approx(2 / 3)  # images 0 and 1 of the 3 that lacked it
+    assert leakage[0, 0].item() == pytest.approx(1 / 3)  # the tint flipped on one of the three
+    record = matrix.to_json()
+    assert record["lacking"] == [3, 3] and record["success"][0][0] == pytest.approx(0.6667, abs=1e-4)
+    with pytest.raises(ValueError, match="before"):
+        EffectMatrix(["proto_00"], ["mark", "tint"], change).success_and_leakage()

@@ -217,7 +217,7 @@ class AttributeEditExplainer(Explainer):
         }
         if classifier is not None:
             probs = classifier.predict_proba(images.flatten(0, 1)).view(len(attributes) + 1, n, -1)
-            matrix = EffectMatrix(labels, list(classifier.attribute_names), (probs[1:] - probs[:1]).cpu())
+            matrix = EffectMatrix(labels, list(classifier.attribute_names), (probs[1:] - probs[:1]).cpu(), probs[0].cpu())
             tensors.update(matrix_tensors(matrix))
             meta.update(matrix.to_json())
             figures["effects.png"] = lambda path: plot_effects(matrix, path, title="effect of each attribute edit")

@@ -13,6 +13,8 @@ independently (``shapes`` without ``shortcut``), or it reads one attribute off t
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,11 +44,14 @@ class EffectMatrix:
     ``change`` (K, N, A) is, per dimension and image, the change of each attribute's probability
     against the unedited regeneration; the effect, its consistency and its standard error are read
     off it, so a rule that needs the spread over images (``shortcuts``' significance test) has it.
+    ``before`` (N, A), the probabilities of the unedited regenerations, turns changes into
+    decisions: which images lacked an attribute, and whether the edit gave it to them.
     """
 
     dimensions: list[str]
     attributes: list[str]
     change: Tensor
+    before: Tensor | None = None
 
     @property
     def images(self) -> int:
@@ -69,14 +74,36 @@ class EffectMatrix:
             return torch.full_like(self.effect, float("nan"))
         return self.change.std(dim=1) / self.images**0.5
 
+    def success_and_leakage(self) -> tuple[Tensor, Tensor]:
+        """(K, A) each: ``success``, the share of the images lacking attribute a (the judge, on the
+        unedited regeneration) that have it once dimension j is raised; ``leakage``, over those
+        same images, the mean share of the other attributes whose decision flips. NaN where no
+        image lacks the attribute. Needs ``before``."""
+        if self.before is None:
+            raise ValueError("success and leakage need the unedited probabilities (before)")
+        had = self.before > 0.5  # (N, A)
+        has = (self.before[None] + self.change) > 0.5  # (K, N, A)
+        lacking = (~had).float()  # (N, A)
+        count = lacking.sum(dim=0)  # (A,)
+        success = (has.float() * lacking[None]).sum(dim=1) / count
+        flipped = (has != had[None]).float()  # (K, N, A)
+        others = flipped.sum(dim=2, keepdim=True) - flipped  # flips of the other attributes, per (j, n, a)
+        leakage = (others / max(1, len(self.attributes) - 1) * lacking[None]).sum(dim=1) / count
+        return success, leakage
+
     def to_json(self) -> dict:
-        return {
+        out = {
             "dimensions": self.dimensions,
             "attributes": self.attributes,
             "effect": _rounded(self.effect),
             "consistency": _rounded(self.consistency),
             "stderr": _rounded(self.stderr) if self.images > 1 else None,
         }
+        if self.before is not None:
+            success, leakage = self.success_and_leakage()
+            out.update(success=_rounded(success), leakage=_rounded(leakage),
+                       lacking=[int(v) for v in (self.before <= 0.5).sum(dim=0)])
+        return out
 
     def suggestions(self) -> list[dict]:
         """For each dimension, the attribute it turns on most (largest positive effect), with the
@@ -97,8 +124,9 @@ class EffectMatrix:
         return out
 
 
-def _rounded(matrix: Tensor) -> list[list[float]]:
-    return [[round(float(v), 4) for v in row] for row in matrix]
+def _rounded(matrix: Tensor) -> list[list[float | None]]:
+    """Rows of 4-decimal floats, NaN as null (JSON has no NaN)."""
+    return [[None if math.isnan(float(v)) else round(float(v), 4) for v in row] for row in matrix]
 
 
 def check_classifier(classifier: AttributeClassifier, attribute_names: list[str] | None) -> None:
@@ -142,12 +170,16 @@ def effect_matrix(
     regenerated = regenerate(model, edited, x_T.repeat(k + 1, 1, 1, 1), sampler, chunk)
     probs = classifier.predict_proba(regenerated).view(k + 1, n, -1)
     change = probs[1:] - probs[:1]  # (K, N, A)
-    return EffectMatrix(model.conditioner.names, list(classifier.attribute_names), change.cpu())
+    return EffectMatrix(model.conditioner.names, list(classifier.attribute_names), change.cpu(), probs[0].cpu())
 
 
 def matrix_tensors(matrix: EffectMatrix) -> dict[str, Tensor]:
     """What ``tensors.safetensors`` holds of an effect matrix: the per-image changes and their summaries."""
-    return {"effect": matrix.effect, "consistency": matrix.consistency, "change": matrix.change}
+    tensors = {"effect": matrix.effect, "consistency": matrix.consistency, "change": matrix.change}
+    if matrix.before is not None:
+        tensors["before"] = matrix.before
+        tensors["success"], tensors["leakage"] = matrix.success_and_leakage()
+    return tensors
 
 
 #: A heat map shows at most this many dimensions; a wider latent shows its strongest ones.

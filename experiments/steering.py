@@ -1,0 +1,217 @@
+"""Steering: does raising one condition dimension add its attribute? Levers measured side by side.
+
+For each run and lever, on the test split:
+
+- the dimension chosen for each attribute two ways: the *detector* (the dimension whose value
+  best separates images with the attribute from those without, AUROC on 1000 test images) and the
+  *editor* (the dimension whose raise adds the attribute most often on ``--calibrate`` images);
+- ``success``: of the ``--images`` evaluation images that lack the attribute (by the judge, on
+  their unedited regeneration), the share that have it after the edit;
+- ``leakage``: over those images, the mean share of the other attributes that flip;
+- the strongest positive cell of the effect matrix (every dimension raised, the calibration
+  images): what the best edit does on average.
+
+A lever changes only how the edit is made, on the same trained model:
+
+``plain``         regenerate from the inverted x_T with the dimension set to its plausible maximum
+                  (the 1.0 quantile of its values over 256 test images), as ``protodiff explain edit``;
+``guide<w>``      the same, with the edit's effect amplified: net(s') + (w - 1) (net(s') - net(s)),
+                  classifier-free guidance applied only to the difference the edit makes;
+``extrap<k>``     the dimension set k times as far above its median as its maximum is;
+``partial<t>``    q-sample the image to step t with fresh noise, then denoise under s' (SDEdit); the
+                  unedited reference is denoised from the same x_t under s;
+``group``         raise every dimension whose activations correlate (> 0.5 over the test images)
+                  with the chosen one, each to its own maximum: the concept group;
+levers combine with ``+`` (``partial600+guide3``).
+
+    python experiments/steering.py RUN [RUN ...] --classifier JUDGE --levers plain,guide3 --out runs/steer
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+ATTRS_SHORT = {"red_square": "red", "blue_disc": "blue", "green_triangle": "grn", "yellow_cross": "yel",
+               "checker_patch": "chk", "dark_bg": "dark", "warm_cast": "warm", "gradient": "grad"}
+
+
+@dataclass
+class Lever:
+    guide: float = 1.0
+    extrap: float = 1.0
+    partial: int | None = None
+    group: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Lever:
+        lever = cls()
+        for part in text.split("+"):
+            if part == "plain":
+                continue
+            if part == "group":
+                lever.group = True
+            elif m := re.fullmatch(r"guide([\d.]+)", part):
+                lever.guide = float(m.group(1))
+            elif m := re.fullmatch(r"extrap([\d.]+)", part):
+                lever.extrap = float(m.group(1))
+            elif m := re.fullmatch(r"partial(\d+)", part):
+                lever.partial = int(m.group(1))
+            else:
+                raise SystemExit(f"unknown lever {part!r}")
+        return lever
+
+
+def guided(model, base: Tensor, edited: Tensor, scale: float):
+    """net(s') + (scale - 1)(net(s') - net(s)): the edit's difference amplified."""
+    f0, f1 = model.net_fn(base, len(base)), model.net_fn(edited, len(edited))
+    if scale == 1.0:
+        return f1
+
+    def net(x_t: Tensor, t: Tensor) -> Tensor:
+        high = f1(x_t, t)
+        return high + (scale - 1.0) * (high - f0(x_t, t))
+
+    return net
+
+
+class Steering:
+    """One model, its judge and its test images, and the edits to make on them."""
+
+    def __init__(self, run: Path, classifier: Path, calibrate: int, images: int, seed: int) -> None:
+        import protodiff
+        from protodiff.encoding import encode_split
+        from protodiff.metrics.attribute_classifier import AttributeClassifier
+
+        self.model, self.config = protodiff.load_model(run)
+        self.model.eval()
+        self.judge = AttributeClassifier.load(classifier)
+        self.sampler = self.config.sample.sampler.build(schedule=self.model.schedule)
+        test = self.config.data.build().open("test")
+        encoded = encode_split(self.model, test)
+        self.vectors, self.labels = encoded.vectors.float(), torch.stack([test[i][1] for i in range(len(test))])
+        self.names = list(test.attribute_names)
+        self.high = torch.quantile(self.vectors[:256], 1.0, dim=0)
+        self.median = torch.quantile(self.vectors[:256], 0.5, dim=0)
+        self.correlation = torch.corrcoef(self.vectors.T).nan_to_num()
+        self.seed = seed
+        count = calibrate + images
+        self.x0 = torch.stack([test[i][0] for i in range(count)])
+        self.calibration = slice(0, calibrate)
+        self.evaluation = slice(calibrate, count)
+        with torch.inference_mode():
+            self.x_T = self.model.invert(self.x0, condition=self.vectors[:count], sampler=self.sampler)
+
+    def detectors(self) -> list[int]:
+        from sklearn.metrics import roc_auc_score
+
+        out = []
+        for a in range(len(self.names)):
+            scores = [roc_auc_score(self.labels[:, a].numpy(), self.vectors[:, j].numpy()) for j in range(self.vectors.shape[1])]
+            out.append(int(np.argmax(scores)))
+        return out
+
+    def target(self, vectors: Tensor, dims: list[int], lever: Lever) -> Tensor:
+        edited = vectors.clone()
+        for j in dims:
+            edited[:, j] = self.median[j] + lever.extrap * (self.high[j] - self.median[j])
+        return edited
+
+    def group_of(self, j: int) -> list[int]:
+        return sorted({j, *torch.nonzero(self.correlation[j] > 0.5).flatten().tolist()})
+
+    @torch.inference_mode()
+    def regenerate(self, part: slice, dims_per_edit: list[list[int]], lever: Lever) -> tuple[Tensor, Tensor]:
+        """Judge probabilities (E, N, A) of the edits and (N, A) of the unedited regenerations."""
+        vectors, x_T, x0 = self.vectors[part], self.x_T[part], self.x0[part]
+        n = len(vectors)
+        timesteps = None
+        if lever.partial is not None:
+            timesteps = [t for t in self.sampler.timesteps() if t <= lever.partial]
+            noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(self.seed))
+            x_T = self.model.schedule.q_sample(x0, torch.full((n,), timesteps[0]), noise)
+        base = self.model.sample(condition=vectors, x_T=x_T, sampler=self.sampler, timesteps=timesteps)
+        edits = []
+        for dims in dims_per_edit:
+            dims = sorted({k for j in dims for k in (self.group_of(j) if lever.group else [j])})
+            edited = self.target(vectors, dims, lever)
+            net = guided(self.model, vectors, edited, lever.guide)
+            out = self.sampler.sample(net, x_T, prediction=self.model.schedule.config.prediction, timesteps=timesteps)
+            edits.append(out)
+        judge = self.judge
+        return (torch.stack([judge.predict_proba(e) for e in edits]), judge.predict_proba(base))
+
+    def success_leakage(self, after: Tensor, before: Tensor, a: int) -> tuple[float, float, int]:
+        has_before, has_after = before > 0.5, after > 0.5
+        lacking = ~has_before[:, a]
+        if not lacking.any():
+            return float("nan"), float("nan"), 0
+        success = has_after[lacking, a].float().mean().item()
+        others = [b for b in range(len(self.names)) if b != a]
+        flips = (has_after[lacking][:, others] != has_before[lacking][:, others]).float().mean().item()
+        return success, flips, int(lacking.sum())
+
+    def measure(self, lever: Lever) -> dict:
+        k, names = self.vectors.shape[1], self.names
+        started = time.perf_counter()
+        after, before = self.regenerate(self.calibration, [[j] for j in range(k)], lever)
+        change = (after - before[None]).mean(dim=1)  # (K, A) effect on the calibration images
+        calib_success = torch.tensor([[self.success_leakage(after[j], before, a)[0] for a in range(len(names))]
+                                      for j in range(k)]).nan_to_num(-1)
+        editors = calib_success.argmax(dim=0).tolist()
+        detectors = self.detectors()
+        chosen = sorted(set(editors) | set(detectors))
+        after_e, before_e = self.regenerate(self.evaluation, [[j] for j in chosen], lever)
+        out = {}
+        for a, name in enumerate(names):
+            row = {}
+            for kind, j in (("editor", editors[a]), ("detector", detectors[a])):
+                s, leak, n = self.success_leakage(after_e[chosen.index(j)], before_e, a)
+                row[kind] = {"dim": j, "success": round(s, 3), "leakage": round(leak, 3), "lacking": n}
+            row["strongest_cell"] = {"dim": int(change[:, a].argmax()), "effect": round(float(change[:, a].max()), 3)}
+            out[name] = row
+        return {"per_attribute": out, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def line(result: dict) -> str:
+    per = result["per_attribute"]
+
+    def fmt(kind: str) -> str:
+        return " ".join(f"{per[a][kind]['success']:.2f}/{per[a][kind]['leakage']:.2f}" for a in ATTRS_SHORT)
+
+    strongest = " ".join(f"{per[a]['strongest_cell']['effect']:+.2f}" for a in ATTRS_SHORT)
+    return (f"{result['run']:<22} {result['lever']:<18} editor {fmt('editor')}\n{'':<41} detector {fmt('detector')}\n"
+            f"{'':<41} strongest {strongest}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--classifier", required=True, type=Path)
+    parser.add_argument("--levers", default="plain")
+    parser.add_argument("--calibrate", type=int, default=32)
+    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("runs/steer"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    print("attributes:", " ".join(ATTRS_SHORT.values()), "(success/leakage)")
+    for run in args.runs:
+        steering = Steering(run, args.classifier, args.calibrate, args.images, args.seed)
+        for text in args.levers.split(","):
+            result = {"run": run.name, "lever": text, **steering.measure(Lever.parse(text))}
+            with open(args.out / "results.jsonl", "a") as handle:
+                handle.write(json.dumps(result) + "\n")
+            print(line(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
