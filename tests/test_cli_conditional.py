@@ -79,7 +79,7 @@ def test_names_suggested_from_an_effect_matrix_are_shown_and_stored_only_when_as
     (tmp_path / "effects" / "meta.json").write_text(json.dumps({"explainer": "effects", "suggestions": suggestions}))
     before = load_model(run)[0].conditioner.names
     output = invoke("names", str(run), "--suggest", str(tmp_path / "effects"))
-    assert "-> red_square " in output and "(red_square +0.70, same direction on 90% of images)" in output
+    assert "-> red_square " in output and "(raising it: red_square +0.70, same direction on 90% of images)" in output
     assert load_model(run)[0].conditioner.names == before
     invoke("names", str(run), "--suggest", str(tmp_path / "effects"), "--apply")
     after = load_model(run)[0].conditioner.names
@@ -97,3 +97,29 @@ def test_a_conditioner_that_declares_no_prior_needs_one_named(toy_conditioner):
     conditioner = toy_conditioner(toy_conditioner.Config(), in_channels=3, image_size=16)
     with pytest.raises(ProtodiffError, match="conditioner 'channel-means' declares no latent prior; name one with --prior"):
         _declared_prior(conditioner, "channel-means")
+
+
+def test_names_from_detection_stand_beside_names_from_edits(run, tmp_path):
+    """--detect: what each dimension separates on real images, as a judge calls them; an edit's
+    evidence outranks it, and both are shown."""
+    from protodiff.explain.naming import Detection, proposals
+    from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
+
+    detected = [
+        Detection(0, "dark_bg", 0.03),
+        Detection(1, "red_square", 0.95),
+        Detection(2, "red_square", 0.97),
+        Detection(3, "gradient", 0.7),
+    ]
+    edits = [{"index": 1, "attribute": "blue_disc", "effect": 0.5, "consistency": 0.9}]
+    assert proposals(4, edits, detected, min_effect=0.2, min_auroc=0.9) == {0: "no dark_bg", 1: "blue_disc", 2: "red_square"}
+    model, config = load_model(run)
+    train = config.data.build().open("train")
+    judge = AttributeClassifier.for_dataset(train, ClassifierConfig(steps=2, batch_size=8))
+    judge.fit(train)
+    judge.save(tmp_path / "judge")
+    output = invoke("names", str(run), "--detect", str(tmp_path / "judge"), "--images", "16", "--min-auroc", "0.5")
+    lines = [line for line in output.splitlines() if "->" in line]
+    assert len(lines) == model.conditioner.dim and all(
+        "detects: " in line and "AUROC" in line for line in lines if "(no evidence)" not in line
+    )

@@ -41,17 +41,6 @@ def read_suggestions(directory: str, dimensions: int) -> list[dict]:
     return suggestions
 
 
-def suggested_names(suggestions: list[dict], min_effect: float) -> dict[int, str]:
-    """Index -> suggested name for each dimension that turns its attribute on by at least
-    ``min_effect``; a second dimension turning on the same attribute is ``attribute (2)``, and so on."""
-    names, seen = {}, {}
-    for s in sorted(suggestions, key=lambda s: -s["effect"]):
-        if s["effect"] >= min_effect:
-            seen[s["attribute"]] = seen.get(s["attribute"], 0) + 1
-            names[s["index"]] = s["attribute"] if seen[s["attribute"]] == 1 else f"{s['attribute']} ({seen[s['attribute']]})"
-    return names
-
-
 @click.command()
 @click.argument("checkpoint", type=click.Path())
 @click.argument("assignments", nargs=-1, metavar="[INDEX=NAME]...")
@@ -60,31 +49,66 @@ def suggested_names(suggestions: list[dict], min_effect: float) -> dict[int, str
     "effects",
     type=click.Path(file_okay=False),
     default=None,
-    help="Propose names from an effect matrix (the --out of `protodiff explain effects`).",
+    help="Propose names from what raising each dimension does: an effect matrix (the --out of `protodiff explain effects`).",
 )
-@click.option("--apply", is_flag=True, help="With --suggest: store the proposed names (otherwise only shown).")
+@click.option(
+    "--detect",
+    "classifier",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Propose names from what each dimension detects on real images, judged by this attribute classifier.",
+)
+@click.option("--apply", is_flag=True, help="With --suggest/--detect: store the proposed names (otherwise only shown).")
 @click.option(
     "--min-effect",
     type=float,
     default=0.2,
     show_default=True,
-    help="With --suggest: propose a name only where the attribute's probability rises at least this much.",
+    help="Name from an edit only where raising the dimension moves the attribute's probability at least this much.",
 )
-def names(checkpoint: str, assignments: tuple[str, ...], effects: str | None, apply: bool, min_effect: float) -> None:
+@click.option(
+    "--min-auroc",
+    type=click.FloatRange(0.5, 1.0),
+    default=0.9,
+    show_default=True,
+    help="Name from detection only where the dimension separates the attribute at least this well.",
+)
+@click.option(
+    "--images",
+    type=click.IntRange(min=2),
+    default=512,
+    show_default=True,
+    help="With --detect: real images of --split the AUROCs are taken over.",
+)
+@click.option("--split", default="test", show_default=True, help="With --detect: the split of the run's dataset.")
+def names(
+    checkpoint: str,
+    assignments: tuple[str, ...],
+    effects: str | None,
+    classifier: str | None,
+    apply: bool,
+    min_effect: float,
+    min_auroc: float,
+    images: int,
+    split: str,
+) -> None:
     """List CHECKPOINT's condition dimensions, or name some: `protodiff names RUN 3="red square"`.
 
     Patronus' prototypes are unnamed until a person looks at them (see their visualisations);
-    names are stored in the checkpoint and appear wherever the dimension is reported. `--suggest`
-    proposes, for each dimension, the attribute an attribute classifier sees it turn on, with the
-    effect size and its consistency across images; it renames nothing unless `--apply` is given.
+    names are stored in the checkpoint and appear wherever the dimension is reported. Two kinds of
+    evidence propose names, shown side by side: `--suggest DIR`, what raising each dimension does
+    (the attribute an attribute classifier sees it turn on, with the effect size and its
+    consistency across images), and `--detect CLASSIFIER`, what each dimension detects on real
+    images (its AUROC for the attribute the classifier sees). Nothing is renamed unless `--apply`.
     """
     from protodiff.checkpoint import load_model, resolve_checkpoint, set_condition_names
+    from protodiff.explain.naming import detections, evidence, proposals
 
     path = resolve_checkpoint(checkpoint)
-    model, _ = load_model(path)
+    model, config = load_model(path)
     current = model.conditioner.names
-    if apply and effects is None:
-        raise ProtodiffError("--apply stores suggested names: give --suggest DIR too")
+    if apply and effects is None and classifier is None:
+        raise ProtodiffError("--apply stores suggested names: give --suggest DIR or --detect CLASSIFIER too")
     for item in assignments:
         index, sep, name = item.partition("=")
         if not sep or not index.strip().isdigit() or not name.strip():
@@ -92,15 +116,16 @@ def names(checkpoint: str, assignments: tuple[str, ...], effects: str | None, ap
         if not 0 <= int(index) < len(current):
             raise ProtodiffError(f"{item!r}: index out of range, the condition has {len(current)} dimensions")
         current[int(index)] = name.strip()
-    if effects is not None:
-        suggestions = read_suggestions(effects, len(current))
-        proposed = suggested_names(suggestions, min_effect)
-        for s in suggestions:
-            name = proposed.get(s["index"], "-")
-            click.echo(
-                f"{s['index']:3d}  {current[s['index']]:<16} -> {name:<20} "
-                f"({s['attribute']} {s['effect']:+.2f}, same direction on {s['consistency']:.0%} of images)"
-            )
+    if effects is not None or classifier is not None:
+        suggestions = read_suggestions(effects, len(current)) if effects is not None else None
+        detected = None
+        if classifier is not None:
+            from protodiff.metrics.attribute_classifier import AttributeClassifier
+
+            detected = detections(model, config.data.build().open(split), AttributeClassifier.load(classifier), images)
+        proposed = proposals(len(current), suggestions, detected, min_effect=min_effect, min_auroc=min_auroc)
+        for j, name in enumerate(current):
+            click.echo(f"{j:3d}  {name:<16} -> {proposed.get(j, '-'):<22} ({evidence(j, suggestions, detected)})")
         if not apply:
             return
         current = [proposed.get(i, name) for i, name in enumerate(current)]

@@ -14,7 +14,6 @@ independently (``shapes`` without ``shortcut``), or it reads one attribute off t
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -101,8 +100,9 @@ class EffectMatrix:
         }
         if self.before is not None:
             success, leakage = self.success_and_leakage()
-            out.update(success=_rounded(success), leakage=_rounded(leakage),
-                       lacking=[int(v) for v in (self.before <= 0.5).sum(dim=0)])
+            out.update(
+                success=_rounded(success), leakage=_rounded(leakage), lacking=[int(v) for v in (self.before <= 0.5).sum(dim=0)]
+            )
         return out
 
     def suggestions(self) -> list[dict]:

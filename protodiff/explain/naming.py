@@ -1,0 +1,101 @@
+"""Names for condition dimensions, from two kinds of evidence.
+
+*What a dimension detects*: over real images, how well its value separates images that have an
+attribute from those that do not (AUROC against a judge's calls, so no dataset labels are needed).
+*What raising it does*: the effect matrix of ``protodiff explain effects`` (the mean change of the
+attribute's probability when the dimension is raised, and how often it adds the attribute). The
+two need not agree: a Patronus prototype may detect a mark without drawing it when raised. A
+name is proposed from the edit when its effect is large enough, else from detection; both kinds
+of evidence are shown beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from protodiff.contracts.dataset import LabeledImages
+    from protodiff.metrics.attribute_classifier import AttributeClassifier
+    from protodiff.model import ConditionedDiffusion
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The attribute a dimension separates best on real images: AUROC > 0.5 means the dimension is
+    higher when the attribute is present, < 0.5 when it is absent."""
+
+    index: int
+    attribute: str
+    auroc: float
+
+    @property
+    def separation(self) -> float:
+        return max(self.auroc, 1.0 - self.auroc)
+
+    @property
+    def name(self) -> str:
+        return self.attribute if self.auroc >= 0.5 else f"no {self.attribute}"
+
+
+@torch.no_grad()
+def detections(
+    model: ConditionedDiffusion, data: LabeledImages, classifier: AttributeClassifier, images: int = 512
+) -> list[Detection]:
+    """Each dimension's best-separated attribute over the first ``images`` of ``data``, with the
+    classifier's calls as the truth (an attribute it sees on all or none of them is skipped)."""
+    from sklearn.metrics import roc_auc_score
+
+    from protodiff.encoding import encode_split
+
+    count = min(images, len(data))
+    vectors = encode_split(model, data, limit=count).vectors.numpy()
+    pictures = torch.stack([data[i][0] for i in range(count)]).to(next(classifier.parameters()).device)
+    calls = (classifier.predict_proba(pictures) > 0.5).numpy()
+    out = []
+    for j in range(vectors.shape[1]):
+        best: Detection | None = None
+        for a, name in enumerate(classifier.attribute_names):
+            if calls[:, a].all() or not calls[:, a].any():
+                continue
+            found = Detection(j, name, float(roc_auc_score(calls[:, a], vectors[:, j])))
+            if best is None or found.separation > best.separation:
+                best = found
+        out.append(best or Detection(j, "", 0.5))
+    return out
+
+
+def proposals(
+    count: int, effects: list[dict] | None, detected: list[Detection] | None, *, min_effect: float, min_auroc: float
+) -> dict[int, str]:
+    """Index -> proposed name: the attribute a dimension turns on (effect >= ``min_effect``), else
+    the one it detects (separation >= ``min_auroc``); a second dimension with the same name gets
+    ``name (2)``, and so on, the strongest first."""
+    candidates: list[tuple[float, int, str]] = []  # (strength, index, name); edits rank above detections
+    for j in range(count):
+        effect = next((s for s in effects or [] if s["index"] == j), None)
+        if effect is not None and effect["effect"] >= min_effect:
+            candidates.append((1.0 + effect["effect"], j, effect["attribute"]))
+        elif detected is not None and detected[j].attribute and detected[j].separation >= min_auroc:
+            candidates.append((detected[j].separation, j, detected[j].name))
+    names: dict[int, str] = {}
+    seen: dict[str, int] = {}
+    for _, j, name in sorted(candidates, key=lambda c: -c[0]):
+        seen[name] = seen.get(name, 0) + 1
+        names[j] = name if seen[name] == 1 else f"{name} ({seen[name]})"
+    return names
+
+
+def evidence(j: int, effects: list[dict] | None, detected: list[Detection] | None) -> str:
+    """Both kinds of evidence for dimension ``j``, as one line's tail."""
+    parts = []
+    effect = next((s for s in effects or [] if s["index"] == j), None)
+    if effect is not None:
+        parts.append(
+            f"raising it: {effect['attribute']} {effect['effect']:+.2f}, same direction on {effect['consistency']:.0%} of images"
+        )
+    if detected is not None and detected[j].attribute:
+        parts.append(f"detects: {detected[j].name} AUROC {detected[j].separation:.2f}")
+    return "; ".join(parts) if parts else "no evidence"
