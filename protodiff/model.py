@@ -178,6 +178,21 @@ class ConditionedDiffusion(nn.Module):
         )
         return _ordinary(x_T)
 
+    def edit_net_fn(self, original: Condition | Tensor, edited: Condition | Tensor, batch: int, guidance: float = 1.0) -> NetFn:
+        """The denoiser under the ``edited`` condition, its difference from the ``original``
+        amplified ``guidance`` times: net(s') + (guidance - 1)(net(s') - net(s)), classifier-free
+        guidance applied only to what the edit changes (1: the edited condition alone)."""
+        after = self.net_fn(edited, batch)
+        if guidance == 1.0:
+            return after
+        before = self.net_fn(original, batch)
+
+        def guided(x_t: Tensor, t: Tensor) -> Tensor:
+            high = after(x_t, t)
+            return high + (guidance - 1.0) * (high - before(x_t, t))
+
+        return guided
+
     @torch.inference_mode()
     def edit(
         self,
@@ -185,20 +200,50 @@ class ConditionedDiffusion(nn.Module):
         condition: Condition | Tensor,
         *,
         sampler: Sampler | None = None,
+        guidance: float = 1.0,
+        start: int | None = None,
+        x_T: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        callback: Callback | None = None,
         progress: bool = False,
     ) -> Tensor:
         """Regenerate real images ``x0`` under an edited ``condition``, everything else kept.
 
-        The stochastic part is the inversion of ``x0`` under its *own* condition, so the
-        unedited condition gives ``x0`` back (up to the round-trip error that the
-        ``inversion-error`` metric measures) and any other difference is the edit's. Methods differ
-        only in how they change the condition: Patronus turns a prototype up (``s[:, i] = 3``),
-        DiffAE moves its semantic code along an attribute classifier's normal.
+        By default the stochastic part is the inversion of ``x0`` under its *own* condition (pass
+        ``x_T`` to reuse one), so the unedited condition gives ``x0`` back (up to the round-trip
+        error that the ``inversion-error`` metric measures) and any other difference is the edit's.
+        With ``start`` = t the edit starts part-way instead: ``x0`` is noised to step t with noise
+        from ``generator`` and denoised under the edited condition (SDEdit), which leaves the
+        model free to redraw what the edit changes below that noise level. ``guidance`` > 1
+        amplifies the edit's difference (see :meth:`edit_net_fn`). Methods differ only in how they
+        change the condition: Patronus turns a prototype up, DiffAE moves its semantic code along
+        an attribute classifier's normal.
         """
         x0 = x0.to(self.device)
         sampler = sampler or self.sampler()
-        x_T = self.invert(x0, condition=self.encode(x0), sampler=sampler, progress=progress)
-        return self.sample(condition=condition, x_T=x_T, sampler=sampler, progress=progress)
+        own = self.encode(x0).vector
+        timesteps = None
+        if start is not None:
+            if not 0 <= start < self.schedule.num_timesteps:
+                raise ProtodiffError(
+                    f"start={start} is not a timestep of this model's schedule (0..{self.schedule.num_timesteps - 1})"
+                )
+            timesteps = [t for t in sampler.timesteps() if t <= start] or [start]
+            noise = randn(tuple(x0.shape), generator, x0)
+            x_T = self.schedule.q_sample(x0, torch.full((len(x0),), timesteps[0], device=self.device), noise)
+        elif x_T is None:
+            x_T = self.invert(x0, condition=own, sampler=sampler, progress=progress)
+        net_fn = self.edit_net_fn(own, condition, len(x0), guidance)
+        out = sampler.sample(
+            net_fn,
+            x_T.to(self.device),
+            prediction=self.schedule.config.prediction,
+            timesteps=timesteps,
+            callback=callback,
+            generator=generator,
+            progress=progress,
+        )
+        return _ordinary(out)
 
     @torch.inference_mode()
     def reconstruct(

@@ -74,6 +74,32 @@ def test_edit_regenerates_from_the_inversion_under_the_new_condition(toy_model):
     assert edited.shape == x0.shape and (edited - unedited).abs().mean() > 1e-3
 
 
+def test_edit_guidance_amplifies_the_edits_difference_and_partial_edits_start_part_way(toy_model):
+    from protodiff.errors import ProtodiffError
+
+    model, _ = toy_model
+    for p in model.denoiser.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    x0 = torch.rand(2, 3, 16, 16) * 2 - 1
+    sampler = model.sampler("ddim", steps=4)
+    own = model.encode(x0).vector
+    x_T = model.invert(x0, condition=own, sampler=sampler)
+    plain = model.edit(x0, own + 1.0, sampler=sampler, x_T=x_T)
+    torch.testing.assert_close(plain, model.edit(x0, own + 1.0, sampler=sampler))  # x_T reused = inverted again
+    torch.testing.assert_close(
+        model.edit(x0, own, sampler=sampler, guidance=3.0, x_T=x_T), model.edit(x0, own, sampler=sampler, x_T=x_T)
+    )  # no edit, nothing to amplify
+    stronger = model.edit(x0, own + 1.0, sampler=sampler, guidance=3.0, x_T=x_T)
+    unedited = model.edit(x0, own, sampler=sampler, x_T=x_T)
+    assert (stronger - unedited).abs().mean() > (plain - unedited).abs().mean()
+    partial = [
+        model.edit(x0, own + 1.0, sampler=sampler, start=500, generator=torch.Generator().manual_seed(1)) for _ in range(2)
+    ]
+    torch.testing.assert_close(partial[0], partial[1])  # seeded
+    with pytest.raises(ProtodiffError, match="start=5000 is not a timestep"):
+        model.edit(x0, own, sampler=sampler, start=5000)
+
+
 def test_save_and_load_round_trip_keeps_weights_and_condition_names(toy_model, tmp_path):
     model, config = toy_model
     model.conditioner.names = ["red", "green", "blue"]
