@@ -4,6 +4,10 @@ Both work for any conditioner whose condition is a vector (Patronus' prototype a
 DiffAE or InfoDiffusion code): the image is inverted to x_T under its own condition with a
 deterministic sampler (DDIM, eta = 0), so the unedited vector gives the image back and everything
 that differs is the edit's, and the same command gives the same pixels every time.
+
+How an edit regenerates (the sampler, the guidance on the edit's difference, a partial start) is
+:class:`EditSettings`, whose defaults are those of ``protodiff explain edit`` and of ``protodiff
+explore``'s sliders alike: change them there, and both follow.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from protodiff._registry.registry import Registries
 from protodiff.config import ComponentSpec, component
 from protodiff.contracts.dataset import LabeledImages
 from protodiff.contracts.explainer import Explainer, Explanation, flag
-from protodiff.contracts.sampler import Sampler
+from protodiff.contracts.sampler import Callback, Sampler
 from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError, UnsupportedModel
 from protodiff.explain.dimensions import observed_range, parse_changes, parse_sweep, warn_outside
@@ -44,6 +48,54 @@ def regenerate(model: ConditionedDiffusion, vectors: Tensor, x_T: Tensor, sample
     return torch.cat([model.sample(condition=v, x_T=x, sampler=sampler) for v, x in progress])
 
 
+@dataclass
+class EditSettings:
+    """How an edit of real images regenerates them: the one place its defaults live.
+
+    ``protodiff explain edit`` (its ``Config`` extends this one, so ``--set guidance=2`` works) and
+    ``protodiff explore`` (every slider move) both edit through :meth:`edit`, i.e.
+    :meth:`ConditionedDiffusion.edit <protodiff.model.ConditionedDiffusion.edit>` with these values.
+    """
+
+    #: The sampler that inverts and regenerates (deterministic: DDIM with eta = 0).
+    sampler: ComponentSpec = component("sampler", "ddim")
+    #: Amplify the edit's difference: net(s') + (guidance - 1)(net(s') - net(s)); 1 is the edited condition alone.
+    guidance: float = 1.0
+    #: Start part-way: noise the image to this timestep and denoise it under the edit (SDEdit);
+    #: None starts from the image's inversion, which keeps everything the edit does not change.
+    start: int | None = None
+
+    def __post_init__(self) -> None:
+        at_least(0.0, guidance=self.guidance)
+        if self.start is not None:
+            at_least(0, start=self.start)
+
+    def edit(
+        self,
+        model: ConditionedDiffusion,
+        x0: Tensor,
+        vectors: Tensor,
+        *,
+        sampler: Sampler | None = None,
+        x_T: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        callback: Callback | None = None,
+    ) -> Tensor:
+        """``x0`` regenerated under condition ``vectors`` with these settings (``x_T``: a cached
+        inversion of ``x0`` under its own condition, made with the same sampler; ``sampler``: this
+        config's, already built)."""
+        return model.edit(
+            x0,
+            vectors,
+            sampler=sampler or self.sampler.build(schedule=model.schedule),
+            guidance=self.guidance,
+            start=self.start,
+            x_T=x_T,
+            generator=generator,
+            callback=callback,
+        )
+
+
 def invert_batch(model: ConditionedDiffusion, batch: Tensor, sampler: Sampler) -> tuple[Tensor, Tensor]:
     """The condition vectors of ``batch`` and the x_T each inverts to under its own condition."""
     condition = model.encode(batch)
@@ -54,21 +106,54 @@ class EditExplainer(Explainer):
     """Set, shift or sweep named condition dimensions of real images; regenerate from their inverted x_T."""
 
     @dataclass
-    class Config:
+    class Config(EditSettings):
         to: list[str] = flag("Set a dimension: NAME=VALUE, e.g. --to proto_03=3.0 (repeatable).")
         shift: list[str] = flag("Shift a dimension: NAME=DELTA, e.g. --shift proto_03=+1.5 (repeatable).")
         sweep: list[str] = flag("An extrapolation strip: NAME=START:STOP:COUNT, e.g. --sweep proto_03=0:3:7.")
-        #: The sampler that inverts and regenerates (deterministic: DDIM with eta = 0).
-        sampler: ComponentSpec = component("sampler", "ddim")
         #: Real images of the split whose observed range each value is checked against.
         reference: int = 256
         #: Images regenerated per forward pass.
         batch_size: int = 64
 
         def __post_init__(self) -> None:
+            super().__post_init__()
             at_least(1, reference=self.reference, batch_size=self.batch_size)
 
-    def explain(self, model: ConditionedDiffusion, batch: Tensor, *, data: LabeledImages | None = None) -> Explanation:
+    def _edited(
+        self,
+        model: ConditionedDiffusion,
+        x0: Tensor,
+        vectors: Tensor,
+        x_T: Tensor,
+        sampler: Sampler,
+        generator: torch.Generator | None,
+    ) -> Tensor:
+        """``x0`` (repeated to match ``vectors``) edited as the settings say, ``batch_size`` at a time."""
+        repeat = len(vectors) // len(x0)
+        images, noise = x0.repeat(repeat, 1, 1, 1), x_T.repeat(repeat, 1, 1, 1)
+        size = self.config.batch_size
+        return torch.cat(
+            [
+                self.config.edit(
+                    model,
+                    images[i : i + size],
+                    vectors[i : i + size],
+                    sampler=sampler,
+                    x_T=noise[i : i + size],
+                    generator=generator,
+                )
+                for i in range(0, len(vectors), size)
+            ]
+        )
+
+    def explain(
+        self,
+        model: ConditionedDiffusion,
+        batch: Tensor,
+        *,
+        data: LabeledImages | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Explanation:
         c = self.config
         require_vector(model, "edit")
         names = model.conditioner.names
@@ -89,8 +174,8 @@ class EditExplainer(Explainer):
         for sweep in sweeps:
             warn_outside(sweep.index, sweep.values, low, high, names)
         n = len(batch)
-        both = regenerate(model, torch.cat([vectors, edited_vectors]), torch.cat([x_T, x_T]), sampler, c.batch_size)
-        tensors = {"images": batch, "x_T": x_T, "vectors": vectors, "reconstructed": both[:n]}
+        reconstructed = regenerate(model, vectors, x_T, sampler, c.batch_size)
+        tensors = {"images": batch, "x_T": x_T, "vectors": vectors, "reconstructed": reconstructed}
         touched = sorted({change.index for change in changes})
         meta = {
             "names": names,
@@ -100,18 +185,21 @@ class EditExplainer(Explainer):
             "observed_range": {names[i]: [float(low[i]), float(high[i])] for i in {*touched, *(s.index for s in sweeps)}},
             "reference_images": len(reference),
             "sweeps": [],
+            "guidance": c.guidance,
+            "start": c.start,
         }
         figures = {}
         if changes:
-            tensors["edited"], tensors["edited_vectors"] = both[n:], edited_vectors
+            edited = self._edited(model, batch, edited_vectors, x_T, sampler, generator)
+            tensors["edited"], tensors["edited_vectors"] = edited, edited_vectors
             label = ", ".join(f"{names[ch.index]}{'+=' if ch.shift else '='}{ch.value:g}" for ch in changes)
-            columns = [("real", batch), ("reconstructed", both[:n]), ("edited", both[n:])]
+            columns = [("real", batch), ("reconstructed", reconstructed), ("edited", edited)]
             figures["edit.png"] = lambda path, cols=columns, t=label: save_image_grid(path, cols, per_row=1, title=f"edit: {t}")
         for sweep in sweeps:
             name = names[sweep.index]
             swept = vectors.repeat(len(sweep.values), 1)
             swept[:, sweep.index] = torch.tensor(sweep.values, device=swept.device).repeat_interleave(n)
-            strips = regenerate(model, swept, x_T.repeat(len(sweep.values), 1, 1, 1), sampler, c.batch_size)
+            strips = self._edited(model, batch, swept, x_T, sampler, generator)
             strips = strips.reshape(len(sweep.values), n, *batch.shape[1:])
             tensors[f"sweep.{name}"] = strips.transpose(0, 1)  # (N, values, C, H, W)
             meta["sweeps"].append({"dimension": name, "values": list(sweep.values), "before": vectors[:, sweep.index].tolist()})
