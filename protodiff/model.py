@@ -214,7 +214,8 @@ class ConditionedDiffusion(nn.Module):
         error that the ``inversion-error`` metric measures) and any other difference is the edit's.
         With ``start`` = t the edit starts part-way instead: ``x0`` is noised to step t with noise
         from ``generator`` and denoised under the edited condition (SDEdit), which leaves the
-        model free to redraw what the edit changes below that noise level. ``guidance`` > 1
+        model free to redraw what the edit changes below that noise level (``x_T``, if given, is
+        then that noise, so that several edits of one image can share it). ``guidance`` > 1
         amplifies the edit's difference (see :meth:`edit_net_fn`). Methods differ only in how they
         change the condition: Patronus turns a prototype up, DiffAE moves its semantic code along
         an attribute classifier's normal.
@@ -229,7 +230,7 @@ class ConditionedDiffusion(nn.Module):
                     f"start={start} is not a timestep of this model's schedule (0..{self.schedule.num_timesteps - 1})"
                 )
             timesteps = [t for t in sampler.timesteps() if t <= start] or [start]
-            noise = randn(tuple(x0.shape), generator, x0)
+            noise = x_T.to(self.device) if x_T is not None else randn(tuple(x0.shape), generator, x0)
             x_T = self.schedule.q_sample(x0, torch.full((len(x0),), timesteps[0], device=self.device), noise)
         elif x_T is None:
             x_T = self.invert(x0, condition=own, sampler=sampler, progress=progress)

@@ -57,6 +57,27 @@ def test_effect_matrix_covers_every_dimension_and_attribute_deterministically(se
     assert first.effect.abs().max() > 0
 
 
+def test_effect_matrix_edits_as_the_edit_settings_say(setup):
+    """Guidance amplifies every edit (and leaves the unedited reference alone); a partial start
+    shares one noise between an image's edits, so the same generator gives the same matrix."""
+    from protodiff.explain.edit import EditSettings
+
+    model, _data, classifier, images = setup
+    sampler = model.sampler("ddim", steps=2)
+    plain = effect_matrix(model, images, classifier, sampler=sampler)
+    guided = effect_matrix(model, images, classifier, sampler=sampler, settings=EditSettings(guidance=3.0))
+    assert torch.allclose(plain.before, guided.before, atol=1e-6)
+    assert not torch.allclose(plain.effect, guided.effect, atol=1e-4)
+    partial = EditSettings(start=500)
+    first = effect_matrix(
+        model, images, classifier, sampler=sampler, settings=partial, generator=torch.Generator().manual_seed(1)
+    )
+    again = effect_matrix(
+        model, images, classifier, sampler=sampler, settings=partial, generator=torch.Generator().manual_seed(1)
+    )
+    assert torch.equal(first.effect, again.effect) and not torch.allclose(first.before, plain.before, atol=1e-4)
+
+
 def test_effects_explainer_saves_matrix_suggestions_and_heat_map(setup, tmp_path):
     model, data, classifier, images = setup
     explainer = EffectsExplainer(EffectsExplainer.Config(sampler=DDIM_2))

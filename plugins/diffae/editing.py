@@ -32,11 +32,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from protodiff import Registries, hookimpl
-from protodiff.config import ComponentSpec, component
 from protodiff.contracts.explainer import Explainer, Explanation, flag
 from protodiff.encoding import encode_split
 from protodiff.errors import OptionError, ProtodiffError
-from protodiff.explain.edit import invert_batch, regenerate, require_vector
+from protodiff.explain.edit import EditSettings, require_vector
 from protodiff.explain.effects import EffectMatrix, check_classifier, matrix_tensors, plot_effects
 from protodiff.figures import save_image_grid
 from protodiff.validation import finite
@@ -147,7 +146,10 @@ class AttributeEditExplainer(Explainer):
     fitted on the train split's codes, moved along on real images regenerated from their inverted x_T."""
 
     @dataclass
-    class Config:
+    class Config(EditSettings):
+        """Which attributes, moved how far; the edit itself (sampler, guidance, start) as
+        :class:`EditSettings` and ``protodiff explain edit`` make it."""
+
         attribute: list[str] = flag("An attribute to edit, e.g. --attribute red_square (repeatable; default: all).")
         #: How far to move, in DiffAE's unit (``amount * sqrt(D)`` standard deviations along the unit
         #: normal); DiffAE's manipulate.ipynb uses 0.3. Negative removes the attribute.
@@ -156,12 +158,11 @@ class AttributeEditExplainer(Explainer):
         fit_images: int = 10_000
         #: The classifiers' Adam steps (DiffAE: 300,000 samples in batches of 32).
         steps: int = PUBLISHED_STEPS
-        #: The sampler that inverts and regenerates (deterministic: DDIM with eta = 0).
-        sampler: ComponentSpec = component("sampler", "ddim")
         #: Images regenerated per forward pass.
         batch_size: int = 64
 
         def __post_init__(self) -> None:
+            super().__post_init__()
             if self.fit_images < 2 or self.steps < 1 or self.batch_size < 1:
                 raise ValueError("fit_images must be at least 2, steps and batch_size positive")
             finite(amount=self.amount)
@@ -189,10 +190,11 @@ class AttributeEditExplainer(Explainer):
         for name in attributes:
             directions.index(name)  # a one-line error for an unknown name, before any sampling
         sampler = c.sampler.build(schedule=model.schedule)
-        vectors, x_T = invert_batch(model, batch, sampler)
+        vectors = model.encode(batch.to(model.device)).vector.detach()
+        x_T = c.starting_noise(model, batch, sampler, generator)
         n = len(batch)
         edited = torch.cat([vectors] + [directions.move(vectors, name, c.amount) for name in attributes])
-        images = regenerate(model, edited, x_T.repeat(len(attributes) + 1, 1, 1, 1), sampler, c.batch_size)
+        images = c.edit_many(model, batch, edited, x_T, sampler=sampler, chunk=c.batch_size, generator=generator)
         images = images.view(len(attributes) + 1, n, *batch.shape[1:])
         labels = [f"{name} {c.amount:+g}" for name in attributes]
         tensors = {

@@ -21,12 +21,11 @@ from PIL import Image, ImageDraw
 from torch import Tensor
 
 from protodiff import Registries, hookimpl
-from protodiff.config import ComponentSpec, component
 from protodiff.contracts.dataset import LabeledImages
 from protodiff.contracts.explainer import Explainer, Explanation, flag
 from protodiff.encoding import encode_split
 from protodiff.explain.dimensions import dimension_index
-from protodiff.explain.edit import invert_batch, regenerate
+from protodiff.explain.edit import EditSettings
 from protodiff.figures import BACKGROUND, CELL_GAP, GROUP_GAP, INK, MARGIN, MIN_CELL, font, save_image, to_pil
 from protodiff.model import ConditionedDiffusion
 from protodiff.validation import at_least
@@ -56,23 +55,27 @@ class PrototypesExplainer(Explainer):
     """Each prototype turned up to its plausible maximum in real images, regenerated, its patch cropped (Patronus)."""
 
     @dataclass
-    class Config:
+    class Config(EditSettings):
+        """Which prototypes, raised how far; the edit itself (sampler, guidance, start) as
+        :class:`EditSettings` and ``protodiff explain edit`` make it."""
+
         prototypes: list[str] = flag("Show only these prototypes (names or indices; repeatable; default: all).")
         #: The plausible maximum of s_j: this quantile of s_j over the reference images.
         quantile: float = 0.99
         #: Reference images: the first this many of the training split (the quantile and the nearest patches).
         reference: int = 512
-        #: The sampler that inverts and regenerates (deterministic: DDIM with eta = 0).
-        sampler: ComponentSpec = component("sampler", "ddim")
         #: Images generated or encoded per forward pass.
         batch_size: int = 64
 
         def __post_init__(self) -> None:
+            super().__post_init__()
             if not 0 < self.quantile <= 1:
                 raise ValueError("quantile must be in (0, 1]")
             at_least(1, reference=self.reference, batch_size=self.batch_size)
 
-    def explain(self, model: ConditionedDiffusion, batch: Tensor, *, train: LabeledImages) -> Explanation:
+    def explain(
+        self, model: ConditionedDiffusion, batch: Tensor, *, train: LabeledImages, generator: torch.Generator | None = None
+    ) -> Explanation:
         c = self.config
         conditioner = require_prototypes(model, "explain prototypes")
         names = conditioner.names
@@ -81,13 +84,14 @@ class PrototypesExplainer(Explainer):
         targets = torch.quantile(reference.vectors, c.quantile, dim=0)
 
         sampler = c.sampler.build(schedule=model.schedule)
-        vectors, x_T = invert_batch(model, batch, sampler)
+        vectors = model.encode(batch.to(model.device)).vector.detach()
+        x_T = c.starting_noise(model, batch, sampler, generator)
         p, n = len(chosen), len(batch)
         which = torch.tensor(chosen).repeat_interleave(n)  # prototype-major: item k is prototype which[k], image k % n
         rows = torch.arange(p * n)
         edited = vectors.repeat(p, 1)
         edited[rows, which] = targets[which].to(edited)
-        generated = regenerate(model, edited, x_T.repeat(p, 1, 1, 1), sampler, c.batch_size)
+        generated = c.edit_many(model, batch, edited, x_T, sampler=sampler, chunk=c.batch_size, generator=generator)
         after, maps = _reencode(model, generated, c.batch_size)
         boxes = [b[0] for b in nearest_patch_boxes(conditioner.encoder, maps[rows, which][:, None])]
 

@@ -95,6 +95,48 @@ class EditSettings:
             callback=callback,
         )
 
+    def starting_noise(
+        self, model: ConditionedDiffusion, x0: Tensor, sampler: Sampler, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """What every edit of ``x0`` starts from, shared by all of them so that edits of one image
+        differ only by their condition: its inversion under its own condition, or (with ``start``)
+        the noise that takes it to that step."""
+        if self.start is None:
+            return model.invert(x0, condition=model.encode(x0.to(model.device)), sampler=sampler)
+        return model.noise(len(x0), generator)
+
+    def edit_many(
+        self,
+        model: ConditionedDiffusion,
+        x0: Tensor,
+        vectors: Tensor,
+        x_T: Tensor,
+        *,
+        sampler: Sampler,
+        chunk: int,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """``x0`` (N images) edited to each of ``vectors`` (R * N rows, block r being the r-th edit of
+        every image) from their ``starting_noise`` ``x_T``, ``chunk`` rows at a time, with a
+        progress bar when there is more than one chunk (an effect matrix is minutes on a CPU)."""
+        repeat = len(vectors) // len(x0)
+        images, noise = x0.repeat(repeat, 1, 1, 1), x_T.repeat(repeat, 1, 1, 1)
+        starts = range(0, len(vectors), chunk)
+        progress = tqdm(starts, desc="editing", unit="batch", disable=len(starts) < 2, leave=False)
+        return torch.cat(
+            [
+                self.edit(
+                    model,
+                    images[i : i + chunk],
+                    vectors[i : i + chunk],
+                    sampler=sampler,
+                    x_T=noise[i : i + chunk],
+                    generator=generator,
+                )
+                for i in progress
+            ]
+        )
+
 
 def invert_batch(model: ConditionedDiffusion, batch: Tensor, sampler: Sampler) -> tuple[Tensor, Tensor]:
     """The condition vectors of ``batch`` and the x_T each inverts to under its own condition."""
@@ -118,33 +160,6 @@ class EditExplainer(Explainer):
         def __post_init__(self) -> None:
             super().__post_init__()
             at_least(1, reference=self.reference, batch_size=self.batch_size)
-
-    def _edited(
-        self,
-        model: ConditionedDiffusion,
-        x0: Tensor,
-        vectors: Tensor,
-        x_T: Tensor,
-        sampler: Sampler,
-        generator: torch.Generator | None,
-    ) -> Tensor:
-        """``x0`` (repeated to match ``vectors``) edited as the settings say, ``batch_size`` at a time."""
-        repeat = len(vectors) // len(x0)
-        images, noise = x0.repeat(repeat, 1, 1, 1), x_T.repeat(repeat, 1, 1, 1)
-        size = self.config.batch_size
-        return torch.cat(
-            [
-                self.config.edit(
-                    model,
-                    images[i : i + size],
-                    vectors[i : i + size],
-                    sampler=sampler,
-                    x_T=noise[i : i + size],
-                    generator=generator,
-                )
-                for i in range(0, len(vectors), size)
-            ]
-        )
 
     def explain(
         self,
@@ -174,6 +189,7 @@ class EditExplainer(Explainer):
         for sweep in sweeps:
             warn_outside(sweep.index, sweep.values, low, high, names)
         n = len(batch)
+        origin = x_T if c.start is None else c.starting_noise(model, batch, sampler, generator)
         reconstructed = regenerate(model, vectors, x_T, sampler, c.batch_size)
         tensors = {"images": batch, "x_T": x_T, "vectors": vectors, "reconstructed": reconstructed}
         touched = sorted({change.index for change in changes})
@@ -190,7 +206,7 @@ class EditExplainer(Explainer):
         }
         figures = {}
         if changes:
-            edited = self._edited(model, batch, edited_vectors, x_T, sampler, generator)
+            edited = c.edit_many(model, batch, edited_vectors, origin, sampler=sampler, chunk=c.batch_size, generator=generator)
             tensors["edited"], tensors["edited_vectors"] = edited, edited_vectors
             label = ", ".join(f"{names[ch.index]}{'+=' if ch.shift else '='}{ch.value:g}" for ch in changes)
             columns = [("real", batch), ("reconstructed", reconstructed), ("edited", edited)]
@@ -199,7 +215,7 @@ class EditExplainer(Explainer):
             name = names[sweep.index]
             swept = vectors.repeat(len(sweep.values), 1)
             swept[:, sweep.index] = torch.tensor(sweep.values, device=swept.device).repeat_interleave(n)
-            strips = self._edited(model, batch, swept, x_T, sampler, generator)
+            strips = c.edit_many(model, batch, swept, origin, sampler=sampler, chunk=c.batch_size, generator=generator)
             strips = strips.reshape(len(sweep.values), n, *batch.shape[1:])
             tensors[f"sweep.{name}"] = strips.transpose(0, 1)  # (N, values, C, H, W)
             meta["sweeps"].append({"dimension": name, "values": list(sweep.values), "before": vectors[:, sweep.index].tolist()})

@@ -23,13 +23,12 @@ from torch import Tensor
 
 from protodiff._registry.hookspecs import hookimpl
 from protodiff._registry.registry import Registries
-from protodiff.config import ComponentSpec, component
 from protodiff.contracts.dataset import LabeledImages
 from protodiff.contracts.explainer import Explainer, Explanation
 from protodiff.contracts.sampler import Sampler
 from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError
-from protodiff.explain.edit import invert_batch, regenerate, require_vector
+from protodiff.explain.edit import EditSettings, require_vector
 
 if TYPE_CHECKING:
     from protodiff.metrics.attribute_classifier import AttributeClassifier
@@ -153,21 +152,27 @@ def effect_matrix(
     reference: Tensor | None = None,
     quantile: float = 1.0,
     chunk: int = 64,
+    settings: EditSettings | None = None,
+    generator: torch.Generator | None = None,
 ) -> EffectMatrix:
     """The dimension x attribute effect matrix on ``images`` (see the module).
 
     A dimension's enhanced value is the ``quantile`` of its values over ``reference`` vectors of
-    real images (default: those of ``images``). All (dimension, image) regenerations run batched,
-    ``chunk`` images at a time, from the same inverted x_T as the unedited reference.
+    real images (default: those of ``images``). Every edit is made as ``settings`` say (default:
+    ``EditSettings()``, as ``protodiff explain edit`` makes it), all (dimension, image) edits
+    batched ``chunk`` at a time from the same starting noise as the unedited reference.
     """
     require_vector(model, "effects")
-    vectors, x_T = invert_batch(model, images.to(model.device), sampler)
+    settings = settings or EditSettings()
+    images = images.to(model.device)
+    vectors = model.encode(images).vector.detach()
+    x_T = settings.starting_noise(model, images, sampler, generator)
     high = enhanced_values(vectors if reference is None else reference.to(vectors.device), quantile)
     n, k = vectors.shape
     edited = vectors.repeat(k + 1, 1)  # block 0: unedited; block j + 1: dimension j enhanced
     for j in range(k):
         edited[(j + 1) * n : (j + 2) * n, j] = high[j]
-    regenerated = regenerate(model, edited, x_T.repeat(k + 1, 1, 1, 1), sampler, chunk)
+    regenerated = settings.edit_many(model, images, edited, x_T, sampler=sampler, chunk=chunk, generator=generator)
     probs = classifier.predict_proba(regenerated).view(k + 1, n, -1)
     change = probs[1:] - probs[:1]  # (K, N, A)
     return EffectMatrix(model.conditioner.names, list(classifier.attribute_names), change.cpu(), probs[0].cpu())
@@ -230,24 +235,31 @@ class EffectsExplainer(Explainer):
     """Dimension x attribute effect matrix: enhance each dimension, judge the change of every attribute."""
 
     @dataclass
-    class Config:
+    class Config(EditSettings):
+        """How each dimension is enhanced (the edit itself: sampler, guidance, start, as
+        :class:`EditSettings` and ``protodiff explain edit``)."""
+
         #: The enhanced value of a dimension: this quantile of its values over the reference images.
         quantile: float = 1.0
         #: Real images of the split over which each dimension's plausible maximum is taken.
         reference: int = 256
-        #: The sampler that inverts and regenerates (deterministic: DDIM with eta = 0).
-        sampler: ComponentSpec = component("sampler", "ddim")
         #: Images regenerated per forward pass.
         batch_size: int = 64
 
         def __post_init__(self) -> None:
+            super().__post_init__()
             if not 0.0 <= self.quantile <= 1.0:
                 raise ValueError("quantile must be in [0, 1]")
             if self.reference < 1 or self.batch_size < 1:
                 raise ValueError("reference and batch_size must be positive")
 
     def matrix(
-        self, model: ConditionedDiffusion, batch: Tensor, classifier: AttributeClassifier, data: LabeledImages | None
+        self,
+        model: ConditionedDiffusion,
+        batch: Tensor,
+        classifier: AttributeClassifier,
+        data: LabeledImages | None,
+        generator: torch.Generator | None = None,
     ) -> EffectMatrix:
         """The effect matrix as this config says, the classifier checked against ``data``."""
         check_classifier(classifier, getattr(data, "attribute_names", None))
@@ -261,12 +273,20 @@ class EffectsExplainer(Explainer):
             reference=reference,
             quantile=c.quantile,
             chunk=c.batch_size,
+            settings=c,
+            generator=generator,
         )
 
     def explain(
-        self, model: ConditionedDiffusion, batch: Tensor, *, classifier: AttributeClassifier, data: LabeledImages | None = None
+        self,
+        model: ConditionedDiffusion,
+        batch: Tensor,
+        *,
+        classifier: AttributeClassifier,
+        data: LabeledImages | None = None,
+        generator: torch.Generator | None = None,
     ) -> Explanation:
-        matrix = self.matrix(model, batch, classifier, data)
+        matrix = self.matrix(model, batch, classifier, data, generator)
         meta = {**matrix.to_json(), "suggestions": matrix.suggestions(), "images": len(batch), "quantile": self.config.quantile}
         return Explanation("effects", matrix_tensors(matrix), meta, {"effects.png": lambda path: plot_effects(matrix, path)})
 

@@ -153,10 +153,11 @@ class ShortcutsExplainer(EffectsExplainer):
         classifier: AttributeClassifier,
         data: LabeledImages | None = None,
         train: LabeledImages | None = None,
+        generator: torch.Generator | None = None,
     ) -> Explanation:
         check_classifier(classifier, getattr(train, "attribute_names", None))
         c = self.config
-        matrix = self.matrix(model, batch, classifier, data)
+        matrix = self.matrix(model, batch, classifier, data, generator)
         q = critical_value(matrix.images, matrix.effect.numel(), c.alpha)
         smallest = detectable(matrix.images, q)
         if smallest > c.threshold:
