@@ -101,6 +101,7 @@ TINY = {
     "saliency": ["RUN", "--images", "1", "--t", "10", "--masks", "2", "--batch-size", "2", "--rounds", "0"],
     "emergence": ["RUN", "--n", "1", "--steps", "2", "--rounds", "1"],
     "explain": ["RUN", "--n", "1", "--steps", "2", "--only", "edit"],
+    "explore": ["RUN", "--edits", "2"],
 }
 
 

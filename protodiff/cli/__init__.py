@@ -49,7 +49,7 @@ def main(debug: bool) -> None:
 
 
 def _register_commands() -> None:
-    from protodiff.cli import bench, classifier, data, encode, explain, names, plugins, prior, sample, summary, train
+    from protodiff.cli import bench, classifier, data, encode, explain, explore, names, plugins, prior, sample, summary, train
     from protodiff.cli.eval import eval_command
 
     main.add_command(plugins.plugins)
@@ -63,6 +63,7 @@ def _register_commands() -> None:
     main.add_command(eval_command)
     main.add_command(summary.summary)
     main.add_command(explain.explain)
+    main.add_command(explore.explore)
     main.add_command(classifier.classifier)
     main.add_command(bench.bench)
 
