@@ -93,6 +93,14 @@ def test_an_edit_by_name_changes_that_dimension_only_and_bad_edits_are_one_line_
         explorer.pick(99)
 
 
+def test_with_a_partial_start_every_edit_of_a_picture_starts_from_the_same_noise(explorer):
+    settings = EditSettings(sampler=ComponentSpec("sampler", "ddim", raw=FAST), start=300)
+    partial = Explorer(explorer.model, explorer.experiment, settings=settings)
+    picture = partial.pick(0)
+    first, again = (partial.edit(picture.key, {explorer.names[0]: 2.0}) for _ in range(2))
+    assert torch.equal(first.image, again.image) and len(first.timeline.timesteps) < FAST["steps"]
+
+
 def test_images_are_found_by_attribute(explorer):
     attribute = explorer.attribute_names[0]
     column = explorer.labels[:, 0] > 0.5

@@ -9,10 +9,12 @@
     result = explorer.edit(picture.key, {"proto_03": 2.5})   # or a whole vector
     result.image, result.after, result.timeline.x0_hat, result.timeline.activations, result.seconds
 
-It holds no analysis of its own. A picture is encoded with ``model.encode`` and inverted with
-``model.invert`` under its own condition, once; an edit is
+It holds no analysis of its own. A picture is encoded with ``model.encode`` and its starting
+noise made once (:meth:`EditSettings.starting_noise
+<protodiff.explain.edit.EditSettings.starting_noise>`: its inversion under its own condition, or
+with a partial start the noise to that step); an edit is
 :meth:`EditSettings.edit <protodiff.explain.edit.EditSettings.edit>` (the settings ``protodiff
-explain edit`` uses, so a slider does what that command does) from the cached inversion, its
+explain edit`` uses, so a slider does what that command does) from that cached noise, its
 sampler callback collecting x0_hat at every step and re-encoding it (the "when", as ``explain
 emergence`` reads it); the prototype gallery is ``protodiff.explain(RUN, "prototypes")``; effect
 matrices and shortcut rankings are the files ``protodiff explain effects`` / ``shortcuts`` saved,
@@ -102,8 +104,9 @@ class Picture:
     #: (K,) its own condition, and (K, h, w) its distance maps where the conditioner has them.
     vector: Tensor
     maps: Tensor | None
-    #: Its inversion under its own condition (None where the edit settings start part-way).
-    x_T: Tensor | None
+    #: What every edit of it starts from (``EditSettings.starting_noise``): its inversion under its
+    #: own condition, or with a partial start the noise that takes it to that step.
+    x_T: Tensor
     #: The unedited regeneration's timeline: what each edit's curves are drawn against.
     baseline: Timeline
     #: Its attribute labels (name -> 0/1) where it comes from a labelled split.
@@ -357,9 +360,8 @@ class Explorer:
         with self._lock, torch.inference_mode():
             x0 = image[None].to(self.model.device)
             condition = self.model.encode(x0)
-            x_T = None
-            if self.settings.start is None:
-                x_T = self.model.invert(x0, condition=condition, sampler=self.sampler)
+            generator = torch.Generator().manual_seed(self.seed)
+            x_T = self.settings.starting_noise(self.model, x0, self.sampler, generator)
             baseline, _ = self._walk(x0, condition.vector, x_T)
         picture = Picture(
             key=key,
@@ -378,7 +380,7 @@ class Explorer:
         return picture
 
     # -- edits ----------------------------------------------------------------------------------
-    def _walk(self, x0: Tensor, vector: Tensor, x_T: Tensor | None) -> tuple[Timeline, Tensor]:
+    def _walk(self, x0: Tensor, vector: Tensor, x_T: Tensor) -> tuple[Timeline, Tensor]:
         """One edit of ``x0`` (batch of one) under ``vector``, collecting the timeline."""
         timesteps: list[int] = []
         frames: list[Tensor] = []
@@ -389,8 +391,7 @@ class Explorer:
             frames.append(info.x0_hat[0].float().cpu())
             activations.append(self.model.encode(info.x0_hat).vector[0].float().cpu())
 
-        generator = torch.Generator().manual_seed(self.seed)  # a partial start's noise: the same for every edit of a picture
-        image = self.settings.edit(self.model, x0, vector, sampler=self.sampler, x_T=x_T, generator=generator, callback=read)
+        image = self.settings.edit(self.model, x0, vector, sampler=self.sampler, x_T=x_T, callback=read)
         return Timeline(timesteps, torch.stack(frames), torch.stack(activations)), image
 
     def vector_for(self, picture: Picture, values: Sequence[float] | Tensor | Mapping[str, float]) -> Tensor:
@@ -416,8 +417,7 @@ class Explorer:
         with self._lock, torch.inference_mode():
             started = time.perf_counter()
             x0 = picture.image[None].to(self.model.device)
-            x_T = picture.x_T.to(self.model.device) if picture.x_T is not None else None
-            timeline, image = self._walk(x0, vector[None].to(self.model.device), x_T)
+            timeline, image = self._walk(x0, vector[None].to(self.model.device), picture.x_T.to(self.model.device))
             condition = self.model.encode(image)
             seconds = time.perf_counter() - started
         return EditResult(
