@@ -259,13 +259,15 @@ function drawMap(canvas, source, maps) {
     ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
     if (!maps) return;
     const map = maps[state.selected];
-    const flat = map.flat().filter((v) => v !== null);
-    const lo = Math.min(...flat), hi = Math.max(...flat);
+    // The fifth of the patches with the lowest values, brightest at the lowest.
+    const flat = map.flat().filter((v) => v !== null).sort((a, b) => a - b);
+    const lo = flat[0], cut = flat[Math.floor(0.2 * (flat.length - 1))];
     const h = map.length, w = map[0].length;
     for (let r = 0; r < h; r++) {
       for (let c = 0; c < w; c++) {
-        const strength = hi > lo ? (hi - map[r][c]) / (hi - lo) : 0; // low value = bright
-        ctx.fillStyle = `rgba(255, 220, 0, ${0.75 * strength ** 2})`;
+        const strength = cut > lo ? Math.max(0, (cut - map[r][c]) / (cut - lo)) : map[r][c] === lo ? 1 : 0;
+        if (strength <= 0) continue;
+        ctx.fillStyle = `rgba(255, 220, 0, ${0.2 + 0.6 * strength})`;
         ctx.fillRect((c * canvas.width) / w, (r * canvas.height) / h, canvas.width / w + 0.5, canvas.height / h + 0.5);
       }
     }
@@ -279,7 +281,7 @@ function drawMaps() {
   const hasMaps = picture.maps !== null;
   $("maps").hidden = !hasMaps;
   $("map-note").textContent = hasMaps
-    ? "Yellow: where the map of this dimension is lowest (Patronus: the patches nearest the prototype, i.e. where it fires), stretched over the image."
+    ? "Yellow: the fifth of the patches where this dimension's map is lowest, brightest at the lowest (Patronus: the patches nearest the prototype, i.e. where it fires), stretched over the image."
     : `This run's ${state.run.conditioner} conditioner gives no spatial map: its dimensions are not tied to places in the image.`;
   if (!hasMaps) return;
   drawMap($("map-before"), picture.image, picture.maps);
@@ -432,7 +434,8 @@ function showEffects() {
     if (e.couplings) {
       const list = document.createElement("ol");
       list.className = "couplings";
-      for (const c of e.couplings) {
+      const SHOWN = 12;
+      for (const c of e.couplings.slice(0, SHOWN)) {
         const j = e.dimensions.indexOf(c.prototype);
         const item = document.createElement("li");
         const link = document.createElement("a");
@@ -449,6 +452,12 @@ function showEffects() {
       head.textContent = "Shortcut ranking: couplings one dimension carries (flagged first). Click one to make its edit.";
       box.appendChild(head);
       box.appendChild(list);
+      if (e.couplings.length > SHOWN) {
+        const more = document.createElement("p");
+        more.className = "note";
+        more.textContent = `... and ${e.couplings.length - SHOWN} more in ${e.name}/shortcuts.json.`;
+        box.appendChild(more);
+      }
     }
   }
 }
