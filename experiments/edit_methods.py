@@ -16,23 +16,29 @@ classifier judges every regeneration. Two kinds of edit:
 
 Per edit and attribute a: **success**, the fraction of images judged without a (unedited
 regeneration) that have it after the edit; **leakage**, the mean over the other attributes of the
-fraction of images whose judged state flips. ::
+fraction of images whose judged state flips.
 
-    python experiments/edit_methods.py runs/ps runs/ds runs/is --classifier runs/judge --images 64
+Reproduces docs/baselines.md, "Edits: DiffAE's method against one prototype" (the table of
+success / leakage per attribute, seed 0, on the aligned runs of its first commands). Prints the
+table and writes every row to ``OUT/results.json``::
+
+    python experiments/edit_methods.py runs/patronus runs/diffae runs/infodiff --classifier J \
+        --images 64 --amounts 0.3,1.0 [--out runs/edit-methods]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+from pathlib import Path
+from typing import Any
 
 import torch
 
-from protodiff import load_model
+import protodiff
 from protodiff.config import ComponentSpec
 from protodiff.explain.effects import effect_matrix
+from protodiff.io import write_json
 from protodiff.metrics.attribute_classifier import AttributeClassifier
-from protodiff_diffae.editing import AttributeEditExplainer
 
 
 def scores(before: torch.Tensor, after: torch.Tensor, target: int) -> dict[str, float]:
@@ -45,61 +51,106 @@ def scores(before: torch.Tensor, after: torch.Tensor, target: int) -> dict[str, 
     return {"success": round(success, 4), "leakage": round(leakage, 4), "lacking": int(lacking.sum())}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+")
-    parser.add_argument("--classifier", required=True, help="A saved attribute classifier for the runs' data.")
-    parser.add_argument("--images", type=int, default=64)
-    parser.add_argument("--amounts", default="0.3,1.0", help="DiffAE edit amounts (0.3 is DiffAE's example).")
-    parser.add_argument("--steps", type=int, default=20, help="DDIM steps to invert and regenerate.")
-    parser.add_argument("--max-dimensions", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="Write the results as JSON here.")
-    args = parser.parse_args()
+def direction_edits(model, config, batch: torch.Tensor, judge: AttributeClassifier, args, amount: float) -> tuple[Any, Any]:
+    """DiffAE's edit of every attribute by ``amount`` on ``batch`` (``protodiff explain attribute-edit``):
+    the judged probabilities of the unedited regenerations (N, A) and the explanation."""
+    options: dict[str, Any] = {"amount": amount, "sampler": {"name": "ddim", "steps": args.steps}}
+    if args.fit_images is not None:
+        options["fit_images"] = args.fit_images
+    if args.fit_steps is not None:
+        options["steps"] = args.fit_steps
+    edit = protodiff.explain(
+        model, "attribute-edit", images=batch, options=options, classifier=judge, seed=args.seed, experiment=config
+    )
+    return judge.predict_proba(edit.tensors["reconstructed"]), edit
 
-    torch.manual_seed(args.seed)
-    judge = AttributeClassifier.load(args.classifier)
-    sampler = ComponentSpec("sampler", "ddim", raw={"steps": args.steps})
-    results = []
-    for run in args.runs:
-        model, config = load_model(run, device="cpu")
-        model.eval()
-        source = config.data.build()
-        test, train = source.open("test"), source.open("train")
-        names = list(judge.attribute_names)
-        batch = torch.stack([test[i][0] for i in range(args.images)])
-        for amount in map(float, args.amounts.split(",")):
-            explainer = AttributeEditExplainer(AttributeEditExplainer.Config(amount=amount, sampler=sampler))
-            edit = explainer.explain(model, batch, train=train, data=test, classifier=judge,
-                                     generator=torch.Generator().manual_seed(args.seed))
-            before = judge.predict_proba(edit.tensors["reconstructed"])
-            for a, name in enumerate(names):
-                after = before + edit.tensors["change"][a]
-                results.append({"run": run, "edit": f"direction {amount:g}", "attribute": name,
-                                **scores(before, after, a), "direction_accuracy": edit.meta["direction_accuracy"][name]})
-        if model.conditioner.dim <= args.max_dimensions:
-            built = sampler.build(schedule=model.schedule)
-            choose = torch.stack([test[i][0] for i in range(args.images, 2 * args.images)])
-            chosen = effect_matrix(model, choose, judge, sampler=built).effect.argmax(dim=0)  # (A,) per attribute
-            judged = effect_matrix(model, batch, judge, sampler=built)
-            for a, name in enumerate(names):
-                j = int(chosen[a])
-                after = before + judged.change[j]
-                results.append({"run": run, "edit": "dimension", "attribute": name, "dimension": judged.dimensions[j],
-                                **scores(before, after, a)})
+
+def measure(run: str, judge: AttributeClassifier, args) -> list[dict[str, Any]]:
+    """Every row (edit x attribute) of one run."""
+    model, config = protodiff.load_model(run, device="cpu")
+    model.eval()
+    test = config.data.build().open("test")
+    names = list(judge.attribute_names)
+    batch = torch.stack([test[i][0] for i in range(args.images)])
+    results: list[dict[str, Any]] = []
+    before = None
+    for amount in map(float, args.amounts.split(",")):
+        before, edit = direction_edits(model, config, batch, judge, args, amount)
+        for a, name in enumerate(names):
+            after = before + edit.tensors["change"][a]
+            results.append(
+                {
+                    "run": run,
+                    "edit": f"direction {amount:g}",
+                    "attribute": name,
+                    **scores(before, after, a),
+                    "direction_accuracy": edit.meta["direction_accuracy"][name],
+                }
+            )
+    if before is not None and model.conditioner.dim <= args.max_dimensions:
+        sampler = ComponentSpec("sampler", "ddim", raw={"steps": args.steps}).build(schedule=model.schedule)
+        choose = torch.stack([test[i][0] for i in range(args.images, 2 * args.images)])
+        chosen = effect_matrix(model, choose, judge, sampler=sampler).effect.argmax(dim=0)  # (A,) per attribute
+        judged = effect_matrix(model, batch, judge, sampler=sampler)
+        for a, name in enumerate(names):
+            j = int(chosen[a])
+            after = before + judged.change[j]
+            results.append(
+                {
+                    "run": run,
+                    "edit": "dimension",
+                    "attribute": name,
+                    "dimension": judged.dimensions[j],
+                    **scores(before, after, a),
+                }
+            )
+    return results
+
+
+def print_table(runs: list[str], names: list[str], results: list[dict[str, Any]]) -> None:
     print(f"{'run':<28} {'edit':<14} " + " ".join(f"{n[:12]:>12}" for n in names) + "   mean")
-    for run in args.runs:
+    for run in runs:
         for kind in dict.fromkeys(r["edit"] for r in results if r["run"] == run):
             rows = [r for r in results if r["run"] == run and r["edit"] == kind]
             cells = [f"{r['success']:.2f}/{r['leakage']:.2f}" for r in rows]
             mean_s = sum(r["success"] for r in rows) / len(rows)
             mean_l = sum(r["leakage"] for r in rows) / len(rows)
             print(f"{run[-28:]:<28} {kind:<14} " + " ".join(f"{c:>12}" for c in cells) + f"   {mean_s:.2f}/{mean_l:.2f}")
-    print("(success/leakage: success = share of images lacking the attribute that gain it; "
-          "leakage = mean share of other attributes flipped)")
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"args": vars(args), "results": results}, f, indent=1)
+    print(
+        "(success/leakage: success = share of images lacking the attribute that gain it; "
+        "leakage = mean share of other attributes flipped)"
+    )
+
+
+def arguments() -> argparse.ArgumentParser:
+    """The command line (the docs' quoted commands are checked against it)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+")
+    parser.add_argument("--classifier", required=True, help="A saved attribute classifier for the runs' data.")
+    parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--amounts", default="0.3,1.0", help="DiffAE edit amounts (0.3 is DiffAE's example).")
+    parser.add_argument("--steps", type=int, default=20, help="DDIM steps to invert and regenerate.")
+    parser.add_argument("--max-dimensions", type=int, default=64)
+    parser.add_argument(
+        "--fit-images", type=int, default=None, help="Train codes the directions are fitted on (default: attribute-edit's)."
+    )
+    parser.add_argument(
+        "--fit-steps", type=int, default=None, help="The directions' Adam steps (default: attribute-edit's, DiffAE's)."
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("runs/edit-methods"), help="Writes results.json here.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = arguments().parse_args(argv)
+
+    torch.manual_seed(args.seed)
+    judge = AttributeClassifier.load(args.classifier)
+    results = [row for run in args.runs for row in measure(run, judge, args)]
+    print_table(args.runs, list(judge.attribute_names), results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "results.json", {"args": {**vars(args), "out": str(args.out)}, "results": results})
 
 
 if __name__ == "__main__":

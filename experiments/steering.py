@@ -24,7 +24,12 @@ A lever changes only how the edit is made, on the same trained model:
                   with the chosen one, each to its own maximum: the concept group;
 levers combine with ``+`` (``partial600+guide3``).
 
-    python experiments/steering.py RUN [RUN ...] --classifier JUDGE --levers plain,guide3 --out runs/steer
+Reproduces: no number in docs/ comes from it yet; it measured the levers that ``model.edit`` and
+``protodiff explain edit`` now offer (``--set guidance=W``, ``--set start=T``). Runs on the
+``shapes`` attributes; prints each lever's success/leakage and appends one JSON object per run and
+lever to ``OUT/results.jsonl``::
+
+    python experiments/steering.py RUN [RUN ...] --classifier JUDGE --levers plain,guide3 [--out runs/steer]
 """
 
 from __future__ import annotations
@@ -40,8 +45,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-ATTRS_SHORT = {"red_square": "red", "blue_disc": "blue", "green_triangle": "grn", "yellow_cross": "yel",
-               "checker_patch": "chk", "dark_bg": "dark", "warm_cast": "warm", "gradient": "grad"}
+ATTRS_SHORT = {
+    "red_square": "red",
+    "blue_disc": "blue",
+    "green_triangle": "grn",
+    "yellow_cross": "yel",
+    "checker_patch": "chk",
+    "dark_bg": "dark",
+    "warm_cast": "warm",
+    "gradient": "grad",
+}
 
 
 @dataclass
@@ -68,19 +81,6 @@ class Lever:
             else:
                 raise SystemExit(f"unknown lever {part!r}")
         return lever
-
-
-def guided(model, base: Tensor, edited: Tensor, scale: float):
-    """net(s') + (scale - 1)(net(s') - net(s)): the edit's difference amplified."""
-    f0, f1 = model.net_fn(base, len(base)), model.net_fn(edited, len(edited))
-    if scale == 1.0:
-        return f1
-
-    def net(x_t: Tensor, t: Tensor) -> Tensor:
-        high = f1(x_t, t)
-        return high + (scale - 1.0) * (high - f0(x_t, t))
-
-    return net
 
 
 class Steering:
@@ -111,7 +111,7 @@ class Steering:
             self.x_T = self.model.invert(self.x0, condition=self.vectors[:count], sampler=self.sampler)
 
     def detectors(self) -> list[int]:
-        from sklearn.metrics import roc_auc_score
+        from sklearn.metrics import roc_auc_score  # type: ignore[import-untyped]
 
         out = []
         for a in range(len(self.names)):
@@ -143,7 +143,7 @@ class Steering:
         for dims in dims_per_edit:
             dims = sorted({k for j in dims for k in (self.group_of(j) if lever.group else [j])})
             edited = self.target(vectors, dims, lever)
-            net = guided(self.model, vectors, edited, lever.guide)
+            net = self.model.edit_net_fn(vectors, edited, len(vectors), lever.guide)  # the guide lever
             out = self.sampler.sample(net, x_T, prediction=self.model.schedule.config.prediction, timesteps=timesteps)
             edits.append(out)
         judge = self.judge
@@ -164,8 +164,9 @@ class Steering:
         started = time.perf_counter()
         after, before = self.regenerate(self.calibration, [[j] for j in range(k)], lever)
         change = (after - before[None]).mean(dim=1)  # (K, A) effect on the calibration images
-        calib_success = torch.tensor([[self.success_leakage(after[j], before, a)[0] for a in range(len(names))]
-                                      for j in range(k)]).nan_to_num(-1)
+        calib_success = torch.tensor(
+            [[self.success_leakage(after[j], before, a)[0] for a in range(len(names))] for j in range(k)]
+        ).nan_to_num(-1)
         editors = calib_success.argmax(dim=0).tolist()
         detectors = self.detectors()
         chosen = sorted(set(editors) | set(detectors))
@@ -188,20 +189,27 @@ def line(result: dict) -> str:
         return " ".join(f"{per[a][kind]['success']:.2f}/{per[a][kind]['leakage']:.2f}" for a in ATTRS_SHORT)
 
     strongest = " ".join(f"{per[a]['strongest_cell']['effect']:+.2f}" for a in ATTRS_SHORT)
-    return (f"{result['run']:<22} {result['lever']:<18} editor {fmt('editor')}\n{'':<41} detector {fmt('detector')}\n"
-            f"{'':<41} strongest {strongest}")
+    return (
+        f"{result['run']:<22} {result['lever']:<18} editor {fmt('editor')}\n{'':<41} detector {fmt('detector')}\n"
+        f"{'':<41} strongest {strongest}"
+    )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments() -> argparse.ArgumentParser:
+    """The command line (the docs' quoted commands are checked against it)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--classifier", required=True, type=Path)
     parser.add_argument("--levers", default="plain")
     parser.add_argument("--calibrate", type=int, default=32)
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("runs/steer"))
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=Path("runs/steer"), help="Appends to results.jsonl here.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = arguments().parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     print("attributes:", " ".join(ATTRS_SHORT.values()), "(success/leakage)")
     for run in args.runs:

@@ -1,0 +1,180 @@
+"""experiments/ holds the reproduction entry points the docs' numbers come from: each is a module of
+the ``experiments`` package that runs as ``python experiments/NAME.py``, answers ``--help``, says
+what it reproduces, accepts every command the docs quote, is clean under ruff, and runs end to end
+on a tiny budget writing only under its ``--out``."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import runpy
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import protodiff
+from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
+
+ROOT = Path(__file__).parent.parent
+SCRIPTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.py") if p.stem != "__init__")
+BIN = Path(sys.executable).parent
+
+#: patronus-shapes (the shapes attributes every script reads) cut to seconds.
+TINY = [
+    "data.image_size=16",
+    "data.num_train=64",
+    "data.num_test=48",
+    "model.denoiser.base_channels=16",
+    "model.denoiser.channel_mult=[1,2]",
+    "model.conditioner.prototype_layer.num_prototypes=6",
+    "train.steps=3",
+    "train.batch_size=8",
+    "train.warmup_steps=0",
+    "train.log_every=1",
+    "train.checkpoint_every=3",
+    "sample.sampler={name: ddim, steps: 2}",
+]
+
+
+def module(name: str):
+    return importlib.import_module(f"experiments.{name}")
+
+
+def test_every_script_is_listed_in_the_readme_and_the_package():
+    readme, package = (ROOT / "experiments" / "README.md").read_text(), module("__init__").__doc__ or ""
+    for name in SCRIPTS:
+        assert f"`{name}.py`" in readme and f"``{name}``" in package, name
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_each_script_answers_help_and_says_what_it_reproduces(name, monkeypatch, capsys):
+    doc = module(name).__doc__ or ""
+    assert "Reproduces" in doc and f"python experiments/{name}.py" in doc
+    monkeypatch.setattr(sys, "argv", [f"experiments/{name}.py", "--help"])
+    with pytest.raises(SystemExit) as stop:  # as `python experiments/NAME.py --help` runs it
+        runpy.run_path(str(ROOT / "experiments" / f"{name}.py"), run_name="__main__")
+    output = capsys.readouterr().out
+    assert stop.value.code == 0 and "usage:" in output and "--out" in output
+
+
+def quoted_commands() -> list[tuple[str, str]]:
+    """(file, command) for every ``python experiments/NAME.py ...`` in docs/ and experiments/README.md:
+    lines of code blocks, and spans in backticks (which may wrap)."""
+    found = []
+    for path in [*sorted((ROOT / "docs").glob("*.md")), ROOT / "experiments" / "README.md", ROOT / "README.md"]:
+        text = path.read_text()
+        spans = re.findall(r"`(python experiments/[^`]+)`", text)
+        lines = re.findall(r"^(python experiments/.+)$", text, flags=re.MULTILINE)
+        found += [(str(path.relative_to(ROOT)), " ".join(command.split("#")[0].split())) for command in spans + lines]
+    return found
+
+
+def test_the_docs_quote_experiments():
+    assert {command.split()[1] for _, command in quoted_commands()} >= {
+        "experiments/local_concepts.py",
+        "experiments/edit_methods.py",
+    }
+
+
+@pytest.mark.parametrize(("source", "command"), quoted_commands())
+def test_every_command_the_docs_quote_parses(source, command):
+    words = shlex.split(command)
+    name = Path(words[1]).stem
+    args = module(name).arguments().parse_args(words[2:])
+    if name == "local_concepts":
+        assert set(args.variants) <= set(module(name).VARIANTS), command
+
+
+def test_experiments_are_clean_under_ruff():
+    ruff = str(BIN / "ruff")
+    for check in (["check"], ["format", "--check"]):
+        result = subprocess.run([ruff, *check, "experiments"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+#: mypy's default (non-strict) checks, imports followed for their types only: pyproject.toml's
+#: [tool.mypy] is strict and lists the public API alone.
+MYPY = "[mypy]\npython_version = 3.11\nfollow_imports = silent\n\n[mypy-tqdm.*]\nignore_missing_imports = True\n"
+
+
+@pytest.mark.slow
+def test_experiments_are_clean_under_mypy(tmp_path):
+    (tmp_path / "mypy.ini").write_text(MYPY)
+    command = [str(BIN / "mypy"), "--config-file", str(tmp_path / "mypy.ini"), "--cache-dir", str(tmp_path / "cache")]
+    result = subprocess.run([*command, "experiments"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """A tiny Patronus run on shapes and an attribute classifier for its data."""
+    root = tmp_path_factory.mktemp("experiments")
+    config = protodiff.load_experiment("patronus-shapes", TINY)
+    protodiff.train(config, root / "run", device="cpu")
+    train = config.data.build().open("train")
+    judge = AttributeClassifier.for_dataset(train, ClassifierConfig(widths=(8,), steps=2, seed=0))
+    judge.fit(train)
+    judge.save(root / "judge")
+    return root / "run", root / "judge"
+
+
+def files(directory: Path) -> dict[str, int]:
+    return {str(p.relative_to(directory)): p.stat().st_mtime_ns for p in directory.rglob("*")}
+
+
+@pytest.fixture
+def isolated(inputs, tmp_path, monkeypatch):
+    """Runs the script from an empty working directory, then checks that it wrote nothing there
+    nor into its inputs: only ``tmp_path / "out"``."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    before = {path: files(path) for path in inputs}
+    yield tmp_path / "out"
+    assert not list(cwd.iterdir()), f"wrote outside --out: {list(cwd.iterdir())}"
+    assert {path: files(path) for path in inputs} == before
+
+
+def smoke(name: str, out: Path, inputs: tuple[Path, Path]) -> list[str]:
+    run, judge = map(str, inputs)
+    return {
+        "local_concepts": ["baseline", "oracle", "--set", *TINY, "--judge-steps", "2", "--recon-images", "4"]
+        + ["--recon-steps", "2", "--out", str(out)],
+        "edit_methods": [run, "--classifier", judge, "--images", "2", "--amounts", "0.3", "--steps", "2"]
+        + ["--fit-images", "16", "--fit-steps", "3", "--out", str(out)],
+        "steering": [run, "--classifier", judge, "--levers", "plain,guide3+group", "--calibrate", "2", "--images", "2"]
+        + ["--out", str(out)],
+        "exponential_stages": [run, "--classifier", judge, "--images", "2", "--steps", "30", "--out", str(out)],
+        "condition_value": [run, "--images", "4", "--out", str(out)],
+    }[name]
+
+
+WRITES = {
+    "local_concepts": {"results.jsonl", "baseline-s0", "oracle-s0", "judges"},
+    "edit_methods": {"results.json"},
+    "steering": {"results.jsonl"},
+    "exponential_stages": {"results.json"},
+    "condition_value": {"results.json"},
+}
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_each_script_runs_on_a_tiny_budget_writing_only_under_its_out(name, inputs, isolated, capsys):
+    module(name).main(smoke(name, isolated, inputs))
+    assert {p.name for p in isolated.iterdir()} == WRITES[name]
+    assert capsys.readouterr().out.strip()
+    if name == "local_concepts":  # the oracle was registered for the command only; the table reads OUT
+        assert "oracle-judge" not in protodiff.registries().conditioner
+        module(name).main(["--table", "--out", str(isolated)])
+        table = capsys.readouterr().out
+        assert "baseline" in table and "oracle" in table
+
+
+def test_a_script_runs_as_a_file():
+    result = subprocess.run(
+        [sys.executable, "experiments/condition_value.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0 and "python experiments/condition_value.py RUN" in result.stdout, result.stderr
