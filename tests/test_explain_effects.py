@@ -325,3 +325,20 @@ def test_success_counts_only_images_that_lacked_the_attribute_and_leakage_the_ot
     assert record["lacking"] == [3, 3] and record["success"][0][0] == pytest.approx(0.6667, abs=1e-4)
     with pytest.raises(ValueError, match="before"):
         EffectMatrix(["proto_00"], ["mark", "tint"], change).success_and_leakage()
+
+
+def test_every_edit_defaults_to_one_guidance_and_shortcuts_to_the_measured_one():
+    """model.edit, EditSettings and every explainer that edits share EDIT_GUIDANCE; the shortcut
+    ranking keeps 1, at which its planted-shortcut runs are measured."""
+    import inspect
+
+    from protodiff.explain.edit import EditExplainer, EditSettings
+    from protodiff.model import EDIT_GUIDANCE
+    from protodiff_diffae.editing import AttributeEditExplainer
+    from protodiff_patronus.explainers import PrototypesExplainer
+
+    assert inspect.signature(ConditionedDiffusion.edit).parameters["guidance"].default == EDIT_GUIDANCE
+    for config in (EditSettings, EditExplainer.Config, EffectsExplainer.Config, EmergenceExplainer.Config,
+                   PrototypesExplainer.Config, AttributeEditExplainer.Config):  # fmt: skip
+        assert config.guidance == EDIT_GUIDANCE, config
+    assert ShortcutsExplainer.Config.guidance == 1.0

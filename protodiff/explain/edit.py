@@ -29,7 +29,7 @@ from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError, UnsupportedModel
 from protodiff.explain.dimensions import observed_range, parse_changes, parse_sweep, warn_outside
 from protodiff.figures import save_image_grid
-from protodiff.model import ConditionedDiffusion
+from protodiff.model import EDIT_GUIDANCE, ConditionedDiffusion
 from protodiff.validation import at_least
 
 
@@ -59,8 +59,9 @@ class EditSettings:
 
     #: The sampler that inverts and regenerates (deterministic: DDIM with eta = 0).
     sampler: ComponentSpec = component("sampler", "ddim")
-    #: Amplify the edit's difference: net(s') + (guidance - 1)(net(s') - net(s)); 1 is the edited condition alone.
-    guidance: float = 1.0
+    #: Amplify the edit's difference: net(s') + (guidance - 1)(net(s') - net(s)); 1 is the edited
+    #: condition alone (the default, EDIT_GUIDANCE, is measured: docs/steering.md).
+    guidance: float = EDIT_GUIDANCE
     #: Start part-way: noise the image to this timestep and denoise it under the edit (SDEdit);
     #: None starts from the image's inversion, which keeps everything the edit does not change.
     start: int | None = None

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -38,6 +38,8 @@ from protodiff.errors import ProtodiffError
 from protodiff.explain.edit import invert_batch, require_vector
 from protodiff.explain.effects import check_classifier, enhanced_values
 from protodiff.figures import save_image_grid
+from protodiff.model import EDIT_GUIDANCE
+from protodiff.validation import at_least
 
 if TYPE_CHECKING:
     from protodiff.metrics.attribute_classifier import AttributeClassifier
@@ -78,11 +80,34 @@ def enhanced_batch(vectors: Tensor, high: Tensor) -> Tensor:
 
 
 @torch.no_grad()
+def guided_sample(
+    model: ConditionedDiffusion,
+    unedited: Tensor,
+    edited: Tensor,
+    x_T: Tensor,
+    sampler: Sampler,
+    guidance: float,
+    **options: Any,
+) -> Tensor:
+    """Images under the ``edited`` vectors from ``x_T``, each edit's difference from its ``unedited``
+    vector amplified ``guidance`` times, as ``model.edit`` makes an edit; ``options`` go to the
+    sampler (``timesteps``, ``callback``)."""
+    net_fn = model.edit_net_fn(unedited, edited, len(edited), guidance)
+    with torch.inference_mode():
+        return sampler.sample(net_fn, x_T.to(model.device), prediction=model.schedule.config.prediction, **options)
+
+
 def read_walk(
-    model: ConditionedDiffusion, edited: Tensor, x_T: Tensor, sampler, classifier: AttributeClassifier | None = None
+    model: ConditionedDiffusion,
+    edited: Tensor,
+    x_T: Tensor,
+    sampler: Sampler,
+    classifier: AttributeClassifier | None = None,
+    guidance: float = 1.0,
 ) -> Trajectories:
-    """Sample ``edited`` (from :func:`enhanced_batch`) from ``x_T`` (repeated per block), re-encoding
-    x0_hat of the whole batch at every step through the sampler's callback."""
+    """Sample ``edited`` (from :func:`enhanced_batch`) from ``x_T`` (repeated per block), each edit
+    amplified ``guidance`` times, re-encoding x0_hat of the whole batch at every step through the
+    sampler's callback."""
     k = edited.shape[1]
     n = len(x_T)
     steps, activation, attribute, strips = [], [], [], []
@@ -96,7 +121,7 @@ def read_walk(
             p = classifier.predict_proba(info.x0_hat).view(k + 1, n, -1).mean(dim=1)
             attribute.append(p[1:] - p[:1])
 
-    model.sample(condition=edited, x_T=x_T.repeat(k + 1, 1, 1, 1), sampler=sampler, callback=read)
+    guided_sample(model, edited[:n].repeat(k + 1, 1), edited, x_T.repeat(k + 1, 1, 1, 1), sampler, guidance, callback=read)
     return Trajectories(steps, torch.stack(activation), torch.stack(attribute) if attribute else None, torch.stack(strips))
 
 
@@ -136,6 +161,7 @@ def partial_regeneration(
     sampler: Sampler,
     starts: int,
     generator: torch.Generator | None = None,
+    guidance: float = 1.0,
 ) -> Partial:
     """Diffuse ``images`` to each of ``starts`` timesteps of ``sampler``'s walk, enhance ``dimensions[a]``
     (one per attribute) in their ``vectors``, denoise from there; every edit of a start in one batch."""
@@ -151,7 +177,9 @@ def partial_regeneration(
     for position in start_positions(len(walk), starts):
         t = walk[position]
         x_t = model.schedule.q_sample(images, torch.tensor(t), noise)
-        out = model.sample(condition=batch, x_T=x_t.repeat(d + 1, 1, 1, 1), sampler=sampler, timesteps=walk[position:])
+        out = guided_sample(
+            model, vectors.repeat(d + 1, 1), batch, x_t.repeat(d + 1, 1, 1, 1), sampler, guidance, timesteps=walk[position:]
+        )
         probs = classifier.predict_proba(out).view(d + 1, n, -1)
         change = (probs[1:] - probs[:1]).mean(dim=1)  # (D, A)
         effects.append(change[column, torch.arange(len(dimensions))].cpu())
@@ -212,12 +240,16 @@ class EmergenceExplainer(Explainer):
         #: Real images of the split over which each dimension's plausible maximum is taken.
         reference: int = 256
         sampler: ComponentSpec = component("sampler", "ddim")
+        #: Amplify each edit's difference, as every edit does (EditSettings): what the other
+        #: explainers show is what this one follows through the walk.
+        guidance: float = EDIT_GUIDANCE
         #: Partial regeneration from this many start timesteps of the sampler's walk (0: off; needs --classifier).
         partial_starts: int = 0
         #: Dimensions shown in the strips without a classifier (those that move their own activation most).
         strip_dimensions: int = 6
 
         def __post_init__(self) -> None:
+            at_least(0.0, guidance=self.guidance)
             if not 0.0 <= self.quantile <= 1.0 or self.reference < 1:
                 raise ValueError("quantile must be in [0, 1] and reference positive")
             if self.partial_starts < 0 or self.strip_dimensions < 1:
@@ -245,11 +277,12 @@ class EmergenceExplainer(Explainer):
         high = enhanced_values(reference, c.quantile).to(model.device)
         batch = batch.to(model.device)
         vectors, x_T = invert_batch(model, batch, sampler)
-        traj = read_walk(model, enhanced_batch(vectors, high), x_T, sampler, classifier)
+        traj = read_walk(model, enhanced_batch(vectors, high), x_T, sampler, classifier, c.guidance)
         names = model.conditioner.names
         meta = {
             "timesteps": traj.timesteps,
             "images": len(batch),
+            "guidance": c.guidance,
             "dimensions": {
                 name: {"final": round(float(traj.activation[-1, j]), 4), "crossing_t": t}
                 for j, (name, t) in enumerate(zip(names, crossing(traj.timesteps, traj.activation)))
@@ -291,6 +324,7 @@ class EmergenceExplainer(Explainer):
                 sampler=sampler,
                 starts=c.partial_starts,
                 generator=generator,
+                guidance=c.guidance,
             )
             meta["partial"] = {
                 "starts": partial.starts,

@@ -137,6 +137,11 @@ class ShortcutsExplainer(EffectsExplainer):
         threshold: float = 0.1
         #: Family-wise error rate of the test that each leg of a flagged coupling is not noise.
         alpha: float = 0.05
+        #: The edited condition alone, not the edits' default EDIT_GUIDANCE: the planted-shortcut
+        #: runs of docs/shortcuts.md (the planted pair ranked first and flagged, the controls flag
+        #: nothing) are measured at 1, and amplifying every edit also amplifies its leakage into
+        #: other attributes, which is what this ranking reads. ``--set guidance=2`` to compare.
+        guidance: float = 1.0
 
         def __post_init__(self) -> None:
             super().__post_init__()
