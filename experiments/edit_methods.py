@@ -36,9 +36,11 @@ import torch
 
 import protodiff
 from protodiff.config import ComponentSpec
+from protodiff.explain.edit import EditSettings
 from protodiff.explain.effects import effect_matrix
 from protodiff.io import write_json
 from protodiff.metrics.attribute_classifier import AttributeClassifier
+from protodiff.model import EDIT_GUIDANCE
 
 
 def scores(before: torch.Tensor, after: torch.Tensor, target: int) -> dict[str, float]:
@@ -54,7 +56,7 @@ def scores(before: torch.Tensor, after: torch.Tensor, target: int) -> dict[str, 
 def direction_edits(model, config, batch: torch.Tensor, judge: AttributeClassifier, args, amount: float) -> tuple[Any, Any]:
     """DiffAE's edit of every attribute by ``amount`` on ``batch`` (``protodiff explain attribute-edit``):
     the judged probabilities of the unedited regenerations (N, A) and the explanation."""
-    options: dict[str, Any] = {"amount": amount, "sampler": {"name": "ddim", "steps": args.steps}}
+    options: dict[str, Any] = {"amount": amount, "sampler": {"name": "ddim", "steps": args.steps}, "guidance": args.guidance}
     if args.fit_images is not None:
         options["fit_images"] = args.fit_images
     if args.fit_steps is not None:
@@ -90,8 +92,9 @@ def measure(run: str, judge: AttributeClassifier, args) -> list[dict[str, Any]]:
     if before is not None and model.conditioner.dim <= args.max_dimensions:
         sampler = ComponentSpec("sampler", "ddim", raw={"steps": args.steps}).build(schedule=model.schedule)
         choose = torch.stack([test[i][0] for i in range(args.images, 2 * args.images)])
-        chosen = effect_matrix(model, choose, judge, sampler=sampler).effect.argmax(dim=0)  # (A,) per attribute
-        judged = effect_matrix(model, batch, judge, sampler=sampler)
+        settings = EditSettings(guidance=args.guidance)
+        chosen = effect_matrix(model, choose, judge, sampler=sampler, settings=settings).effect.argmax(dim=0)  # (A,)
+        judged = effect_matrix(model, batch, judge, sampler=sampler, settings=settings)
         for a, name in enumerate(names):
             j = int(chosen[a])
             after = before + judged.change[j]
@@ -131,6 +134,12 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--amounts", default="0.3,1.0", help="DiffAE edit amounts (0.3 is DiffAE's example).")
     parser.add_argument("--steps", type=int, default=20, help="DDIM steps to invert and regenerate.")
     parser.add_argument("--max-dimensions", type=int, default=64)
+    parser.add_argument(
+        "--guidance",
+        type=float,
+        default=EDIT_GUIDANCE,
+        help="How much each edit's difference is amplified (1: docs/baselines.md).",
+    )
     parser.add_argument(
         "--fit-images", type=int, default=None, help="Train codes the directions are fitted on (default: attribute-edit's)."
     )
