@@ -190,14 +190,16 @@ class ConditionedDiffusion(nn.Module):
         """The denoiser under the ``edited`` condition, its difference from the ``original``
         amplified ``guidance`` times: net(s') + (guidance - 1)(net(s') - net(s)), classifier-free
         guidance applied only to what the edit changes (1: the edited condition alone)."""
-        after = self.net_fn(edited, batch)
         if guidance == 1.0:
-            return after
-        before = self.net_fn(original, batch)
+            return self.net_fn(edited, batch)
+        # Both conditions in one denoiser call of twice the batch: on a CPU one call of 2B images
+        # costs less than two of B (an explorer edit is a batch of one).
+        vectors = torch.cat([self._as_vector(edited, batch), self._as_vector(original, batch)])
+        embedding = self.conditioner.embed(vectors)
 
         def guided(x_t: Tensor, t: Tensor) -> Tensor:
-            high = after(x_t, t)
-            return high + (guidance - 1.0) * (high - before(x_t, t))
+            high, low = self.denoiser(torch.cat([x_t, x_t]), torch.cat([t, t]) if t.dim() else t, embedding).chunk(2)
+            return high + (guidance - 1.0) * (high - low)
 
         return guided
 
