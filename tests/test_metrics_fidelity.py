@@ -167,3 +167,19 @@ def test_attribute_classifier_features_as_an_extractor(tmp_path) -> None:
     images = torch.randint(0, 256, (10, 3, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     assert fidelity_scores(images, images, extractor, fid=True)["frechet_inception_distance"] == pytest.approx(0, abs=1e-6)
     assert fidelity_scores(images, 255 - images, extractor, fid=True)["frechet_inception_distance"] > 1e-6
+
+
+@pytest.mark.parametrize("size, refused", [(64, False), (256, True)])
+def test_pixel_features_too_wide_for_a_covariance_are_refused_before_anything_is_generated(size, refused) -> None:
+    """FID in pixel space at 256 px would hold a 196,608-d covariance (about 288 GiB)."""
+    from types import SimpleNamespace
+
+    from protodiff.metrics.fidelity.metric_fid_kid import FID
+
+    metric = FID(FID.Config(extractor="identity"))
+    model = SimpleNamespace(in_channels=3, image_size=size, is_conditional=False)
+    if refused:
+        with pytest.raises(ProtodiffError, match=r"identity features of 3x256x256 images are 196,608-d .* 288 GiB"):
+            metric.check(model, None)
+    else:
+        metric.check(model, None)

@@ -21,7 +21,7 @@ from protodiff._registry.registry import Registries
 from protodiff.config import ComponentSpec, optional_component, to_dict
 from protodiff.contracts.metric import EvalContext, Metric, flag
 from protodiff.errors import ProtodiffError
-from protodiff.metrics.fidelity.feature_extractors import INCEPTION, resolve_extractor
+from protodiff.metrics.fidelity.feature_extractors import INCEPTION, Identity, resolve_extractor
 from protodiff.metrics.fidelity.images import (
     DEFAULT_SAMPLER,
     Conditions,
@@ -84,6 +84,11 @@ def fidelity_scores(
         ) from None
 
 
+#: Pixel (identity) features whose covariance would need more memory than this are refused before
+#: anything is generated: at 64 px RGB it is 1.1 GiB, at 256 px about 288 GiB.
+MAX_COVARIANCE_BYTES = 4 * 2**30
+
+
 class FidelityMetric(Metric):
     """Shared by FID and KID: what to generate, what to compare it with, in which feature space."""
 
@@ -133,8 +138,17 @@ class FidelityMetric(Metric):
         return resolve_extractor(self.config.extractor, self.config.extractor_weights)
 
     def check(self, model: ConditionedDiffusion, data: LabeledImages) -> None:
-        self.extractor()
+        extractor = self.extractor()
         require_conditions(model, self.config.conditions)
+        if isinstance(extractor, Identity):
+            width = model.in_channels * model.image_size**2
+            needed = width**2 * 8  # the features' covariance, float64 as torch-fidelity computes it
+            if needed > MAX_COVARIANCE_BYTES:
+                raise ProtodiffError(
+                    f"{self.kind}: identity features of {model.in_channels}x{model.image_size}x{model.image_size} images "
+                    f"are {width:,}-d and their covariance alone needs {needed / 2**30:,.0f} GiB; choose another "
+                    "extractor (attribute-classifier, timm-<model>) or a smaller data.image_size"
+                )
 
     def images(self, model: ConditionedDiffusion, data: LabeledImages, context: EvalContext) -> tuple[Tensor, Tensor]:
         """(generated, real) uint8 images, made once per evaluation for FID and KID alike."""
