@@ -191,7 +191,7 @@ class AttributeEditExplainer(Explainer):
             directions.index(name)  # a one-line error for an unknown name, before any sampling
         sampler = c.sampler.build(schedule=model.schedule)
         vectors = model.encode(batch.to(model.device)).vector.detach()
-        x_T = c.starting_noise(model, batch, sampler, generator)
+        x_T = c.starting_noise(model, batch, vectors, sampler, generator)
         n = len(batch)
         edited = torch.cat([vectors] + [directions.move(vectors, name, c.amount) for name in attributes])
         images = c.edit_many(model, batch, edited, x_T, sampler=sampler, chunk=c.batch_size, generator=generator)

@@ -85,7 +85,7 @@ class PrototypesExplainer(Explainer):
 
         sampler = c.sampler.build(schedule=model.schedule)
         vectors = model.encode(batch.to(model.device)).vector.detach()
-        x_T = c.starting_noise(model, batch, sampler, generator)
+        x_T = c.starting_noise(model, batch, vectors, sampler, generator)
         p, n = len(chosen), len(batch)
         which = torch.tensor(chosen).repeat_interleave(n)  # prototype-major: item k is prototype which[k], image k % n
         rows = torch.arange(p * n)

@@ -97,13 +97,18 @@ class EditSettings:
         )
 
     def starting_noise(
-        self, model: ConditionedDiffusion, x0: Tensor, sampler: Sampler, generator: torch.Generator | None = None
+        self,
+        model: ConditionedDiffusion,
+        x0: Tensor,
+        vectors: Tensor,
+        sampler: Sampler,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         """What every edit of ``x0`` starts from, shared by all of them so that edits of one image
-        differ only by their condition: its inversion under its own condition, or (with ``start``)
-        the noise that takes it to that step."""
+        differ only by their condition: its inversion under its own condition ``vectors`` (the
+        caller's encoding of ``x0``), or (with ``start``) the noise that takes it to that step."""
         if self.start is None:
-            return model.invert(x0, condition=model.encode(x0.to(model.device)), sampler=sampler)
+            return model.invert(x0, condition=vectors, sampler=sampler)
         return model.noise(len(x0), generator)
 
     def edit_many(
@@ -190,7 +195,7 @@ class EditExplainer(Explainer):
         for sweep in sweeps:
             warn_outside(sweep.index, sweep.values, low, high, names)
         n = len(batch)
-        origin = x_T if c.start is None else c.starting_noise(model, batch, sampler, generator)
+        origin = x_T if c.start is None else c.starting_noise(model, batch, vectors, sampler, generator)
         reconstructed = regenerate(model, vectors, x_T, sampler, c.batch_size)
         tensors = {"images": batch, "x_T": x_T, "vectors": vectors, "reconstructed": reconstructed}
         touched = sorted({change.index for change in changes})

@@ -166,7 +166,7 @@ def effect_matrix(
     settings = settings or EditSettings()
     images = images.to(model.device)
     vectors = model.encode(images).vector.detach()
-    x_T = settings.starting_noise(model, images, sampler, generator)
+    x_T = settings.starting_noise(model, images, vectors, sampler, generator)
     high = enhanced_values(vectors if reference is None else reference.to(vectors.device), quantile)
     n, k = vectors.shape
     edited = vectors.repeat(k + 1, 1)  # block 0: unedited; block j + 1: dimension j enhanced

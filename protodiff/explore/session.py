@@ -361,7 +361,7 @@ class Explorer:
             x0 = image[None].to(self.model.device)
             condition = self.model.encode(x0)
             generator = torch.Generator().manual_seed(self.seed)
-            x_T = self.settings.starting_noise(self.model, x0, self.sampler, generator)
+            x_T = self.settings.starting_noise(self.model, x0, condition.vector, self.sampler, generator)
             baseline, _ = self._walk(x0, condition.vector, x_T)
         picture = Picture(
             key=key,
