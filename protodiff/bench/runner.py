@@ -41,74 +41,45 @@ def run_bench(
     the same settings; ``retrain`` runs the others again), report; ``out`` is locked throughout
     (a second bench on it stops at once, naming this one)."""
     with output_lock(out):
-        return _run_bench(
-            name,
-            spec,
-            cells,
-            out,
-            seed=seed,
-            device=device,
-            data_root=data_root,
-            shard_of=shard_of,
-            command=command,
-            retrain=retrain,
-            jobs=jobs,
-        )
-
-
-def _run_bench(
-    name: str,
-    spec: BenchSpec,
-    cells: list[Cell],
-    out: Path,
-    *,
-    seed: int,
-    device: str,
-    data_root: str | None,
-    shard_of: tuple[int, int],
-    command: str,
-    retrain: bool,
-    jobs: int | None,
-) -> tuple[Path, Path]:
-    began = time.perf_counter()
-    plans = preflight(spec, cells, seed, data_root)  # the whole matrix: every shard fails alike, early
-    mine = shard(cells, *shard_of)
-    run: dict[str, Any] = {
-        "preset": name, "seed": seed, "matrix": [c.name for c in cells], "shard": list(shard_of),
-        "command": command, "notes": spec.notes, "left_out": spec.left_out, "environment": environment(),
-        "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-    }  # fmt: skip
-    existing = out / RUN
-    if existing.is_file() and load_run(out)["matrix"] != run["matrix"]:
-        raise ProtodiffError(f"{out} holds a different bench; choose another --out")
-    write_json(existing, run)
-    settings = {cell.name: cell_settings(plans[cell.name].experiment, spec, seed) for cell in mine}
-    for cell in mine:  # every stale cell is named before anything trains
-        if retrain and recorded_settings(cell_dir(out, cell)) not in (None, settings[cell.name]):
-            shutil.rmtree(cell_dir(out, cell))
-        check_reusable(cell.name, cell_dir(out, cell), settings[cell.name])
-    with BenchDisplay([c.name for c in mine]) as display:
-        todo = []
-        for cell in mine:
-            record_path = cell_dir(out, cell) / RECORD
-            if record_path.is_file():
-                display.finished(load_record(record_path), reused=True)
-                continue
-            write_json(cell_dir(out, cell) / SETTINGS_FILE, settings[cell.name])
-            todo.append(cell)
-        run_cells(
-            todo,
-            plans,
-            spec,
-            out,
-            device=device,
-            seed=seed,
-            jobs=jobs if jobs is not None else spec.jobs,
-            observe=display.observe,
-            finished=display.finished,
-        )
-    write_json(existing, {**run, "wall_s": round(time.perf_counter() - began, 1)})
-    return report(out, [out])
+        began = time.perf_counter()
+        plans = preflight(spec, cells, seed, data_root)  # the whole matrix: every shard fails alike, early
+        mine = shard(cells, *shard_of)
+        run: dict[str, Any] = {
+            "preset": name, "seed": seed, "matrix": [c.name for c in cells], "shard": list(shard_of),
+            "command": command, "notes": spec.notes, "left_out": spec.left_out, "environment": environment(),
+            "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        }  # fmt: skip
+        existing = out / RUN
+        if existing.is_file() and load_run(out)["matrix"] != run["matrix"]:
+            raise ProtodiffError(f"{out} holds a different bench; choose another --out")
+        write_json(existing, run)
+        settings = {cell.name: cell_settings(plans[cell.name].experiment, spec, seed) for cell in mine}
+        for cell in mine:  # every stale cell is named before anything trains
+            if retrain and recorded_settings(cell_dir(out, cell)) not in (None, settings[cell.name]):
+                shutil.rmtree(cell_dir(out, cell))
+            check_reusable(cell.name, cell_dir(out, cell), settings[cell.name])
+        with BenchDisplay([c.name for c in mine]) as display:
+            todo = []
+            for cell in mine:
+                record_path = cell_dir(out, cell) / RECORD
+                if record_path.is_file():
+                    display.finished(load_record(record_path), reused=True)
+                    continue
+                write_json(cell_dir(out, cell) / SETTINGS_FILE, settings[cell.name])
+                todo.append(cell)
+            run_cells(
+                todo,
+                plans,
+                spec,
+                out,
+                device=device,
+                seed=seed,
+                jobs=jobs if jobs is not None else spec.jobs,
+                observe=display.observe,
+                finished=display.finished,
+            )
+        write_json(existing, {**run, "wall_s": round(time.perf_counter() - began, 1)})
+        return report(out, [out])
 
 
 def report(out: Path, sources: list[Path]) -> tuple[Path, Path]:
