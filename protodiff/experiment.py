@@ -17,7 +17,7 @@ from protodiff.config import ComponentSpec, apply_overrides, component, optional
 from protodiff.contracts.conditioner import CondMode
 from protodiff.diffusion.schedule import ScheduleConfig
 from protodiff.errors import ConfigError
-from protodiff.validation import at_least, positive
+from protodiff.validation import at_least, positive, probability
 from protodiff.validation import seed as check_seed
 
 #: The denoiser option through which a config overrides the conditioner's preferred mode.
@@ -37,8 +37,18 @@ class ModelConfig:
     diffusion: ScheduleConfig = field(default_factory=ScheduleConfig)
     denoiser: ComponentSpec = component("denoiser", "unet")
     conditioner: ComponentSpec = component("conditioner", "none")
+    #: Condition dropout in training, classifier-free guidance's training half: with this
+    #: probability an image's whole condition vector is replaced by the batch's mean vector (an
+    #: uninformative condition), so the denoiser also learns to denoise without it.
+    condition_dropout: float = 0.0
+    #: The same per dimension: each dimension on its own is replaced by its batch mean with this
+    #: probability, so that each is trained to act without the others' help.
+    dimension_dropout: float = 0.0
 
     def __post_init__(self) -> None:
+        probability(condition_dropout=self.condition_dropout, dimension_dropout=self.dimension_dropout)
+        if max(self.condition_dropout, self.dimension_dropout) >= 1.0:
+            raise ValueError("condition_dropout and dimension_dropout must be below 1 (at 1 the condition is never seen)")
         denoiser = self.denoiser.resolved()
         mode = chosen_cond_mode(self)  # a mode no plugin registered is refused here, naming the known ones
         if getattr(denoiser.config, COND_MODE_OPTION, "") is None:

@@ -70,7 +70,7 @@ class ConditionedDiffusion(nn.Module):
         trained end to end by the denoising objective (as Patronus, DiffAE and InfoDiffusion do).
         """
         condition = self.conditioner.encode(x0)
-        embedding = self.conditioner.embed(condition.vector)
+        embedding = self.conditioner.embed(self._dropped(condition.vector, generator))
         mse = denoising_loss(lambda x_t, t: self.denoiser(x_t, t, embedding), self.schedule, x0, generator)
         parts = {"mse": mse.detach()}
         loss = mse
@@ -78,6 +78,21 @@ class ConditionedDiffusion(nn.Module):
             loss = loss + condition.aux_loss
             parts["aux"] = condition.aux_loss.detach()
         return loss, parts
+
+    def _dropped(self, vector: Tensor, generator: torch.Generator | None) -> Tensor:
+        """``vector`` with the condition dropout of the config applied: dropped entries (whole rows
+        with ``condition_dropout``, single entries with ``dimension_dropout``) take their batch mean,
+        detached. Nothing is drawn when both are 0, so runs without dropout keep their random stream."""
+        whole, single = self.config.condition_dropout, self.config.dimension_dropout
+        if not (whole or single) or vector.shape[1] == 0:
+            return vector
+        device = generator.device if generator is not None else vector.device
+        keep = torch.ones(vector.shape, dtype=torch.bool, device=device)
+        if whole:
+            keep &= torch.rand(len(vector), 1, generator=generator, device=device) >= whole
+        if single:
+            keep &= torch.rand(vector.shape, generator=generator, device=device) >= single
+        return torch.where(keep.to(vector.device), vector, vector.mean(dim=0, keepdim=True).detach())
 
     # -- conditions -----------------------------------------------------------------------------
     def encode(self, x0: Tensor) -> Condition:

@@ -181,6 +181,19 @@ def test_a_cell_run_under_other_settings_is_named_not_reused(plugin, tmp_path):
     assert "this run:" in (tmp_path / "b" / "REPORT.md").read_text()
 
 
+def test_a_cell_from_before_an_option_existed_is_reused_when_the_option_is_at_its_default(plugin, tmp_path):
+    bench, out = str(tiny_bench(tmp_path)), str(tmp_path / "b")
+    common = ["bench", "--preset", bench, "--out", out, "--methods", "channel-means"]
+    invoke(*common)
+    settings = tmp_path / "b" / "cells" / "channel-means-shapes" / "settings.json"
+    recorded = json.loads(settings.read_text())
+    del recorded["experiment"]["model"]["condition_dropout"]  # as written by a version without it
+    settings.write_text(json.dumps(recorded))
+    invoke(*common)  # reused, not refused
+    message = invoke(*common, "--set", "model.condition_dropout=0.1", code=2)
+    assert "experiment.model.condition_dropout 0.0 -> 0.1" in message
+
+
 def test_a_dataset_without_labels_is_planned_without_what_needs_them(plugin, tmp_path):
     """FFHQ has no attribute labels: its cells run without the judge, the latent metrics and the
     explainers that read attributes, and say so; what needs no labels (FID) still runs."""

@@ -5,7 +5,7 @@ one-line errors (ConfigError, or another ProtodiffError), never a traceback.
 Scope: every option of every registered component (each kind in ``protodiff.registries()``, each
 ``Config`` field, and the name, preset and options of the components a ``Config`` nests, such as an
 explainer's ``sampler.steps``), every option of the experiment's own sections (``seed``,
-``train.*``, ``sample.*``, ``model.diffusion.*``, each component's name and preset), and the
+``train.*``, ``sample.*``, ``model.diffusion.*``, ``model.*`` (condition dropout), each component's name and preset), and the
 options only a model can check (an explainer's
 timestep ``t`` and trajectory, a DF-CAM layer, dimension and attribute names, a sampler's or a
 metric's steps), used on a tiny untrained model.
@@ -72,7 +72,16 @@ def experiment_options() -> list[str]:
         for spec in ("data", "model.denoiser", "model.conditioner", "sample.sampler", "prior")
         for key in ("name", "preset")
     ]
-    return paths + components + ["prior"] + [f"sample.sampler.{f.name}" for f in dataclasses.fields(config.sample.sampler.config)]
+    model_scalars = [
+        f"model.{f.name}" for f in dataclasses.fields(config.model) if f.name not in ("diffusion", "denoiser", "conditioner")
+    ]
+    return (
+        paths
+        + model_scalars
+        + components
+        + ["prior"]
+        + [f"sample.sampler.{f.name}" for f in dataclasses.fields(config.sample.sampler.config)]
+    )
 
 
 COMPONENT_OPTIONS = component_options()

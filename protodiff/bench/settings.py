@@ -79,6 +79,17 @@ def recorded_settings(directory: Path) -> dict[str, Any] | None:
     return {"experiment": to_dict(experiment_from_dict(read_yaml(config), str(config)))}
 
 
+def _with_todays_defaults(recorded: dict[str, Any]) -> dict[str, Any]:
+    """``recorded`` with its experiment parsed by this version of the library, so that an option
+    added since the cell ran counts at its default (what the cell ran with) instead of as a
+    difference; an experiment this version cannot parse is compared as written."""
+    try:
+        experiment = to_dict(experiment_from_dict(recorded["experiment"]))
+    except (ProtodiffError, ValueError, TypeError, KeyError):
+        return recorded
+    return {**recorded, "experiment": experiment}
+
+
 def check_reusable(name: str, directory: Path, settings: dict[str, Any]) -> None:
     """Refuse, in one line naming the differing keys, a cell directory run under other settings.
 
@@ -88,7 +99,7 @@ def check_reusable(name: str, directory: Path, settings: dict[str, Any]) -> None
         return
     if "seed" not in recorded:  # only the run's config.yaml is known
         settings = {"experiment": settings["experiment"]}
-    changed = differences(recorded, settings)
+    changed = differences(_with_todays_defaults(recorded), settings)
     if changed:
         raise ProtodiffError(
             f"cell {name} in {directory.parent.parent} was run with other settings ({'; '.join(changed)}); "
