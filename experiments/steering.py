@@ -22,9 +22,15 @@ A lever changes only how the edit is made, on the same trained model:
                   unedited reference is denoised from the same x_t under s;
 ``group``         raise every dimension whose activations correlate (> 0.5 over the test images)
                   with the chosen one, each to its own maximum: the concept group;
+``cfg<w>``        classifier-free guidance against the null condition instead of the unedited one:
+                  net(s') + (w - 1) (net(s') - net(null)), null the mean vector over 256 test images
+                  (what a model trained with condition dropout saw in place of a dropped condition);
+``lower``         set the dimension to its plausible *minimum* instead (the 0.0 quantile): the edit
+                  for an attribute that is the absence of what a prototype detects (a dark
+                  background is "no light patch anywhere");
 levers combine with ``+`` (``partial600+guide3``).
 
-Reproduces: no number in docs/ comes from it yet; it measured the levers that ``model.edit`` and
+Reproduces: the tables of docs/steering.md. It measured the levers that ``model.edit`` and
 ``protodiff explain edit`` now offer (``--set guidance=W``, ``--set start=T``). Runs on the
 ``shapes`` attributes; prints each lever's success/leakage and appends one JSON object per run and
 lever to ``OUT/results.jsonl``::
@@ -63,6 +69,8 @@ class Lever:
     extrap: float = 1.0
     partial: int | None = None
     group: bool = False
+    lower: bool = False
+    null_guide: float | None = None
 
     @classmethod
     def parse(cls, text: str) -> Lever:
@@ -72,8 +80,12 @@ class Lever:
                 continue
             if part == "group":
                 lever.group = True
+            elif part == "lower":
+                lever.lower = True
             elif m := re.fullmatch(r"guide([\d.]+)", part):
                 lever.guide = float(m.group(1))
+            elif m := re.fullmatch(r"cfg([\d.]+)", part):
+                lever.null_guide = float(m.group(1))
             elif m := re.fullmatch(r"extrap([\d.]+)", part):
                 lever.extrap = float(m.group(1))
             elif m := re.fullmatch(r"partial(\d+)", part):
@@ -101,6 +113,7 @@ class Steering:
         self.names = list(test.attribute_names)
         self.high = torch.quantile(self.vectors[:256], 1.0, dim=0)
         self.median = torch.quantile(self.vectors[:256], 0.5, dim=0)
+        self.low = torch.quantile(self.vectors[:256], 0.0, dim=0)
         self.correlation = torch.corrcoef(self.vectors.T).nan_to_num()
         self.seed = seed
         count = calibrate + images
@@ -122,7 +135,8 @@ class Steering:
     def target(self, vectors: Tensor, dims: list[int], lever: Lever) -> Tensor:
         edited = vectors.clone()
         for j in dims:
-            edited[:, j] = self.median[j] + lever.extrap * (self.high[j] - self.median[j])
+            end = self.low[j] if lever.lower else self.high[j]
+            edited[:, j] = self.median[j] + lever.extrap * (end - self.median[j])
         return edited
 
     def group_of(self, j: int) -> list[int]:
@@ -138,13 +152,22 @@ class Steering:
             timesteps = [t for t in self.sampler.timesteps() if t <= lever.partial]
             noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(self.seed))
             x_T = self.model.schedule.q_sample(x0, torch.full((n,), timesteps[0]), noise)
-        base = self.model.sample(condition=vectors, x_T=x_T, sampler=self.sampler, timesteps=timesteps)
+        prediction = self.model.schedule.config.prediction
+        if lever.null_guide is not None:  # the reference is guided from the null condition too
+            null = self.vectors[:256].mean(dim=0, keepdim=True).expand_as(vectors)
+            unedited = self.model.edit_net_fn(null, vectors, n, lever.null_guide)
+            base = self.sampler.sample(unedited, x_T, prediction=prediction, timesteps=timesteps)
+        else:
+            base = self.model.sample(condition=vectors, x_T=x_T, sampler=self.sampler, timesteps=timesteps)
         edits = []
         for dims in dims_per_edit:
             dims = sorted({k for j in dims for k in (self.group_of(j) if lever.group else [j])})
             edited = self.target(vectors, dims, lever)
-            net = self.model.edit_net_fn(vectors, edited, len(vectors), lever.guide)  # the guide lever
-            out = self.sampler.sample(net, x_T, prediction=self.model.schedule.config.prediction, timesteps=timesteps)
+            if lever.null_guide is not None:  # the cfg lever: guidance away from the null condition
+                net = self.model.edit_net_fn(null, edited, n, lever.null_guide)
+            else:
+                net = self.model.edit_net_fn(vectors, edited, len(vectors), lever.guide)  # the guide lever
+            out = self.sampler.sample(net, x_T, prediction=prediction, timesteps=timesteps)
             edits.append(out)
         judge = self.judge
         return (torch.stack([judge.predict_proba(e) for e in edits]), judge.predict_proba(base))
