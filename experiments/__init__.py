@@ -10,4 +10,5 @@ file lists what each reproduces and its full command.
 ``steering``            edit levers (guidance, extrapolation, partial trajectories, concept groups)
 ``exponential_stages``  early against late exponential sampling, judged per attribute
 ``condition_value``     what the condition is worth to the denoising loss at each timestep
+``localisation``        docs/localisation.md: each map source scored against the marks, three seeds
 """

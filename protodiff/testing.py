@@ -239,6 +239,29 @@ def check_explainer(name: str) -> None:
     require(explainer.default_images >= explainer.min_images >= 1, f"explainer {name}: needs default_images >= min_images >= 1")
 
 
+def check_saliency(name: str) -> None:
+    """Maps (B, H, W) at the images' size, finite, the same for the same seed, on a tiny plain DDPM
+    (for a source that maps only some models, such as a prototype conditioner's, the source's own
+    ``check`` must refuse that model with a ProtodiffError instead)."""
+    from protodiff.experiment import load_experiment
+    from protodiff.model import ConditionedDiffusion
+
+    source = build("saliency", name)
+    config = load_experiment("ddpm-shapes", ["model.denoiser.preset=test", "data.image_size=16"])
+    model = ConditionedDiffusion.from_experiment(config).eval()
+    if source.targeted:  # a plain DDPM has no condition dimension to aim at
+        return
+    try:
+        source.check(model)
+    except ProtodiffError:
+        return
+    x0 = images(size=16)
+    first, again = (source.maps(model, x0, target=None, generator=torch.Generator().manual_seed(0)) for _ in range(2))
+    require(first.shape == (BATCH, 16, 16), f"saliency {name}: maps have shape {tuple(first.shape)}, expected ({BATCH}, 16, 16)")
+    require(torch.isfinite(first).all(), f"saliency {name}: non-finite map values")
+    require(torch.equal(first, again), f"saliency {name}: the same generator seed gave different maps")
+
+
 def check_published(name: str) -> None:
     """A YAML file of published numbers: ``source`` and ``numbers`` (dataset -> method -> metric label -> number)."""
     path = Path(registries().published.get(name))

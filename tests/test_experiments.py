@@ -149,6 +149,7 @@ def smoke(name: str, out: Path, inputs: tuple[Path, Path]) -> list[str]:
         + ["--out", str(out)],
         "exponential_stages": [run, "--classifier", judge, "--images", "2", "--steps", "30", "--out", str(out)],
         "condition_value": [run, "--images", "4", "--out", str(out)],
+        "localisation": [run, "--images", "2", "--sources", "centre;df-rise:num_masks=10,batch_size=5", "--out", str(out)],
     }[name]
 
 
@@ -158,6 +159,7 @@ WRITES = {
     "steering": {"results.jsonl"},
     "exponential_stages": {"results.json"},
     "condition_value": {"results.json"},
+    "localisation": {"results.jsonl"},
 }
 
 

@@ -13,5 +13,5 @@ Each module below registers what it defines:
 
 from protodiff_dfx.saliency import DFCam, DFRise, layer_names
 
-protodiff_plugins = ("protodiff_dfx.exponential", "protodiff_dfx.explainers")
+protodiff_plugins = ("protodiff_dfx.exponential", "protodiff_dfx.explainers", "protodiff_dfx.localisation")
 __all__ = ["DFCam", "DFRise", "layer_names"]

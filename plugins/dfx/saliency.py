@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -161,9 +162,20 @@ class DFRise:
 
     @torch.inference_mode()
     def attribute(
-        self, x_t: Tensor, *, t: int, condition: Condition | Tensor | None = None, generator: torch.Generator | None = None
+        self,
+        x_t: Tensor,
+        *,
+        t: int,
+        condition: Condition | Tensor | None = None,
+        generator: torch.Generator | None = None,
+        score: Callable[[Tensor, int], Tensor] | None = None,
     ) -> Tensor:
-        """Saliency maps (B, H, W) of the images ``x_t`` at timestep ``t`` under ``condition``."""
+        """Saliency maps (B, H, W) of the images ``x_t`` at timestep ``t`` under ``condition``.
+
+        ``score(eps, row)`` scores a mask by something other than the whole prediction: given the
+        noise predictions (n, C, H, W) of image ``row``'s n masked copies, it returns their (n,)
+        scores (say, how strongly one attribute survives in the x0 they imply); None scores each by
+        SSIM's structure term against the prediction from the whole x_t, as published."""
         model, (batch, _, height, width) = self.model, x_t.shape
         x_t = x_t.to(model.device)
         generator = generator or torch.Generator().manual_seed(self.seed)
@@ -181,14 +193,14 @@ class DFRise:
             masks = rise_masks(
                 n, height, width, cell=self.cell, probability=self.probability, generator=generator, device=model.device
             )
+            predictions = (
+                (row, model.eps_fn(_row(condition, row, n), n)(x_t[row : row + 1] * masks, _timesteps(t, n, model.device)))
+                for row in range(batch)
+            )
             scores = torch.stack(
                 [
-                    ssim_structure(
-                        model.eps_fn(_row(condition, row, n), n)(x_t[row : row + 1] * masks, _timesteps(t, n, model.device)),
-                        reference[row : row + 1],
-                        border=self.border,
-                    )
-                    for row in range(batch)
+                    ssim_structure(eps, reference[row : row + 1], border=self.border) if score is None else score(eps, row)
+                    for row, eps in predictions
                 ]
             )  # (B, n)
             means = masks.mean(dim=(1, 2, 3))
@@ -263,9 +275,19 @@ class DFCam:
         self.model, self.layer, self.module = model, layer, modules[layer]
 
     def attribute(
-        self, x_t: Tensor, *, t: int, condition: Condition | Tensor | None = None, region: Tensor | None = None
+        self,
+        x_t: Tensor,
+        *,
+        t: int,
+        condition: Condition | Tensor | None = None,
+        region: Tensor | None = None,
+        objective: Callable[[Tensor], Tensor] | None = None,
     ) -> Tensor:
-        """Class-activation maps (B, H, W), non-negative, of the images ``x_t`` at timestep ``t``."""
+        """Class-activation maps (B, H, W), non-negative, of the images ``x_t`` at timestep ``t``.
+
+        ``objective(eps)`` replaces the target: given the noise prediction (B, C, H, W) it returns
+        one differentiable number per image (say, one attribute's score on the x0 it implies),
+        whose gradient weighs the block's channels; ``region`` is ignored then."""
         model, (batch, _, height, width) = self.model, x_t.shape
         if condition is not None:  # explain the denoiser only: no gradient into the encoder
             condition = (condition.vector if isinstance(condition, Condition) else condition).detach()
@@ -280,7 +302,10 @@ class DFCam:
             with torch.enable_grad():
                 x = x_t.to(model.device).detach().requires_grad_(True)
                 eps = model.eps_fn(condition, batch)(x, _timesteps(t, batch, model.device))
-                target = eps if region is None else eps * region.to(eps.device).expand_as(eps)
+                if objective is not None:
+                    target = objective(eps)
+                else:
+                    target = eps if region is None else eps * region.to(eps.device).expand_as(eps)
                 target.sum().backward()
             features = captured["features"]
             weights = features.grad.mean(dim=(2, 3), keepdim=True)

@@ -7,6 +7,8 @@ component the core does not know (``contracts.py``: ``encoder`` and ``prototype_
     prototypes.py    prototype_layer  log-l2, cosine
     conditioner.py   conditioner      patronus (its latent prior: the core's latent-ddpm)
     explainers.py    explainer        prototypes (the distribution-aligned visualisation)
+    localisation.py  saliency         prototypes: the best prototype's activation map, for the
+                                      localisation metric
     presets/         preset           patronus-shapes (CPU) and the published configurations
                                       patronus-{fmnist,cifar10,celeba,ffhq,chexpert}
                      published        patronus: the paper's Tables 1 and 2, for the bench report
@@ -22,6 +24,7 @@ protodiff_plugins = (
     "protodiff_patronus.conditioner",
     "protodiff_patronus.presets",
     "protodiff_patronus.explainers",
+    "protodiff_patronus.localisation",
 )
 
 

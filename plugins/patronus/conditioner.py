@@ -8,10 +8,13 @@ patch-to-prototype distances, i.e. *where* each prototype fired.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from protodiff import Registries, hookimpl
@@ -79,6 +82,42 @@ class PatronusConditioner(Conditioner):
 
     def embed(self, vector: Tensor) -> Tensor:
         return self.embedding(vector)
+
+    def activation_maps(self, x0: Tensor) -> Tensor:
+        """Where each prototype fires in images ``x0``: (B, K, H, W) at the images' size, see
+        :func:`activation_maps`."""
+        return activation_maps(self.encoder, self.prototype_layer, x0)
+
+
+def activation_maps(encoder: Encoder, prototype_layer: PrototypeLayer, x0: Tensor) -> Tensor:
+    """Each prototype's per-patch activation (``prototype_layer.patch_activations``, whose maximum
+    over patches is the prototype's entry of ``s``) on images ``x0``, as (B, K, H, W) at the images'
+    size: each patch's value placed at the centre of its receptive field (``encoder.receptive_field``)
+    and interpolated bilinearly between centres, constant beyond the outermost ones. (A plain
+    resize of the patch grid would stretch it over the whole image; the receptive fields of a
+    padded stack do not reach that far, 2-3 px at 32 px for the shapes recipe's encoder.)"""
+    _, distances = prototype_layer(encoder(x0))
+    grid = prototype_layer.patch_activations(distances)
+    return patches_to_pixels(grid, encoder, (x0.shape[-2], x0.shape[-1]))
+
+
+def patches_to_pixels(grid: Tensor, encoder: Encoder, size: tuple[int, int]) -> Tensor:
+    """Values on ``encoder``'s patch grid (B, K, h, w) resampled to pixels (B, K, H, W), each patch
+    at the centre of its receptive field (see :func:`activation_maps`)."""
+    h, w = grid.shape[-2:]
+
+    def axis(count: int, length: int, centre: Callable[[int], float]) -> Tensor:
+        if count == 1:
+            return torch.zeros(length)
+        centres = [centre(i) for i in range(count)]
+        fraction = np.interp(np.arange(length), centres, np.arange(count))  # clamped beyond the ends
+        return torch.from_numpy(2 * fraction / (count - 1) - 1).float()
+
+    rows = axis(h, size[0], lambda i: (encoder.receptive_field(i, 0).top + encoder.receptive_field(i, 0).bottom - 1) / 2)
+    cols = axis(w, size[1], lambda j: (encoder.receptive_field(0, j).left + encoder.receptive_field(0, j).right - 1) / 2)
+    yy, xx = torch.meshgrid(rows, cols, indexing="ij")
+    where = torch.stack([xx, yy], dim=-1).to(grid.device, grid.dtype).expand(len(grid), -1, -1, -1)
+    return F.grid_sample(grid, where, mode="bilinear", align_corners=True)
 
 
 def nearest_patch_boxes(encoder: Encoder, maps: Tensor) -> list[list[Box]]:

@@ -75,6 +75,14 @@ class PrototypeLayer(nn.Module, Component, ABC):
     @abstractmethod
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]: ...
 
+    def patch_activations(self, maps: Tensor) -> Tensor:
+        """Each patch's activation (B, m, H, W) from the layer's ``maps``: larger where the patch is
+        more like the prototype, and (for the layers here) the value whose maximum over patches is
+        ``s``, so a prototype's map shows where its activation comes from. The default, ``-maps``,
+        ranks the patches right for any layer whose maps are distances; a layer overrides it to give
+        the activation in its own units."""
+        return -maps
+
     def aux_loss(self) -> Tensor | None:
         """An optional regulariser on the prototypes themselves (e.g. the distinct loss)."""
         return None

@@ -159,6 +159,10 @@ class LogL2Prototypes(PrototypeLayer):
         self._last_s = s if self.training else None
         return s, distances
 
+    def patch_activations(self, maps: Tensor) -> Tensor:
+        """log((d + 1) / (d + epsilon)) of every patch's distance: its maximum over patches is ``s``."""
+        return torch.log((maps.float() + 1) / (maps.float() + self.config.epsilon))
+
     @torch.no_grad()
     def _maintain(self, z: Tensor) -> None:
         self.batches_seen += 1
@@ -221,6 +225,10 @@ class CosinePrototypes(PrototypeLayer):
             unit = F.normalize(z.float(), dim=1)
             cosine = torch.einsum("bdhw,md->bmhw", unit, F.normalize(self.prototypes, dim=1))
         return cosine.flatten(2).max(dim=2).values, 1 - cosine
+
+    def patch_activations(self, maps: Tensor) -> Tensor:
+        """The cosine similarity of every patch (1 - its distance): its maximum over patches is ``s``."""
+        return 1 - maps
 
 
 @hookimpl

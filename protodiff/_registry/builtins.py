@@ -21,6 +21,7 @@ from protodiff.contracts.explainer import Explainer
 from protodiff.contracts.feature_extractor import FeatureExtractor
 from protodiff.contracts.latent_prior import LatentPrior
 from protodiff.contracts.metric import Metric
+from protodiff.contracts.saliency import Saliency
 from protodiff.contracts.sampler import Sampler
 
 
@@ -33,6 +34,7 @@ def protodiff_add_kinds(registry: Registries) -> None:
     registry.add_kind("latent_prior", LatentPrior, check=testing.check_latent_prior)
     registry.add_kind("explainer", Explainer, check=testing.check_explainer)
     registry.add_kind("metric", Metric, check=testing.check_constructible("metric"))
+    registry.add_kind("saliency", Saliency, check=testing.check_saliency)
     registry.add_kind("feature_extractor", FeatureExtractor, check=testing.check_feature_extractor)
     registry.add_kind("dataset", DatasetSource, check=testing.check_dataset)
     #: Experiment presets: name -> the path of a YAML file a plugin ships (``registry.add_presets``).
@@ -62,6 +64,7 @@ protodiff_plugins = (
     "protodiff.metrics.fidelity.metric_fid_kid",
     "protodiff.metrics.concepts",
     "protodiff.metrics.inversion",
+    "protodiff.metrics.localisation",
     "protodiff.presets",
     "protodiff.explain.edit",
     "protodiff.explain.effects",

@@ -4,6 +4,11 @@ Every source yields ``(image, attributes)`` pairs: ``image`` a float tensor (C, 
 ``attributes`` a float tensor of 0/1 values, one per name in ``attribute_names``. The same pair
 type serves training (which ignores the attributes), metrics (which ignore the images) and the
 editing and shortcut tools (which need both).
+
+A split may also know *where* some attributes are (a dataset with regions): ``region_names()``
+lists the attributes it can place, and ``regions(index)`` gives each one present in an image as a
+boolean (H, W) mask at the image's size. ``shapes`` places its marks, ``folder`` reads optional
+mask files; every other split has none (both return empty), and the ``localisation`` metric says so.
 """
 
 from __future__ import annotations
@@ -63,6 +68,18 @@ class LabeledImages(Dataset[tuple[Tensor, Tensor]], ABC):
         """The items at ``indices``. Splits with extra metadata (class labels) override this to keep it."""
         return SubsetImages(self, indices)
 
+    def region_names(self) -> list[str]:
+        """The attributes this split can place in an image (the keys :meth:`regions` may return);
+        empty for a split that knows no regions. An attribute of the whole image (a colour cast)
+        has no region and is not listed."""
+        return []
+
+    def regions(self, index: int) -> dict[str, Tensor]:
+        """Where item ``index``'s attributes are: name -> boolean mask (image_size, image_size),
+        True inside the attribute's region, for each attribute of :meth:`region_names` the image
+        has (an absent attribute has no entry)."""
+        return {}
+
 
 class SubsetImages(LabeledImages):
     """A fixed selection of another split's items (used for ``limit``)."""
@@ -80,6 +97,12 @@ class SubsetImages(LabeledImages):
 
     def attributes(self) -> Tensor:
         return self.base.attributes()[self.indices]
+
+    def region_names(self) -> list[str]:
+        return self.base.region_names()
+
+    def regions(self, index: int) -> dict[str, Tensor]:
+        return self.base.regions(self.indices[index])
 
 
 def deterministic_subset(size: int, limit: int | None, seed: int) -> list[int] | None:

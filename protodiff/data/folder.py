@@ -7,10 +7,20 @@ Layout under ``root``::
                                split deterministically, ``test_fraction`` of them held out
       *.png|jpg|jpeg|bmp|webp  the images (sub-folders other than split folders are ignored)
       attributes.csv           optional: header ``filename,attr_a,attr_b,...``, one 0/1 row per image
+      masks/<attribute>/<image stem>.png
+                               optional: where ``attribute`` is in that image (any non-zero pixel
+                               is inside), for the ``localisation`` metric
 
 Filenames in the CSV are relative to the folder the images are in. Every image needs a row
 when the CSV exists; extra rows for absent images are an error too, because they usually mean
 the CSV belongs to another copy of the data.
+
+Masks sit beside the images they describe (under ``train/masks/`` with split folders): one
+sub-folder per attribute, named as in the CSV when there is one, holding a PNG per image that has
+the attribute, named by the image's stem (``cat.jpg`` -> ``masks/ear/cat.png``), of any size: it
+is resized to the image's square the way the image is (straight, no crop; nearest neighbour). An
+image without a mask in ``masks/ear/`` has no ear region, which the metric reads as "absent"; a
+folder without ``masks/`` has no regions at all. A mask whose stem names no image is an error.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -32,6 +43,7 @@ from protodiff.errors import DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 ATTRIBUTES_FILE = "attributes.csv"
+MASKS_DIR = "masks"
 
 
 def list_images(directory: Path) -> list[Path]:
@@ -68,11 +80,59 @@ def read_attributes_csv(path: Path, filenames: list[str]) -> tuple[list[str], Te
     return names, torch.tensor([by_file[f] for f in filenames], dtype=torch.float32).reshape(len(filenames), len(names))
 
 
+def find_masks(directory: Path, paths: list[Path], names: list[str]) -> dict[str, dict[str, Path]]:
+    """Attribute -> image stem -> mask file, from ``directory/masks/<attribute>/<stem>.png``
+    ({} without a ``masks`` folder). A mask folder that names no attribute of the CSV (when there
+    is one) or a mask that names no image is a one-line DataError."""
+    root = directory / MASKS_DIR
+    if not root.is_dir():
+        return {}
+    stems = {p.stem for p in paths}
+    found: dict[str, dict[str, Path]] = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if names and folder.name not in names:
+            raise DataError(
+                f"{folder}: {folder.name!r} is not an attribute of {directory / ATTRIBUTES_FILE}; "
+                "name each mask folder after a column of the CSV"
+            )
+        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".png")
+        unknown = [p for p in files if p.stem not in stems]
+        if unknown:
+            raise DataError(f"{unknown[0]}: no image {unknown[0].stem}.* in {directory}; a mask is named by its image's stem")
+        found[folder.name] = {p.stem: p for p in files}
+    return found
+
+
+def read_mask(path: Path, image_size: int) -> Tensor:
+    """A mask file as a boolean (image_size, image_size) tensor: resized straight, nearest
+    neighbour, True where the file is non-zero."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            grey = image.convert("L").resize((image_size, image_size), resample=Image.Resampling.NEAREST)
+    except FileNotFoundError:
+        raise DataError(f"{path}: mask file is missing") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: cannot read mask ({' '.join(str(exc).split())})") from None
+    return torch.from_numpy(np.asarray(grey) > 0)
+
+
 class FolderImages(LabeledImages):
-    def __init__(self, paths: list[Path], names: list[str], labels: Tensor, channels: int, image_size: int) -> None:
+    def __init__(
+        self,
+        paths: list[Path],
+        names: list[str],
+        labels: Tensor,
+        channels: int,
+        image_size: int,
+        masks: dict[str, dict[str, Path]] | None = None,
+    ) -> None:
         super().__init__(names, channels, image_size)
         self.paths = paths
         self.labels = labels
+        self.masks = masks or {}
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -82,6 +142,13 @@ class FolderImages(LabeledImages):
 
     def attributes(self) -> Tensor:
         return self.labels
+
+    def region_names(self) -> list[str]:
+        return list(self.masks)
+
+    def regions(self, index: int) -> dict[str, Tensor]:
+        stem = self.paths[index].stem
+        return {name: read_mask(files[stem], self.image_size) for name, files in self.masks.items() if stem in files}
 
 
 class Folder(DatasetSource):
@@ -124,7 +191,8 @@ class Folder(DatasetSource):
             if not keep:
                 raise DataError(f"{directory}: the {split} split is empty; add images or change test_fraction")
             paths, labels = [paths[i] for i in keep], labels[keep]
-        return FolderImages(paths, names, labels, self.config.channels, self.config.image_size)
+        masks = find_masks(directory, list_images(directory), names)
+        return FolderImages(paths, names, labels, self.config.channels, self.config.image_size, masks)
 
     def _is_test(self, filename: str) -> bool:
         """A stable per-file coin: the same file lands in the same split on every machine."""

@@ -206,6 +206,20 @@ class ShapesImages(LabeledImages):
         attr_rng, draw_rng = self._rngs(index)
         return mark_boxes(sample_attributes(attr_rng, self.shortcut), self.image_size, draw_rng, self.config.layout)
 
+    def region_names(self) -> list[str]:
+        """The five marks; the global attributes (``dark_bg``, ``warm_cast``, ``gradient``) change
+        every pixel and have no region."""
+        return list(LOCAL_ATTRIBUTES)
+
+    def regions(self, index: int) -> dict[str, Tensor]:
+        """Each present mark's box (:meth:`mark_boxes`, anti-aliased edge pixels included) as a mask."""
+        out = {}
+        for box in self.mark_boxes(index):
+            mask = torch.zeros(self.image_size, self.image_size, dtype=torch.bool)
+            mask[box.top : box.bottom, box.left : box.right] = True
+            out[box.name] = mask
+        return out
+
 
 class Shapes(DatasetSource):
     """Generated images with known local and global binary attributes (no files needed)."""
