@@ -226,3 +226,35 @@ def test_refusals_are_one_line(patronus, tmp_path):
     with pytest.raises(UnsupportedData) as caught:
         protodiff.evaluate(model, ["localisation"], experiment=no_regions, options={"localisation": {"map": "centre"}})
     assert "masks/<attribute>/<image stem>.png" in one_line(caught)
+
+
+def test_the_bench_report_tabulates_localisation_per_method_and_source():
+    from protodiff.bench.tables import localisation_tables, markdown
+
+    entry = {"pointing": 1.0, "mass_over_area": 2.5, "auroc": 0.97}
+    records = [
+        {
+            "dataset": "shapes",
+            "method": "patronus",
+            "results": {
+                "localisation (prototypes)": {"metric": "localisation-prototypes", "map": "prototypes", "num_images": 8,
+                                              "per_attribute": {"red_square": entry, "blue_disc": None}},
+                "TAD": {"metric": "tad", "mean": 0.5},
+            },
+        },
+        {"dataset": "shapes", "method": "diffae", "results": {"TAD": {"metric": "tad", "mean": 0.4}}},
+    ]  # fmt: skip
+    (table,) = localisation_tables(records)
+    assert table.header == ["method", "map", "images", "red_square", "blue_disc"]
+    assert table.rows == [["patronus", "prototypes", "8", "1.00 / 2.50 / 0.97", "–"]]
+    assert "1.00 / 2.50 / 0.97" in markdown(table)
+
+
+def test_the_family_names_a_source_and_labels_by_it(patronus):
+    model, config = patronus
+    assert registries().metric.get("localisation-centre").Config().map.name == "centre"
+    results = protodiff.evaluate(model, ["localisation-centre", "localisation-random"], experiment=config,
+                                 options={"localisation-centre": {"num_images": 2}, "localisation-random": {"num_images": 2}})  # fmt: skip
+    assert set(results.results) == {"localisation (centre)", "localisation (random)"}
+    with pytest.raises(Exception, match="unknown saliency 'centr'; did you mean 'centre'"):
+        registries().metric.get("localisation-centr")

@@ -198,6 +198,13 @@ def write_report(directory: Path, run: dict[str, Any], records: list[dict[str, A
         for caption, path in heatmaps.get(table.dataset, []):
             md += [f"![{caption}]({path.relative_to(directory)})", ""]
             body.append(_image_tag(path, caption))
+        for where in (t for t in tab.localisation_tables(records) if t.dataset == table.dataset):
+            caption = (
+                "Localisation against the dataset's regions, per attribute: pointing game / mass inside ÷ area / "
+                "pixel AUROC (chance: the random map; a Gaussian at the centre is the free prior)"
+            )
+            md += [f"{caption}:", "", tab.markdown(where), ""]
+            body += [f"<p class=meta>{escape(caption)}</p>", tab.html(where)]
         lead_md, lead_html = _who_leads([r for r in records if r["dataset"] == table.dataset])
         md += lead_md
         body += lead_html

@@ -60,6 +60,36 @@ def tables(records: list[dict[str, Any]]) -> list[Table]:
     return out
 
 
+def localisation_tables(records: list[dict[str, Any]]) -> list[Table]:
+    """Per dataset with ``localisation`` results: one row per method and map source, one column per
+    attribute with a region, each cell "pointing / mass÷area / pixel AUROC" over that attribute's
+    images (the metric's own means; the main table shows the mean pointing over attributes)."""
+    out = []
+    for dataset in dict.fromkeys(r["dataset"] for r in records):
+        rows, attributes = [], []
+        for r in (r for r in records if r["dataset"] == dataset):
+            for result in r["results"].values():
+                if not str(result.get("metric", "")).startswith("localisation"):
+                    continue
+                per = result.get("per_attribute") or {}
+                attributes += [a for a in per if a not in attributes]
+                rows.append((r["method"], result.get("map") or "?", per, result.get("num_images")))
+        if not rows:
+            continue
+        header = ["method", "map", "images", *attributes]
+        cells = [
+            [method, source, str(images), *(_localised(per.get(a)) for a in attributes)] for method, source, per, images in rows
+        ]
+        out.append(Table(dataset, header, cells))
+    return out
+
+
+def _localised(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return "–"
+    return f"{entry['pointing']:.2f} / {entry['mass_over_area']:.2f} / {entry['auroc']:.2f}"
+
+
 def markdown(table: Table) -> str:
     lines = ["| " + " | ".join(table.header) + " |", "|" + "---|" * len(table.header)]
     lines += ["| " + " | ".join(row) + " |" for row in table.rows]

@@ -24,6 +24,10 @@ Each number is a mean over images with its standard deviation and count. A targe
 through the condition dimension that detects it best, chosen by AUROC against the labels on the
 *train* split, so the scored images never choose it.
 
+``localisation-<source>`` (a family: ``localisation-prototypes``, ``localisation-df-cam``, ...) is
+the same metric with ``map`` defaulting to that source and labelled ``localisation (<source>)``,
+so that one evaluation or one bench scores several sources side by side.
+
 Two controls look at no model: ``random`` (smooth seeded noise, the chance level of every number)
 and ``centre`` (a Gaussian bump at the centre: the prior a map gets for free when the data put
 things near the middle).
@@ -32,6 +36,7 @@ things near the middle).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,7 +48,7 @@ from tqdm.auto import tqdm
 from protodiff._registry.hookspecs import hookimpl
 from protodiff._registry.manager import registries
 from protodiff._registry.registry import Registries
-from protodiff.config import ComponentSpec, optional_component, to_dict
+from protodiff.config import ComponentSpec, component, optional_component, to_dict
 from protodiff.contracts.metric import EvalContext, Metric
 from protodiff.contracts.saliency import Saliency, Target
 from protodiff.errors import OptionError, UnsupportedData, UnsupportedModel
@@ -243,7 +248,7 @@ class Localisation(Metric):
         scored = [v for v in per_attribute.values() if v is not None]
         spec = self.config.map
         return {
-            "label": "localisation",
+            "label": f"localisation ({spec.name})" if spec else "localisation",
             "map": spec.name if spec else None,
             "map_options": to_dict(spec.resolved()) if spec else None,
             "targeted": source.targeted,
@@ -296,8 +301,23 @@ def _summary(found: dict[str, list[Tensor]], target: Target | None) -> dict[str,
     return out
 
 
+@cache
+def localisation_of(source: str) -> type[Localisation]:
+    """The metric ``localisation-<source>``: :class:`Localisation` whose ``map`` defaults to the
+    registered saliency ``source`` (an unknown one is a one-line error with the close names)."""
+    registries().saliency.get(source)
+
+    @dataclass
+    class Config(Localisation.Config):
+        map: ComponentSpec | None = component("saliency", source)
+
+    doc = f"Localisation of the {source} maps (``localisation`` with ``map: {source}``)."
+    return type(f"Localisation[{source}]", (Localisation,), {"Config": Config, "__doc__": doc})
+
+
 @hookimpl
 def protodiff_register(registry: Registries) -> None:
     registry.metric.add("localisation", Localisation)
+    registry.metric.add_family("localisation-", localisation_of)
     registry.saliency.add("random", RandomMap)
     registry.saliency.add("centre", CentreMap)
