@@ -107,7 +107,6 @@ def figure(run: str, sources: list[str], out: Path, seed: int, count: int = 4) -
     from protodiff.config import ComponentSpec
     from protodiff.figures import save_image_grid
     from protodiff.metrics.localisation import best_dimensions
-    from protodiff_dfx.explainers import heat_over
 
     model, config = load_model(run, device="cpu")
     model.eval()
@@ -117,7 +116,7 @@ def figure(run: str, sources: list[str], out: Path, seed: int, count: int = 4) -
     x0 = torch.stack([test[i][0] for i in picked])
     marks = [next(iter(test.regions(i))) for i in picked]
     outline = torch.stack([test.regions(i)[m] for i, m in zip(picked, marks)]).float()
-    columns = [("image", x0), (f"{' / '.join(marks)}", x0 * 0.5 + outline[:, None] * 0.5)]
+    columns = [("image", x0), ("region scored", x0 * 0.5 + outline[:, None] * 0.5)]
     targets = best_dimensions(model, train, test.region_names(), 1000)
     for text in sources:
         options = parse_source(text)
@@ -129,7 +128,22 @@ def figure(run: str, sources: list[str], out: Path, seed: int, count: int = 4) -
             rows.append(saliency.maps(model, x0[row : row + 1], target=target, generator=generator).float().cpu())
         columns.append((text.replace(":target=condition", " (aimed)"), heat_over(x0, torch.cat(rows))))
     out.mkdir(parents=True, exist_ok=True)
-    return save_image_grid(out / "maps.png", columns, title=f"{Path(run).name}: each image's first mark, per source")
+    title = f"{Path(run).name}: each source's map of the image's first mark ({', '.join(marks)}, top to bottom)"
+    return save_image_grid(out / "maps.png", columns, per_row=1, title=title)
+
+
+def heat_over(images: Any, maps: Any) -> Any:
+    """``maps`` (N, H, W), each scaled to its own [min, max], in the inferno colour map over grey
+    ``images`` in [-1, 1] (as ``protodiff explain df-rise`` draws them)."""
+    import torch
+    from matplotlib import colormaps
+
+    low = maps.flatten(1).min(1).values[:, None, None]
+    high = maps.flatten(1).max(1).values[:, None, None]
+    scaled = ((maps - low) / (high - low).clamp_min(1e-12)).cpu()
+    heat = torch.from_numpy(colormaps["inferno"](scaled.numpy())[..., :3]).permute(0, 3, 1, 2).float() * 2 - 1
+    grey = images.detach().cpu().float().mean(dim=1, keepdim=True).expand_as(heat)
+    return 0.4 * grey + 0.6 * heat
 
 
 def arguments() -> argparse.ArgumentParser:
