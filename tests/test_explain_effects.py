@@ -1,5 +1,6 @@
 """``effects`` and ``shortcuts``: the effect matrix on a tiny untrained Patronus model, the coupling
-rule on planted matrices, training-label correlation, and one-line errors for bad input."""
+rule on planted matrices, training-label correlation, and one-line errors for bad input
+(``emergence``: tests/test_explain_emergence.py)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ from torch import Tensor
 
 from protodiff.config import ComponentSpec
 from protodiff.data.shapes import ATTRIBUTES, Shapes, ShortcutConfig
-from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError
 from protodiff.explain.effects import EffectMatrix, EffectsExplainer, effect_matrix
-from protodiff.explain.emergence import EmergenceExplainer, Partial, crossing, start_positions
+from protodiff.explain.emergence import EmergenceExplainer
 from protodiff.explain.shortcuts import ShortcutsExplainer, couplings, critical_value, detectable, label_correlation
 from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
 from protodiff.model import ConditionedDiffusion
@@ -238,62 +238,6 @@ def test_a_classifier_for_other_attributes_is_one_line(setup):
         ProtodiffError, match=r"^the classifier judges \['smiling', 'blond'\], the data has .*protodiff classifier train\)$"
     ):
         EffectsExplainer(EffectsExplainer.Config(sampler=DDIM_2)).explain(model, images, classifier=other, data=data)
-
-
-def test_crossing_is_the_first_timestep_at_half_the_final_value():
-    curves = torch.tensor([[0.0, 0.0, 0.0], [0.2, -0.1, 0.0], [0.6, -0.3, 0.0], [1.0, -0.4, 0.0]])
-    assert crossing([750, 500, 250, 0], curves) == [250, 250, None]
-
-
-def test_emergence_reads_every_sampler_step_and_ends_at_the_effect(setup, tmp_path):
-    model, data, classifier, images = setup
-    explanation = EmergenceExplainer(
-        EmergenceExplainer.Config(sampler=ComponentSpec("sampler", "ddim", raw={"steps": 3}), reference=4)
-    ).explain(model, images, data=data, classifier=classifier)
-    explanation.save(tmp_path / "out")
-    meta = json.loads((tmp_path / "out" / "meta.json").read_text())
-    k = model.conditioner.dim
-    assert len(meta["timesteps"]) == 3 and list(meta["dimensions"]) == model.conditioner.names
-    assert explanation.tensors["attribute"].shape == (3, k, len(ATTRIBUTES)) and set(meta["attributes"]) == set(ATTRIBUTES)
-    sampler = model.sampler("ddim", steps=3)
-    matrix = effect_matrix(model, images, classifier, sampler=sampler, reference=encode_split(model, data, limit=4).vectors)
-    assert torch.allclose(explanation.tensors["attribute"][-1], matrix.effect, atol=1e-4)  # the last x0_hat is the image
-    assert explanation.tensors["strips"].shape == (3, k + 1, *images.shape[1:])
-    assert all((tmp_path / "out" / f).read_bytes()[:4] == b"\x89PNG" for f in ("dimensions.png", "attributes.png", "strips.png"))
-
-
-def test_partial_latest_start_is_the_smallest_t_at_half_the_effect_from_the_first_start():
-    effect = torch.tensor([[0.0, 0.1, 0.0], [0.1, -0.3, 0.0], [0.5, -0.3, 0.0], [0.8, -0.4, 0.0]])  # starts ascending
-    partial = Partial([50, 300, 600, 999], effect, [0, 1, 2], [0, 1, 2], torch.zeros(4, 5, 3, 8, 8))
-    assert partial.latest() == [600, 300, None]
-    assert start_positions(20, 5) == [0, 5, 10, 14, 19] and start_positions(3, 5) == [0, 1, 2]
-
-
-def test_emergence_partial_regeneration_from_each_start_is_seeded_and_saved(setup, tmp_path):
-    model, data, classifier, images = setup
-    config = EmergenceExplainer.Config(sampler=ComponentSpec("sampler", "ddim", raw={"steps": 3}), reference=4, partial_starts=2)
-    run = lambda seed: EmergenceExplainer(config).explain(
-        model, images, data=data, classifier=classifier, generator=torch.Generator().manual_seed(seed)
-    )
-    explanation, again, other = run(0), run(0), run(1)
-    explanation.save(tmp_path / "out")
-    meta = json.loads((tmp_path / "out" / "meta.json").read_text())["partial"]
-    walk = model.sampler("ddim", steps=3).timesteps()
-    assert meta["starts"] == sorted([walk[0], walk[-1]]) and set(meta["attributes"]) == set(ATTRIBUTES)
-    edited = {meta["attributes"][a]["dimension"] for a in ATTRIBUTES}
-    assert explanation.tensors["partial_effect"].shape == (2, len(ATTRIBUTES))
-    assert explanation.tensors["partial_strips"].shape == (2, 2 + len(edited), *images.shape[1:])
-    assert all(v["latest_t"] in (None, *meta["starts"]) and len(v["effect"]) == 2 for v in meta["attributes"].values())
-    assert torch.equal(explanation.tensors["partial_effect"], again.tensors["partial_effect"])  # the seed fixes the noise
-    assert not torch.equal(explanation.tensors["partial_strips"], other.tensors["partial_strips"])
-    assert all((tmp_path / "out" / f).read_bytes()[:4] == b"\x89PNG" for f in ("partial.png", "partial_strips.png"))
-
-
-def test_partial_regeneration_without_a_classifier_is_one_line(setup):
-    model, data, _, images = setup
-    config = EmergenceExplainer.Config(sampler=DDIM_2, reference=4, partial_starts=2)
-    with pytest.raises(ProtodiffError, match="--classifier"):
-        EmergenceExplainer(config).explain(model, images, data=data)
 
 
 def test_a_wide_latent_heat_map_shows_its_strongest_dimensions(tmp_path):

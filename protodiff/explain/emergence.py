@@ -59,15 +59,88 @@ def crossing(timesteps: list[int], curves: Tensor) -> list[int | None]:
 
 
 @dataclass
+class Crossings:
+    """Where rising curves (S, C) reach half their level, per curve: ``peak`` the first timestep at
+    half the curve's maximum (None where the maximum is not above ``floor``); ``final`` the first
+    timestep at half its last value, None where that is not a level the curve ends at: a last
+    value at or below ``floor``, or one below half the peak (``fell_back``: the edit showed during
+    denoising and faded by the end, so half the last value marks nothing)."""
+
+    peak: list[int | None]
+    final: list[int | None]
+    fell_back: list[bool]
+
+
+def crossings(timesteps: list[int], curves: Tensor, floor: float = 0.0) -> Crossings:
+    """:class:`Crossings` of curves (S, C) over ``timesteps`` (S, descending: denoising order).
+    Curves are read in the edit's direction: an enhanced dimension raises its activation, and an
+    attribute is followed under the dimension that raises it most."""
+    peak, final = curves.max(dim=0).values, curves[-1]
+    peaks: list[int | None] = []
+    finals: list[int | None] = []
+    fell: list[bool] = []
+    for c in range(curves.shape[1]):
+        top, last = float(peak[c]), float(final[c])
+        peaks.append(first_at(timesteps, curves[:, c], top / 2) if top > floor else None)
+        fell.append(top > floor and last < top / 2)
+        finals.append(first_at(timesteps, curves[:, c], last / 2) if last > floor and not fell[-1] else None)
+    return Crossings(peaks, finals, fell)
+
+
+def first_at(timesteps: list[int], curve: Tensor, level: float) -> int:
+    """The first timestep at which ``curve`` (S) reaches ``level`` (which it must reach)."""
+    return timesteps[int((curve >= level).nonzero()[0])]
+
+
+def spread(values: list[int | None]) -> dict[str, Any]:
+    """Median and interquartile range of the defined ``values`` (per-image crossing timesteps), and
+    how many there were; the statistics are None when none is defined."""
+    defined = torch.tensor([v for v in values if v is not None], dtype=torch.float64)
+    if not len(defined):
+        return {"images": 0, "median": None, "q1": None, "q3": None}
+    q1, median, q3 = torch.quantile(defined, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64)).tolist()
+    return {"images": len(defined), "median": round(median, 1), "q1": round(q1, 1), "q3": round(q3, 1)}
+
+
+#: What an emergence curve subtracts from the enhanced walk's re-encoding at step t: ``image`` the
+#: explained image's own (Patronus, Sec. 4: s(x0_hat_enhanced(t)) - s(x0)); ``trajectory`` that of
+#: x0_hat at the same step of the walk under the image's own vector.
+AGAINST = ("image", "trajectory")
+
+
+@dataclass
 class Trajectories:
-    """What the walk showed: ``activation`` (S, K) per-dimension curves and ``attribute`` (S, K, A)
-    curves (enhanced minus original, averaged over images) at ``timesteps`` (S, descending), and
-    ``strips`` (S, K + 1, C, H, W): the first image's x0_hat, original then each dimension enhanced."""
+    """What the walk showed, per image (N images, K dimensions, A attributes, S steps at
+    ``timesteps``, descending): ``enhanced`` (S, K, N) s_j(x0_hat) with dimension j enhanced,
+    ``own`` (S, N, K) s(x0_hat) under the image's own vector; with a classifier, ``enhanced_p``
+    (S, K, N, A) and ``own_p`` (S, N, A) the attribute probabilities of the same x0_hat; ``strips``
+    (S, K + 1, C, H, W): the first image's x0_hat, original then each dimension enhanced."""
 
     timesteps: list[int]
-    activation: Tensor
-    attribute: Tensor | None
+    enhanced: Tensor
+    own: Tensor
+    enhanced_p: Tensor | None
+    own_p: Tensor | None
     strips: Tensor
+
+    def activation(self, image: Tensor | None = None) -> Tensor:
+        """(S, K, N): s_j(x0_hat) with j enhanced, minus ``image`` (N, K: s(x0) of the images) or,
+        when None, minus s_j(x0_hat) of the same step under the own vector."""
+        base = self.own if image is None else image.to(self.own).expand_as(self.own)
+        return self.enhanced - base.transpose(1, 2)
+
+    def attribute(self, image: Tensor | None = None) -> Tensor:
+        """(S, K, N, A): attribute probabilities with each dimension enhanced, minus ``image`` (N, A:
+        the images' own) or, when None, minus those of the same step under the own vector."""
+        if self.enhanced_p is None or self.own_p is None:
+            raise ProtodiffError("emergence: attribute curves need a classifier (--classifier DIR)")
+        base = self.own_p if image is None else image.to(self.own_p).expand_as(self.own_p)
+        return self.enhanced_p - base.unsqueeze(1)
+
+    def best_dimensions(self) -> list[int]:
+        """Per attribute, the dimension whose enhancement raises it most at the end of the walk,
+        against the own vector's regeneration (the effect matrix of ``effects``: inversion error cancels)."""
+        return self.attribute()[-1].mean(dim=1).argmax(dim=0).tolist()
 
 
 def enhanced_batch(vectors: Tensor, high: Tensor) -> Tensor:
@@ -110,19 +183,31 @@ def read_walk(
     sampler's callback."""
     k = edited.shape[1]
     n = len(x_T)
-    steps, activation, attribute, strips = [], [], [], []
+    steps: list[int] = []
+    enhanced, own, enhanced_p, own_p, strips = [], [], [], [], []
+    rows = torch.arange(k)
 
     def read(info: StepInfo) -> None:
-        s = model.encode(info.x0_hat).vector.view(k + 1, n, k).mean(dim=1)  # (K + 1, K)
+        s = model.encode(info.x0_hat).vector.view(k + 1, n, k)
         steps.append(info.t)
         strips.append(info.x0_hat.view(k + 1, n, *x_T.shape[1:])[:, 0].cpu())
-        activation.append((s[1:] - s[:1]).diagonal().cpu())
+        enhanced.append(s[1 + rows, :, rows].cpu())  # (K, N): block j + 1, dimension j
+        own.append(s[0].cpu())
         if classifier is not None:
-            p = classifier.predict_proba(info.x0_hat).view(k + 1, n, -1).mean(dim=1)
-            attribute.append(p[1:] - p[:1])
+            p = classifier.predict_proba(info.x0_hat).view(k + 1, n, -1).cpu()
+            enhanced_p.append(p[1:])
+            own_p.append(p[0])
 
     guided_sample(model, edited[:n].repeat(k + 1, 1), edited, x_T.repeat(k + 1, 1, 1, 1), sampler, guidance, callback=read)
-    return Trajectories(steps, torch.stack(activation), torch.stack(attribute) if attribute else None, torch.stack(strips))
+    judged = classifier is not None
+    return Trajectories(
+        steps,
+        torch.stack(enhanced),
+        torch.stack(own),
+        torch.stack(enhanced_p) if judged else None,
+        torch.stack(own_p) if judged else None,
+        torch.stack(strips),
+    )
 
 
 @dataclass
@@ -191,10 +276,39 @@ def partial_regeneration(
     )
 
 
-def attribute_curves(traj: Trajectories) -> tuple[Tensor, list[int]]:
-    """(S, A) curve of each attribute under the dimension that moves it most at the end, and those dimensions."""
-    best = traj.attribute[-1].argmax(dim=0)  # (A,)
-    return traj.attribute[:, best, torch.arange(len(best))], best.tolist()
+def per_image_crossings(timesteps: list[int], curves: Tensor, floor: float = 0.0) -> list[Crossings]:
+    """:func:`crossings` of every image's curve: ``curves`` (S, N, C) -> one :class:`Crossings`
+    (over the N images) per curve c."""
+    s, n, c = curves.shape
+    flat = crossings(timesteps, curves.permute(0, 2, 1).reshape(s, c * n), floor)
+    return [
+        Crossings(flat.peak[i * n : (i + 1) * n], flat.final[i * n : (i + 1) * n], flat.fell_back[i * n : (i + 1) * n])
+        for i in range(c)
+    ]
+
+
+def summarise(timesteps: list[int], curves: Tensor, floor: float = 0.0) -> list[dict[str, Any]]:
+    """Per curve of ``curves`` (S, N, C: per image), the JSON entry of ``meta.json``: the mean
+    curve's last value, peak and both crossings, and the per-image crossings' spread."""
+    mean = curves.mean(dim=1)
+    whole = crossings(timesteps, mean)
+    out = []
+    for c, each in enumerate(per_image_crossings(timesteps, curves, floor)):
+        out.append(
+            {
+                "final": round(float(mean[-1, c]), 4),
+                "peak": round(float(mean[:, c].max()), 4),
+                "crossing_final_t": whole.final[c],
+                "crossing_peak_t": whole.peak[c],
+                "fell_back": whole.fell_back[c],
+                "per_image": {
+                    "crossing_peak_t": spread(each.peak),
+                    "crossing_final_t": spread(each.final),
+                    "fell_back": sum(each.fell_back),
+                },
+            }
+        )
+    return out
 
 
 def plot_curves(
@@ -204,8 +318,11 @@ def plot_curves(
     title: str,
     path: Path,
     xlabel: str = "timestep t (denoising runs left to right)",
+    ylabel: str = "enhanced - original",
+    band: Tensor | None = None,
 ) -> None:
-    """One line per curve against the timestep, x axis reversed so that denoising reads left to right."""
+    """One line per curve against the timestep, x axis reversed so that denoising reads left to
+    right; ``band`` (2, S, C), when given, shades each curve's range (the per-image quartiles)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -213,14 +330,21 @@ def plot_curves(
 
     fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
     for c, label in enumerate(labels):
-        ax.plot(timesteps, curves[:, c].numpy(), label=label)
+        (line,) = ax.plot(timesteps, curves[:, c].numpy(), label=label, linestyle="-" if c < 10 else "--")
+        if band is not None:
+            ax.fill_between(timesteps, band[0, :, c].numpy(), band[1, :, c].numpy(), color=line.get_color(), alpha=0.12)
     ax.invert_xaxis()
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("enhanced - original")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=6, ncol=2)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def quartiles(curves: Tensor) -> Tensor:
+    """(2, S, C): the 25th and 75th percentiles over images of per-image curves (S, N, C)."""
+    return torch.quantile(curves.float(), torch.tensor([0.25, 0.75]), dim=1)
 
 
 def save_strip(path: Path, timesteps: list[int], strips: Tensor, rows: list[str], title: str, most: int = 10) -> None:
@@ -243,17 +367,26 @@ class EmergenceExplainer(Explainer):
         #: Amplify each edit's difference, as every edit does (EditSettings): what the other
         #: explainers show is what this one follows through the walk.
         guidance: float = EDIT_GUIDANCE
+        #: What the enhanced walk's re-encoding is compared with at each step: ``image``, the
+        #: explained image itself (Patronus' definition); ``trajectory``, x0_hat at the same step
+        #: of the walk under the image's own vector (which shares the early steps' blur).
+        against: str = "image"
+        #: An image counts toward an attribute's per-image spread when the edit raises the
+        #: attribute's probability by more than this at some step (one that already had it cannot).
+        min_effect: float = 0.5
         #: Partial regeneration from this many start timesteps of the sampler's walk (0: off; needs --classifier).
         partial_starts: int = 0
         #: Dimensions shown in the strips without a classifier (those that move their own activation most).
         strip_dimensions: int = 6
 
         def __post_init__(self) -> None:
-            at_least(0.0, guidance=self.guidance)
+            at_least(0.0, guidance=self.guidance, min_effect=self.min_effect)
             if not 0.0 <= self.quantile <= 1.0 or self.reference < 1:
                 raise ValueError("quantile must be in [0, 1] and reference positive")
             if self.partial_starts < 0 or self.strip_dimensions < 1:
                 raise ValueError("partial_starts must be >= 0 and strip_dimensions positive")
+            if self.against not in AGAINST:
+                raise ValueError(f"against must be one of {', '.join(AGAINST)}, not {self.against!r}")
 
     def explain(
         self,
@@ -278,34 +411,54 @@ class EmergenceExplainer(Explainer):
         batch = batch.to(model.device)
         vectors, x_T = invert_batch(model, batch, sampler)
         traj = read_walk(model, enhanced_batch(vectors, high), x_T, sampler, classifier, c.guidance)
+        on_image = c.against == "image"
         names = model.conditioner.names
-        meta = {
+        activation = traj.activation(vectors.cpu() if on_image else None).transpose(1, 2)  # (S, N, K)
+        versus = "s(x0)" if on_image else "s(x0_hat under the own vector)"
+        meta: dict[str, Any] = {
             "timesteps": traj.timesteps,
             "images": len(batch),
             "guidance": c.guidance,
-            "dimensions": {
-                name: {"final": round(float(traj.activation[-1, j]), 4), "crossing_t": t}
-                for j, (name, t) in enumerate(zip(names, crossing(traj.timesteps, traj.activation)))
-            },
+            "against": c.against,
+            "dimensions": dict(zip(names, summarise(traj.timesteps, activation))),
         }
-        tensors = {"activation": traj.activation, "timesteps": torch.tensor(traj.timesteps), "strips": traj.strips}
+        tensors = {"activation": activation, "timesteps": torch.tensor(traj.timesteps), "strips": traj.strips}
         figures = {
             "dimensions.png": lambda path: plot_curves(
-                traj.timesteps, traj.activation, names, "s_j(x0_hat): enhanced - original", path
+                traj.timesteps,
+                activation.mean(dim=1),
+                names,
+                f"s_j(x0_hat, dimension j enhanced) - {versus}, mean over {len(batch)} images",
+                path,
             )
         }
-        shown = traj.activation[-1].abs().argsort(descending=True)[: c.strip_dimensions].tolist()
+        shown = activation[-1].mean(dim=0).abs().argsort(descending=True)[: c.strip_dimensions].tolist()
         rows = [names[j] for j in shown]
-        if traj.attribute is not None:
-            curves, best = attribute_curves(traj)
+        if classifier is not None:
+            best = traj.best_dimensions()
+            change = traj.attribute(classifier.predict_proba(batch).cpu() if on_image else None)  # (S, K, N, A)
+            a_index = torch.arange(len(best))
+            curves = change[:, best, :, a_index].permute(1, 2, 0)  # (S, N, A): each attribute under its dimension
             attributes = list(classifier.attribute_names)
+            meta["min_effect"] = c.min_effect
             meta["attributes"] = {
-                a: {"dimension": names[j], "final": round(float(curves[-1, i]), 4), "crossing_t": t}
-                for i, (a, j, t) in enumerate(zip(attributes, best, crossing(traj.timesteps, curves)))
+                a: {"dimension": names[j], **entry}
+                for a, j, entry in zip(attributes, best, summarise(traj.timesteps, curves, c.min_effect))
             }
-            tensors["attribute"] = traj.attribute
+            tensors["attribute"], tensors["attribute_images"] = change.mean(dim=2), curves
+            counted = [curves[:, curves[:, :, i].max(dim=0).values > c.min_effect, i] for i in range(len(attributes))]
+            band = torch.stack(
+                [quartiles(x.unsqueeze(2))[:, :, 0] if x.shape[1] else torch.full((2, len(x)), float("nan")) for x in counted],
+                dim=2,
+            )
             figures["attributes.png"] = lambda path: plot_curves(
-                traj.timesteps, curves, attributes, "attribute probability: enhanced - original", path
+                traj.timesteps,
+                curves.mean(dim=1),
+                attributes,
+                f"attribute probability: enhanced - {'the image' if on_image else 'own walk'}; "
+                f"band: quartiles of images with an effect > {c.min_effect}",
+                path,
+                band=band,
             )
             shown = sorted(set(best))
             rows = [f"{names[j]} ({', '.join(a for a, b in zip(attributes, best) if b == j)})" for j in shown]
@@ -314,6 +467,7 @@ class EmergenceExplainer(Explainer):
             path, traj.timesteps, strip, ["original", *rows], "x0_hat of image 0 during denoising"
         )
         if c.partial_starts:
+            assert classifier is not None
             partial = partial_regeneration(
                 model,
                 batch,
