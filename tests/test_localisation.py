@@ -258,3 +258,20 @@ def test_the_family_names_a_source_and_labels_by_it(patronus):
     assert set(results.results) == {"localisation (centre)", "localisation (random)"}
     with pytest.raises(Exception, match="unknown saliency 'centr'; did you mean 'centre'"):
         registries().metric.get("localisation-centr")
+
+
+def test_df_rise_aimed_at_a_score_finds_the_pixels_that_score_reads():
+    from test_dfx_saliency import looking_at
+
+    from protodiff_dfx.saliency import DFRise
+
+    model, _region, x_t = looking_at(slice(2, 8), slice(2, 14))  # the denoiser sees a wide band
+
+    def corner(eps: torch.Tensor, row: int) -> torch.Tensor:  # a score that reads only its left end
+        return eps[:, :, 2:8, 2:5].abs().mean(dim=(1, 2, 3))
+
+    aimed = DFRise(model, num_masks=300, batch_size=60).attribute(x_t, t=500, score=corner)
+    published = DFRise(model, num_masks=300, batch_size=60).attribute(x_t, t=500)
+    left, right = aimed[:, 2:8, 2:5].mean(), aimed[:, 2:8, 11:14].mean()
+    assert left > right + 3 * aimed[:, 10:, :].std()  # the aimed map keeps to what the score reads
+    assert published[:, 2:8, 11:14].mean() > published[:, 10:, :].mean()  # the published one spans the band
