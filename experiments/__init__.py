@@ -11,4 +11,5 @@ file lists what each reproduces and its full command.
 ``exponential_stages``  early against late exponential sampling, judged per attribute
 ``condition_value``     what the condition is worth to the denoising loss at each timestep
 ``localisation``        docs/localisation.md: each map source scored against the marks, three seeds
+``emergence``           docs/emergence.md: when each attribute emerges in x0_hat, three seeds, both layouts
 """

@@ -150,6 +150,8 @@ def smoke(name: str, out: Path, inputs: tuple[Path, Path]) -> list[str]:
         "exponential_stages": [run, "--classifier", judge, "--images", "2", "--steps", "30", "--out", str(out)],
         "condition_value": [run, "--images", "4", "--out", str(out)],
         "localisation": [run, "--images", "2", "--sources", "centre;df-rise:num_masks=10,batch_size=5", "--out", str(out)],
+        "emergence": [run, "--names", "x-s0", "--classifier", judge, "--images", "2", "--steps", "3", "--starts", "2"]
+        + ["--table", "--out", str(out)],
     }[name]
 
 
@@ -160,6 +162,7 @@ WRITES = {
     "exponential_stages": {"results.json"},
     "condition_value": {"results.json"},
     "localisation": {"results.jsonl"},
+    "emergence": {"x-s0"},
 }
 
 

@@ -143,6 +143,11 @@ def test_emergence_compares_the_enhanced_walk_with_the_image_by_default(setup, t
         atol=1e-4,
     )
     per_image = explanation.tensors["attribute_images"][-1] - walk.tensors["attribute_images"][-1]
+    walk.save(tmp_path / "walk")
+    trajectory = json.loads((tmp_path / "walk" / "meta.json").read_text())["attributes"]
+    for a in ATTRIBUTES:  # each reading names the other's crossings of the same walk
+        assert meta["attributes"][a]["trajectory"]["crossing_peak_t"] == trajectory[a]["crossing_peak_t"]
+        assert trajectory[a]["image"]["crossing_peak_t"] == meta["attributes"][a]["crossing_peak_t"]
     assert torch.allclose(per_image, matrix.before - probabilities, atol=1e-4)
     assert explanation.tensors["strips"].shape == (3, k + 1, *images.shape[1:])
     assert all((tmp_path / "out" / f).read_bytes()[:4] == b"\x89PNG" for f in ("dimensions.png", "attributes.png", "strips.png"))

@@ -441,9 +441,24 @@ class EmergenceExplainer(Explainer):
             curves = change[:, best, :, a_index].permute(1, 2, 0)  # (S, N, A): each attribute under its dimension
             attributes = list(classifier.attribute_names)
             meta["min_effect"] = c.min_effect
+            # the other reading of the same walk, for comparison (its mean curve's crossings)
+            other = traj.attribute(None if on_image else classifier.predict_proba(batch).cpu())
+            other_curves = other[:, best, :, a_index].permute(1, 2, 0).mean(dim=1)
+            compared = crossings(traj.timesteps, other_curves)
             meta["attributes"] = {
-                a: {"dimension": names[j], **entry}
-                for a, j, entry in zip(attributes, best, summarise(traj.timesteps, curves, c.min_effect))
+                a: {
+                    "dimension": names[j],
+                    **entry,
+                    AGAINST[on_image]: {"crossing_final_t": f, "crossing_peak_t": p, "fell_back": fell},
+                }
+                for a, j, entry, f, p, fell in zip(
+                    attributes,
+                    best,
+                    summarise(traj.timesteps, curves, c.min_effect),
+                    compared.final,
+                    compared.peak,
+                    compared.fell_back,
+                )
             }
             tensors["attribute"], tensors["attribute_images"] = change.mean(dim=2), curves
             counted = [curves[:, curves[:, :, i].max(dim=0).values > c.min_effect, i] for i in range(len(attributes))]
