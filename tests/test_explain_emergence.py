@@ -96,6 +96,7 @@ def test_per_image_crossings_and_their_spread():
     entries = summarise(steps, curves)
     assert entries[0]["per_image"]["crossing_peak_t"]["median"] == 450.0
     assert entries[0]["crossing_peak_t"] == 600  # the mean curve (0.25, 0.5, ...) reaches half its peak at 600
+    assert entries[1]["images"] == 1 and entries[1]["peak"] == 1.0  # the mean is over the images whose curve rose
     assert entries[1]["per_image"]["fell_back"] == 1 and entries[1]["fell_back"] and entries[1]["crossing_final_t"] is None
 
 

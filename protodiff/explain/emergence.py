@@ -287,17 +287,34 @@ def per_image_crossings(timesteps: list[int], curves: Tensor, floor: float = 0.0
     ]
 
 
-def summarise(timesteps: list[int], curves: Tensor, floor: float = 0.0) -> list[dict[str, Any]]:
+def took(curves: Tensor, floor: float = 0.0) -> Tensor:
+    """(N, C): whether each image's curve (of ``curves`` (S, N, C)) rises above ``floor`` at some step."""
+    return curves.max(dim=0).values > floor
+
+
+def mean_of(curves: Tensor, counted: Tensor) -> Tensor:
+    """(S, C): each curve of ``curves`` (S, N, C) averaged over its ``counted`` (N, C) images
+    (NaN where none counts)."""
+    weights = counted.to(curves.dtype)
+    return (curves * weights).sum(dim=1) / weights.sum(dim=0)
+
+
+def summarise(timesteps: list[int], curves: Tensor, floor: float = 0.0, counted: Tensor | None = None) -> list[dict[str, Any]]:
     """Per curve of ``curves`` (S, N, C: per image), the JSON entry of ``meta.json``: the mean
-    curve's last value, peak and both crossings, and the per-image crossings' spread."""
-    mean = curves.mean(dim=1)
-    whole = crossings(timesteps, mean)
+    curve's last value, peak and both crossings, and the per-image crossings' spread. The mean
+    is taken over the images whose curve rises above ``floor`` (or the ``counted`` (N, C) ones):
+    an image the edit cannot change (it has the attribute already) has no emergence to time."""
+    counted = took(curves, floor) if counted is None else counted
+    mean = mean_of(curves, counted)
+    whole = crossings(timesteps, mean.nan_to_num(nan=floor), floor)
     out = []
     for c, each in enumerate(per_image_crossings(timesteps, curves, floor)):
+        defined = bool(counted[:, c].any())
         out.append(
             {
-                "final": round(float(mean[-1, c]), 4),
-                "peak": round(float(mean[:, c].max()), 4),
+                "images": int(counted[:, c].sum()),
+                "final": round(float(mean[-1, c]), 4) if defined else None,
+                "peak": round(float(mean[:, c].max()), 4) if defined else None,
                 "crossing_final_t": whole.final[c],
                 "crossing_peak_t": whole.peak[c],
                 "fell_back": whole.fell_back[c],
@@ -441,10 +458,11 @@ class EmergenceExplainer(Explainer):
             curves = change[:, best, :, a_index].permute(1, 2, 0)  # (S, N, A): each attribute under its dimension
             attributes = list(classifier.attribute_names)
             meta["min_effect"] = c.min_effect
-            # the other reading of the same walk, for comparison (its mean curve's crossings)
+            # the other reading of the same walk over the same images, for comparison (its mean curve's crossings)
+            counted = took(curves, c.min_effect)
             other = traj.attribute(None if on_image else classifier.predict_proba(batch).cpu())
-            other_curves = other[:, best, :, a_index].permute(1, 2, 0).mean(dim=1)
-            compared = crossings(traj.timesteps, other_curves)
+            other_curves = mean_of(other[:, best, :, a_index].permute(1, 2, 0), counted)
+            compared = crossings(traj.timesteps, other_curves.nan_to_num(nan=c.min_effect), c.min_effect)
             meta["attributes"] = {
                 a: {
                     "dimension": names[j],
@@ -454,24 +472,24 @@ class EmergenceExplainer(Explainer):
                 for a, j, entry, f, p, fell in zip(
                     attributes,
                     best,
-                    summarise(traj.timesteps, curves, c.min_effect),
+                    summarise(traj.timesteps, curves, c.min_effect, counted),
                     compared.final,
                     compared.peak,
                     compared.fell_back,
                 )
             }
             tensors["attribute"], tensors["attribute_images"] = change.mean(dim=2), curves
-            counted = [curves[:, curves[:, :, i].max(dim=0).values > c.min_effect, i] for i in range(len(attributes))]
+            chosen = [curves[:, counted[:, i], i] for i in range(len(attributes))]
             band = torch.stack(
-                [quartiles(x.unsqueeze(2))[:, :, 0] if x.shape[1] else torch.full((2, len(x)), float("nan")) for x in counted],
+                [quartiles(x.unsqueeze(2))[:, :, 0] if x.shape[1] else torch.full((2, len(x)), float("nan")) for x in chosen],
                 dim=2,
             )
             figures["attributes.png"] = lambda path: plot_curves(
                 traj.timesteps,
-                curves.mean(dim=1),
+                mean_of(curves, counted),
                 attributes,
-                f"attribute probability: enhanced - {'the image' if on_image else 'own walk'}; "
-                f"band: quartiles of images with an effect > {c.min_effect}",
+                f"attribute probability: enhanced - {'the image' if on_image else 'own walk'}\n"
+                f"mean and quartiles over the images whose curve rises above {c.min_effect}",
                 path,
                 band=band,
             )
