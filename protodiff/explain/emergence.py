@@ -447,6 +447,7 @@ class EmergenceExplainer(Explainer):
                 names,
                 f"s_j(x0_hat, dimension j enhanced) - {versus}, mean over {len(batch)} images",
                 path,
+                ylabel="activation change",
             )
         }
         shown = activation[-1].mean(dim=0).abs().argsort(descending=True)[: c.strip_dimensions].tolist()
@@ -491,6 +492,7 @@ class EmergenceExplainer(Explainer):
                 f"attribute probability: enhanced - {'the image' if on_image else 'own walk'}\n"
                 f"mean and quartiles over the images whose curve rises above {c.min_effect}",
                 path,
+                ylabel=f"p(x0_hat enhanced) - {'p(x0)' if on_image else 'p(x0_hat own)'}",
                 band=band,
             )
             shown = sorted(set(best))
