@@ -98,6 +98,13 @@ def table(out: Path) -> str:
                 compare = other[:, None] - local[None, :]
                 earlier += float((compare > 0).sum() + 0.5 * (compare == 0).sum())
                 pairs += compare.numel()
+        early = [v["crossing_peak_t"] for m in metas for v in m["dimensions"].values() if v["crossing_peak_t"] is not None]
+        first = sum(t >= 800 for t in early)
+        lines += [
+            "",
+            f"Prototypes (each dimension's own activation, mean curve): {first} of {len(early)} (all runs) cross half their "
+            f"peak in the first 200 steps (t >= 800); median crossing {spread(list(early))['median']}.",
+        ]
         if pairs:
             lines += [
                 "",

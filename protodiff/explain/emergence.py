@@ -20,6 +20,7 @@ at which it still reaches half the effect it has when started from the first tim
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,7 +93,7 @@ def first_at(timesteps: list[int], curve: Tensor, level: float) -> int:
     return timesteps[int((curve >= level).nonzero()[0])]
 
 
-def spread(values: list[int | None]) -> dict[str, Any]:
+def spread(values: Sequence[int | None]) -> dict[str, Any]:
     """Median and interquartile range of the defined ``values`` (per-image crossing timesteps), and
     how many there were; the statistics are None when none is defined."""
     defined = torch.tensor([v for v in values if v is not None], dtype=torch.float64)
