@@ -35,7 +35,7 @@ from protodiff.model import ConditionedDiffusion
 KINDS = ("encoder", "prototype_layer", "conditioner", "denoiser", "sampler", "latent_prior", "metric",
          "feature_extractor", "dataset", "explainer")  # fmt: skip
 #: A family stands for itself with one member (its factory is what is registered).
-FAMILY_MEMBER = {"timm-": "timm-resnet18"}
+FAMILY_MEMBER = {"timm-": "timm-resnet18", "localisation-": "localisation-centre"}
 
 
 def component_options() -> list[tuple[str, str, str]]:
