@@ -137,10 +137,11 @@ class ShortcutsExplainer(EffectsExplainer):
         threshold: float = 0.1
         #: Family-wise error rate of the test that each leg of a flagged coupling is not noise.
         alpha: float = 0.05
-        #: The edited condition alone, not the edits' default EDIT_GUIDANCE: the planted-shortcut
-        #: runs of docs/shortcuts.md (the planted pair ranked first and flagged, the controls flag
-        #: nothing) are measured at 1, and amplifying every edit also amplifies its leakage into
-        #: other attributes, which is what this ranking reads. ``--set guidance=2`` to compare.
+        #: The edited condition alone, not the edits' default EDIT_GUIDANCE. Measured on the
+        #: planted-shortcut runs of docs/shortcuts.md: at 1 the planted pair ranks first and is
+        #: flagged and the controls flag nothing; at 2 every edit's leakage into other attributes
+        #: is amplified too, a control flags a coupling its data does not have and a planted pair
+        #: ranks second. ``--set guidance=2`` asks how couplings behave under amplified edits.
         guidance: float = 1.0
 
         def __post_init__(self) -> None:
