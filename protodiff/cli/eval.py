@@ -40,6 +40,8 @@ def metric_flags() -> dict[str, MetricFlag]:
     first metric to declare a name gives its help)."""
     found: dict[str, MetricFlag] = {}
     for entry in registries().metric.entries():
+        if entry.family:  # a family's target is a factory of members, not a metric with a Config
+            continue
         config = entry.target.Config
         hints = typing.get_type_hints(config)
         for f in fields(config):
