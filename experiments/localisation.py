@@ -105,7 +105,7 @@ def figure(run: str, sources: list[str], out: Path, seed: int, count: int = 4) -
 
     from protodiff.checkpoint import load_model
     from protodiff.config import ComponentSpec
-    from protodiff.figures import save_image_grid
+    from protodiff.figures import heat_over, save_image_grid
     from protodiff.metrics.localisation import best_dimensions
 
     model, config = load_model(run, device="cpu")
@@ -130,20 +130,6 @@ def figure(run: str, sources: list[str], out: Path, seed: int, count: int = 4) -
     out.mkdir(parents=True, exist_ok=True)
     title = f"{Path(run).name}: each source's map of the image's first mark ({', '.join(marks)}, top to bottom)"
     return save_image_grid(out / "maps.png", columns, per_row=1, title=title)
-
-
-def heat_over(images: Any, maps: Any) -> Any:
-    """``maps`` (N, H, W), each scaled to its own [min, max], in the inferno colour map over grey
-    ``images`` in [-1, 1] (as ``protodiff explain df-rise`` draws them)."""
-    import torch
-    from matplotlib import colormaps
-
-    low = maps.flatten(1).min(1).values[:, None, None]
-    high = maps.flatten(1).max(1).values[:, None, None]
-    scaled = ((maps - low) / (high - low).clamp_min(1e-12)).cpu()
-    heat = torch.from_numpy(colormaps["inferno"](scaled.numpy())[..., :3]).permute(0, 3, 1, 2).float() * 2 - 1
-    grey = images.detach().cpu().float().mean(dim=1, keepdim=True).expand_as(heat)
-    return 0.4 * grey + 0.6 * heat
 
 
 def arguments() -> argparse.ArgumentParser:

@@ -224,3 +224,16 @@ def summary_figure(title: str, panels: Sequence[tuple[str, Image.Image]]) -> Ima
         canvas.paste(panel, (x, MARGIN + title_h + caption_h))
         x += max(panel.width, text_width(caption, 15)) + gap
     return canvas
+
+
+def heat_over(images: Tensor, maps: Tensor) -> Tensor:
+    """``maps`` (N, H, W), each scaled to its own [min, max], as a colour map over grey ``images``
+    in [-1, 1]: where in each image its explanation lies."""
+    from matplotlib import colormaps
+
+    low = maps.flatten(1).min(1).values[:, None, None]
+    high = maps.flatten(1).max(1).values[:, None, None]
+    scaled = ((maps - low) / (high - low).clamp_min(1e-12)).cpu()
+    heat = torch.from_numpy(colormaps["inferno"](scaled.numpy())[..., :3]).permute(0, 3, 1, 2).float() * 2 - 1
+    grey = images.detach().cpu().float().mean(dim=1, keepdim=True).expand_as(heat)
+    return 0.4 * grey + 0.6 * heat

@@ -11,31 +11,12 @@ from torch import Tensor
 from protodiff import Registries, hookimpl
 from protodiff.contracts.explainer import Explainer, Explanation
 from protodiff.errors import OptionError
+from protodiff.figures import heat_over
 from protodiff.model import ConditionedDiffusion
 from protodiff.validation import at_least, one_of
 from protodiff.validation import seed as check_seed
+from protodiff_dfx.localisation import diffuse
 from protodiff_dfx.saliency import BASELINES, BORDERS, DFCam, DFRise, along_trajectory, default_layer
-
-
-def heat_over(images: Tensor, maps: Tensor) -> Tensor:
-    """``maps`` (N, H, W), each scaled to its own [min, max], as a colour map over grey ``images``
-    in [-1, 1]: where in each image its explanation lies."""
-    from matplotlib import colormaps
-
-    low = maps.flatten(1).min(1).values[:, None, None]
-    high = maps.flatten(1).max(1).values[:, None, None]
-    scaled = ((maps - low) / (high - low).clamp_min(1e-12)).cpu()
-    heat = torch.from_numpy(colormaps["inferno"](scaled.numpy())[..., :3]).permute(0, 3, 1, 2).float() * 2 - 1
-    grey = images.detach().cpu().float().mean(dim=1, keepdim=True).expand_as(heat)
-    return 0.4 * grey + 0.6 * heat
-
-
-def _diffused(model: ConditionedDiffusion, x0: Tensor, t: int, seed: int) -> tuple[Tensor, object]:
-    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed)).to(x0.device)
-    x_t = model.schedule.q_sample(x0, torch.full((len(x0),), t, dtype=torch.long, device=x0.device), noise)
-    with torch.no_grad():
-        condition = model.encode(x0) if model.is_conditional else None
-    return x_t, condition
 
 
 def _explanation(
@@ -46,7 +27,7 @@ def _explanation(
     from protodiff.figures import save_image_grid
 
     check_against_model(model, t, points)
-    x_t, condition = _diffused(model, x0, t, seed)
+    x_t, condition = diffuse(model, x0, t, torch.Generator().manual_seed(seed))
     maps = tool.attribute(x_t, t=t, condition=condition)
     tensors = {"saliency": maps, "x_t": x_t, "images": x0}
     figures = {
