@@ -24,7 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 #: The sources of docs/localisation.md: Patronus' maps, DF-CAM and DF-RISE published and aimed at
 #: the attribute's best dimension, and the two controls.

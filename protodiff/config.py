@@ -152,6 +152,8 @@ def parse(cls: type[C], data: Mapping[str, Any] | None, *, where: str = "", sour
         else:
             raise ConfigError(f"{source}: {path}: required key is missing")
         if kind is not None:
+            if value is None and f.default_factory is not dataclasses.MISSING:  # only optional_component may be empty
+                raise ConfigError(f"{source}: {path}: a {kind} is required, got nothing (e.g. name: {f.default_factory().name})")
             if isinstance(value, Mapping) and "name" not in value and f.default_factory is not dataclasses.MISSING:
                 default = f.default_factory()  # `--set model.denoiser.dropout=0` keeps the default component
                 value = {"name": default.name, "preset": default.preset, **default.raw, **value}
