@@ -2,9 +2,11 @@
 
 For each run and lever, on the test split:
 
-- the dimension chosen for each attribute two ways: the *detector* (the dimension whose value
-  best separates images with the attribute from those without, AUROC on 1000 test images) and the
-  *editor* (the dimension whose raise adds the attribute most often on ``--calibrate`` images);
+- the dimension chosen for each attribute three ways: the *detector* (the dimension whose value
+  best separates images with the attribute from those without, AUROC on 1000 test images), the
+  *editor* (the dimension whose raise adds the attribute most often on ``--calibrate`` images) and
+  the *clean editor* (on those images, the least leaky of the dimensions that meet the target,
+  success >= 0.8 with leakage <= 0.1; else the best success minus leakage);
 - ``success``: of the ``--images`` evaluation images that lack the attribute (by the judge, on
   their unedited regeneration), the share that have it after the edit;
 - ``leakage``: over those images, the mean share of the other attributes that flip;
@@ -25,6 +27,13 @@ A lever changes only how the edit is made, on the same trained model:
 ``cfg<w>``        classifier-free guidance against the null condition instead of the unedited one:
                   net(s') + (w - 1) (net(s') - net(null)), null the mean vector over 256 test images
                   (what a model trained with condition dropout saw in place of a dropped condition);
+``regress``       the other dimensions follow the edited one by their linear regression on it over
+                  the test images: s'_k = s_k + beta_kj (s'_j - s_j), beta_kj = cov(k, j) / var(j);
+                  prototypes that fire together move together, those that exclude it move away
+                  (the conditional mean of s given the new s_j; a weighted concept group);
+``focus``         with ``regress``, guidance amplifies only the edited dimension's own difference:
+                  net(s') + (w - 1) (net(s') - net(s_f)), s_f the followed vector with the edited
+                  dimension back at its original value (the followers are context, not amplified);
 ``lower``         set the dimension to its plausible *minimum* instead (the 0.0 quantile): the edit
                   for an attribute that is the absence of what a prototype detects (a dark
                   background is "no light patch anywhere");
@@ -70,6 +79,8 @@ class Lever:
     partial: int | None = None
     group: bool = False
     lower: bool = False
+    regress: bool = False
+    focus: bool = False
     null_guide: float | None = None
 
     @classmethod
@@ -82,6 +93,10 @@ class Lever:
                 lever.group = True
             elif part == "lower":
                 lever.lower = True
+            elif part == "regress":
+                lever.regress = True
+            elif part == "focus":
+                lever.focus = True
             elif m := re.fullmatch(r"guide([\d.]+)", part):
                 lever.guide = float(m.group(1))
             elif m := re.fullmatch(r"cfg([\d.]+)", part):
@@ -115,6 +130,8 @@ class Steering:
         self.median = torch.quantile(self.vectors[:256], 0.5, dim=0)
         self.low = torch.quantile(self.vectors[:256], 0.0, dim=0)
         self.correlation = torch.corrcoef(self.vectors.T).nan_to_num()
+        covariance = torch.cov(self.vectors.T)
+        self.slopes = covariance / covariance.diagonal().clamp_min(1e-12)[None, :]  # [k, j] = beta_kj
         self.seed = seed
         count = calibrate + images
         self.x0 = torch.stack([test[i][0] for i in range(count)])
@@ -136,7 +153,10 @@ class Steering:
         edited = vectors.clone()
         for j in dims:
             end = self.low[j] if lever.lower else self.high[j]
-            edited[:, j] = self.median[j] + lever.extrap * (end - self.median[j])
+            value = self.median[j] + lever.extrap * (end - self.median[j])
+            if lever.regress:
+                edited += (value - vectors[:, j : j + 1]) * self.slopes[:, j][None]
+            edited[:, j] = value
         return edited
 
     def group_of(self, j: int) -> list[int]:
@@ -165,6 +185,10 @@ class Steering:
             edited = self.target(vectors, dims, lever)
             if lever.null_guide is not None:  # the cfg lever: guidance away from the null condition
                 net = self.model.edit_net_fn(null, edited, n, lever.null_guide)
+            elif lever.focus:  # guidance on the edited dimensions alone, the followers as context
+                context = edited.clone()
+                context[:, dims] = vectors[:, dims]
+                net = self.model.edit_net_fn(context, edited, n, lever.guide)
             else:
                 net = self.model.edit_net_fn(vectors, edited, len(vectors), lever.guide)  # the guide lever
             out = self.sampler.sample(net, x_T, prediction=prediction, timesteps=timesteps)
@@ -187,22 +211,42 @@ class Steering:
         started = time.perf_counter()
         after, before = self.regenerate(self.calibration, [[j] for j in range(k)], lever)
         change = (after - before[None]).mean(dim=1)  # (K, A) effect on the calibration images
-        calib_success = torch.tensor(
-            [[self.success_leakage(after[j], before, a)[0] for a in range(len(names))] for j in range(k)]
-        ).nan_to_num(-1)
+        calib = torch.tensor(
+            [[self.success_leakage(after[j], before, a)[:2] for a in range(len(names))] for j in range(k)]
+        )  # (K, A, 2): success, leakage of every dimension on the calibration images
+        calib_success = calib[..., 0].nan_to_num(-1)
         editors = calib_success.argmax(dim=0).tolist()
+        clean = clean_editors(calib)
         detectors = self.detectors()
-        chosen = sorted(set(editors) | set(detectors))
+        chosen = sorted(set(editors) | set(clean) | set(detectors))
         after_e, before_e = self.regenerate(self.evaluation, [[j] for j in chosen], lever)
         out = {}
         for a, name in enumerate(names):
             row = {}
-            for kind, j in (("editor", editors[a]), ("detector", detectors[a])):
+            for kind, j in (("editor", editors[a]), ("clean_editor", clean[a]), ("detector", detectors[a])):
                 s, leak, n = self.success_leakage(after_e[chosen.index(j)], before_e, a)
                 row[kind] = {"dim": j, "success": round(s, 3), "leakage": round(leak, 3), "lacking": n}
             row["strongest_cell"] = {"dim": int(change[:, a].argmax()), "effect": round(float(change[:, a].max()), 3)}
             out[name] = row
-        return {"per_attribute": out, "seconds": round(time.perf_counter() - started, 1)}
+        calibration = {name: calib[:, a].round(decimals=3).tolist() for a, name in enumerate(names)}
+        return {"per_attribute": out, "calibration": calibration, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def clean_editors(calib: Tensor, success: float = 0.8, leakage: float = 0.1) -> list[int]:
+    """Per attribute, the dimension an edit would be chosen by with the target in mind: among those
+    whose calibration success is >= ``success`` with leakage <= ``leakage``, the one with the least
+    leakage (ties: the higher success); when none qualifies, the one with the largest success minus
+    leakage. ``calib`` is (K, A, 2): success and leakage of every dimension on the calibration images."""
+    succ, leak = calib[..., 0].nan_to_num(-1), calib[..., 1].nan_to_num(1)
+    out = []
+    for a in range(calib.shape[1]):
+        ok = (succ[:, a] >= success) & (leak[:, a] <= leakage)
+        if ok.any():
+            score = torch.where(ok, -leak[:, a] + 1e-3 * succ[:, a], torch.tensor(-float("inf")))
+        else:
+            score = succ[:, a] - leak[:, a]
+        out.append(int(score.argmax()))
+    return out
 
 
 def line(result: dict) -> str:
@@ -213,7 +257,8 @@ def line(result: dict) -> str:
 
     strongest = " ".join(f"{per[a]['strongest_cell']['effect']:+.2f}" for a in ATTRS_SHORT)
     return (
-        f"{result['run']:<22} {result['lever']:<18} editor {fmt('editor')}\n{'':<41} detector {fmt('detector')}\n"
+        f"{result['run']:<22} {result['lever']:<18} editor {fmt('editor')}\n{'':<41} clean    {fmt('clean_editor')}\n"
+        f"{'':<41} detector {fmt('detector')}\n"
         f"{'':<41} strongest {strongest}"
     )
 

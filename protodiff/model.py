@@ -228,6 +228,7 @@ class ConditionedDiffusion(nn.Module):
         guidance: float = EDIT_GUIDANCE,
         start: int | None = None,
         x_T: Tensor | None = None,
+        context: Condition | Tensor | None = None,
         generator: torch.Generator | None = None,
         callback: Callback | None = None,
         progress: bool = False,
@@ -241,7 +242,10 @@ class ConditionedDiffusion(nn.Module):
         from ``generator`` and denoised under the edited condition (SDEdit), which leaves the
         model free to redraw what the edit changes below that noise level (``x_T``, if given, is
         then that noise, so that several edits of one image can share it). ``guidance`` > 1
-        amplifies the edit's difference (see :meth:`edit_net_fn`). Methods differ only in how they
+        amplifies the edit's difference (see :meth:`edit_net_fn`) from ``context``, by default
+        ``x0``'s own condition; an edit whose other dimensions follow the edited ones
+        (:class:`~protodiff.explain.coupling.Coupling`) passes the followed vector with the edited
+        dimensions at their old values, so that only they are amplified. Methods differ only in how they
         change the condition: Patronus turns a prototype up, DiffAE moves its semantic code along
         an attribute classifier's normal.
         """
@@ -259,7 +263,7 @@ class ConditionedDiffusion(nn.Module):
             x_T = self.schedule.q_sample(x0, torch.full((len(x0),), timesteps[0], device=self.device), noise)
         elif x_T is None:
             x_T = self.invert(x0, condition=own, sampler=sampler, progress=progress)
-        net_fn = self.edit_net_fn(own, condition, len(x0), guidance)
+        net_fn = self.edit_net_fn(own if context is None else context, condition, len(x0), guidance)
         out = sampler.sample(
             net_fn,
             x_T.to(self.device),

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from conftest import TINY_OVERRIDES
 
@@ -119,7 +120,22 @@ def test_names_from_detection_stand_beside_names_from_edits(run, tmp_path):
     judge.fit(train)
     judge.save(tmp_path / "judge")
     output = invoke("names", str(run), "--detect", str(tmp_path / "judge"), "--images", "16", "--min-auroc", "0.5")
-    lines = [line for line in output.splitlines() if "->" in line]
+    lines = [line for line in output.splitlines() if "->" in line and line.split()[0].isdigit()]
     assert len(lines) == model.conditioner.dim and all(
         "detects: " in line and "AUROC" in line for line in lines if "(no evidence)" not in line
     )
+    assert "concept groups" in output  # listed, or "none", after the dimensions
+
+
+def test_concept_groups_join_correlated_dimensions_and_take_one_name():
+    """Dimensions correlated above the threshold over real images are one group, transitively; the
+    group is named by its members' proposals, counters dropped, disagreements both shown."""
+    from protodiff.explain.naming import concept_groups, group_name
+
+    g = torch.Generator().manual_seed(0)
+    a, b, c = torch.randn(3, 500, generator=g)
+    vectors = torch.stack([a, a + 0.3 * b, b, a + 0.3 * b + 0.3 * torch.randn(500, generator=g), c, -c], dim=1)
+    assert concept_groups(vectors, 0.5) == [[0, 1, 3]]  # 5 = -4 excludes 4: not a group that fires together
+    assert group_name([0, 1, 3], {0: "red_square", 1: "red_square (2)"}) == "red_square"
+    assert group_name([0, 1], {0: "red_square", 1: "warm_cast"}) == "red_square / warm_cast"
+    assert group_name([0, 1], {}) == "-"

@@ -67,6 +67,20 @@ def test_bad_names_and_options_are_one_line(runs):
     assert "no block" in invoke("explain", "df-cam", runs["plain"], "--set", "layer=nowhere", code=2)
 
 
+def test_edit_follows_by_regression_when_asked_and_a_bad_setting_is_one_line(runs, tmp_path):
+    """``--set follow=regression``: the other dimensions follow the edited one (fitted on the split's
+    reference images), recorded in meta.json and in the saved edited vectors."""
+    run = runs["patronus"]
+    common = ["--to", "proto_00=0.5", "--n", "2", "--set", "sampler.steps=2", "--set", "reference=16"]
+    invoke("explain", "edit", run, *common, "--set", "follow=regression", "--out", str(tmp_path / "follow"))
+    meta = json.loads((tmp_path / "follow" / "meta.json").read_text())
+    tensors = load_file(str(tmp_path / "follow" / "tensors.safetensors"))
+    assert meta["follow"] == "regression" and (tensors["edited_vectors"][:, 0] == 0.5).all()
+    assert not torch.allclose(tensors["edited_vectors"][:, 1:], tensors["vectors"][:, 1:])
+    out = invoke("explain", "edit", run, *common, "--set", "follow=sideways", code=2)
+    assert out.count("\n") == 1 and "follow" in out
+
+
 def test_a_plugins_explainer_appears_with_no_change_to_the_command(runs, tmp_path):
     class Brightness(Explainer):
         """Mean brightness of each image (a throw-away explainer)."""

@@ -286,3 +286,5 @@ def test_every_edit_defaults_to_one_guidance_and_shortcuts_to_the_measured_one()
                    PrototypesExplainer.Config, AttributeEditExplainer.Config):  # fmt: skip
         assert config.guidance == EDIT_GUIDANCE, config
     assert ShortcutsExplainer.Config.guidance == 1.0
+    # Edits hold the other dimensions unless asked; the shortcut ranking always does by default.
+    assert EditSettings.follow == ShortcutsExplainer.Config.follow == "none"

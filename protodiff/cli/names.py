@@ -9,6 +9,9 @@ import click
 from protodiff.errors import ProtodiffError
 from protodiff.schema import OptionalKey, SchemaError, check, read_json
 
+#: Two dimensions whose activations over real images correlate above this are one concept group.
+GROUP_CORRELATION = 0.5
+
 #: What ``--suggest`` reads from an effects explanation's ``meta.json``.
 SUGGESTIONS_SCHEMA = {
     "explainer": OptionalKey(str),
@@ -99,10 +102,12 @@ def names(
     evidence propose names, shown side by side: `--suggest DIR`, what raising each dimension does
     (the attribute an attribute classifier sees it turn on, with the effect size and its
     consistency across images), and `--detect CLASSIFIER`, what each dimension detects on real
-    images (its AUROC for the attribute the classifier sees). Nothing is renamed unless `--apply`.
+    images (its AUROC for the attribute the classifier sees). With `--detect`, the concept groups
+    (dimensions whose activations correlate > 0.5 over the same images) are listed under one name
+    each. Nothing is renamed unless `--apply`.
     """
     from protodiff.checkpoint import load_model, resolve_checkpoint, set_condition_names
-    from protodiff.explain.naming import detections, evidence, proposals
+    from protodiff.explain.naming import concept_groups, detections, evidence, group_name, proposals
 
     path = resolve_checkpoint(checkpoint)
     model, config = load_model(path)
@@ -126,6 +131,19 @@ def names(
         proposed = proposals(len(current), suggestions, detected, min_effect=min_effect, min_auroc=min_auroc)
         for j, name in enumerate(current):
             click.echo(f"{j:3d}  {name:<16} -> {proposed.get(j, '-'):<22} ({evidence(j, suggestions, detected)})")
+        if classifier is not None:
+            from protodiff.encoding import encode_split
+
+            vectors = encode_split(model, config.data.build().open(split), limit=images).vectors
+            groups = concept_groups(vectors, GROUP_CORRELATION)
+            click.echo(
+                f"concept groups (activations correlated > {GROUP_CORRELATION} over {len(vectors)} images; "
+                "an edit with --set follow=regression moves a group as one):"
+                if groups
+                else f"concept groups: none (no two dimensions correlate above {GROUP_CORRELATION})"
+            )
+            for members in groups:
+                click.echo(f"     {' + '.join(current[j] for j in members):<40} -> {group_name(members, proposed)}")
         if not apply:
             return
         current = [proposed.get(i, name) for i, name in enumerate(current)]

@@ -7,6 +7,7 @@ same call. The modules:
 
 ``context``     :func:`explain` and the :class:`ExplainContext` an explainer's inputs are drawn from
 ``dimensions``  dimension names -> indices (with suggestions), typed edits, observed ranges
+``coupling``    how dimensions co-vary over real images; the others following an edit (``follow``)
 ``edit``        the ``edit`` and ``interpolate`` explainers (any conditioner with a vector)
 ``effects``     the dimension x attribute effect matrix (and the names it suggests)
 ``shortcuts``   dimensions that move two attributes, ranked, with the training labels' correlation

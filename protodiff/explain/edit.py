@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -27,6 +28,7 @@ from protodiff.contracts.explainer import Explainer, Explanation, flag
 from protodiff.contracts.sampler import Callback, Sampler
 from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError, UnsupportedModel
+from protodiff.explain.coupling import Coupling
 from protodiff.explain.dimensions import observed_range, parse_changes, parse_sweep, warn_outside
 from protodiff.figures import save_image_grid
 from protodiff.model import EDIT_GUIDANCE, ConditionedDiffusion
@@ -65,11 +67,35 @@ class EditSettings:
     #: Start part-way: noise the image to this timestep and denoise it under the edit (SDEdit);
     #: None starts from the image's inversion, which keeps everything the edit does not change.
     start: int | None = None
+    #: What the dimensions an edit does not set do: ``none`` holds them; ``regression`` moves them
+    #: to their conditional mean given the edited ones over real images (:class:`Coupling`: the
+    #: prototypes that fire with an edited one follow it), and guidance then amplifies the edited
+    #: dimensions alone. A global attribute carried by several prototypes (a dark background) is
+    #: added only so (docs/steering.md).
+    follow: Literal["none", "regression"] = "none"
 
     def __post_init__(self) -> None:
         at_least(0.0, guidance=self.guidance)
         if self.start is not None:
             at_least(0, start=self.start)
+        if self.follow not in ("none", "regression"):
+            raise ValueError(f"follow must be 'none' or 'regression', got {self.follow!r}")
+
+    def condition(
+        self, model: ConditionedDiffusion, x0: Tensor, vectors: Tensor, coupling: Coupling | None
+    ) -> tuple[Tensor, Tensor | None]:
+        """The vectors ``x0`` is regenerated under for the edit ``vectors``, and the context guidance
+        amplifies away from (None: ``x0``'s own condition). With ``follow: regression`` the
+        dimensions an edit leaves alone follow the ones it sets, as ``coupling`` (fitted on real
+        images' vectors) says."""
+        if self.follow == "none":
+            return vectors, None
+        if coupling is None:
+            raise ProtodiffError(
+                "follow=regression moves the other dimensions as real images' vectors co-vary; "
+                "give the reference images it is fitted on (a data split), or --set follow=none"
+            )
+        return coupling.follow(model.encode(x0.to(model.device)).vector.detach(), vectors.to(model.device))
 
     def edit(
         self,
@@ -79,12 +105,14 @@ class EditSettings:
         *,
         sampler: Sampler | None = None,
         x_T: Tensor | None = None,
+        coupling: Coupling | None = None,
         generator: torch.Generator | None = None,
         callback: Callback | None = None,
     ) -> Tensor:
         """``x0`` regenerated under condition ``vectors`` with these settings (``x_T``: a cached
         inversion of ``x0`` under its own condition, made with the same sampler; ``sampler``: this
-        config's, already built)."""
+        config's, already built; ``coupling``: what ``follow: regression`` follows)."""
+        vectors, context = self.condition(model, x0, vectors, coupling)
         return model.edit(
             x0,
             vectors,
@@ -92,6 +120,7 @@ class EditSettings:
             guidance=self.guidance,
             start=self.start,
             x_T=x_T,
+            context=context,
             generator=generator,
             callback=callback,
         )
@@ -120,6 +149,7 @@ class EditSettings:
         *,
         sampler: Sampler,
         chunk: int,
+        coupling: Coupling | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """``x0`` (N images) edited to each of ``vectors`` (R * N rows, block r being the r-th edit of
@@ -137,6 +167,7 @@ class EditSettings:
                     vectors[i : i + chunk],
                     sampler=sampler,
                     x_T=noise[i : i + chunk],
+                    coupling=coupling,
                     generator=generator,
                 )
                 for i in progress
@@ -188,6 +219,7 @@ class EditExplainer(Explainer):
         vectors, x_T = invert_batch(model, batch, sampler)
         reference = encode_split(model, data, limit=c.reference).vectors if data is not None else vectors.cpu()
         low, high = observed_range(reference)
+        coupling = Coupling.fit(reference) if c.follow == "regression" else None
         edited_vectors = vectors
         for change in changes:
             edited_vectors = change.apply(edited_vectors)
@@ -209,11 +241,14 @@ class EditExplainer(Explainer):
             "sweeps": [],
             "guidance": c.guidance,
             "start": c.start,
+            "follow": c.follow,
         }
         figures = {}
         if changes:
-            edited = c.edit_many(model, batch, edited_vectors, origin, sampler=sampler, chunk=c.batch_size, generator=generator)
-            tensors["edited"], tensors["edited_vectors"] = edited, edited_vectors
+            edited = c.edit_many(
+                model, batch, edited_vectors, origin, sampler=sampler, chunk=c.batch_size, coupling=coupling, generator=generator
+            )
+            tensors["edited"], tensors["edited_vectors"] = edited, c.condition(model, batch, edited_vectors, coupling)[0]
             label = ", ".join(f"{names[ch.index]}{'+=' if ch.shift else '='}{ch.value:g}" for ch in changes)
             columns = [("real", batch), ("reconstructed", reconstructed), ("edited", edited)]
             figures["edit.png"] = lambda path, cols=columns, t=label: save_image_grid(path, cols, per_row=1, title=f"edit: {t}")
@@ -221,7 +256,9 @@ class EditExplainer(Explainer):
             name = names[sweep.index]
             swept = vectors.repeat(len(sweep.values), 1)
             swept[:, sweep.index] = torch.tensor(sweep.values, device=swept.device).repeat_interleave(n)
-            strips = c.edit_many(model, batch, swept, origin, sampler=sampler, chunk=c.batch_size, generator=generator)
+            strips = c.edit_many(
+                model, batch, swept, origin, sampler=sampler, chunk=c.batch_size, coupling=coupling, generator=generator
+            )
             strips = strips.reshape(len(sweep.values), n, *batch.shape[1:])
             tensors[f"sweep.{name}"] = strips.transpose(0, 1)  # (N, values, C, H, W)
             meta["sweeps"].append({"dimension": name, "values": list(sweep.values), "before": vectors[:, sweep.index].tolist()})

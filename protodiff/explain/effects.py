@@ -28,6 +28,7 @@ from protodiff.contracts.explainer import Explainer, Explanation
 from protodiff.contracts.sampler import Sampler
 from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError
+from protodiff.explain.coupling import Coupling
 from protodiff.explain.edit import EditSettings, require_vector
 
 if TYPE_CHECKING:
@@ -158,7 +159,8 @@ def effect_matrix(
     """The dimension x attribute effect matrix on ``images`` (see the module).
 
     A dimension's enhanced value is the ``quantile`` of its values over ``reference`` vectors of
-    real images (default: those of ``images``). Every edit is made as ``settings`` say (default:
+    real images (default: those of ``images``), which are also what ``follow: regression`` fits
+    its coupling on. Every edit is made as ``settings`` say (default:
     ``EditSettings()``, as ``protodiff explain edit`` makes it), all (dimension, image) edits
     batched ``chunk`` at a time from the same starting noise as the unedited reference.
     """
@@ -167,12 +169,16 @@ def effect_matrix(
     images = images.to(model.device)
     vectors = model.encode(images).vector.detach()
     x_T = settings.starting_noise(model, images, vectors, sampler, generator)
-    high = enhanced_values(vectors if reference is None else reference.to(vectors.device), quantile)
+    reference = vectors if reference is None else reference.to(vectors.device)
+    high = enhanced_values(reference, quantile)
+    coupling = Coupling.fit(reference) if settings.follow == "regression" else None
     n, k = vectors.shape
     edited = vectors.repeat(k + 1, 1)  # block 0: unedited; block j + 1: dimension j enhanced
     for j in range(k):
         edited[(j + 1) * n : (j + 2) * n, j] = high[j]
-    regenerated = settings.edit_many(model, images, edited, x_T, sampler=sampler, chunk=chunk, generator=generator)
+    regenerated = settings.edit_many(
+        model, images, edited, x_T, sampler=sampler, chunk=chunk, coupling=coupling, generator=generator
+    )
     probs = classifier.predict_proba(regenerated).view(k + 1, n, -1)
     change = probs[1:] - probs[:1]  # (K, N, A)
     return EffectMatrix(model.conditioner.names, list(classifier.attribute_names), change.cpu(), probs[0].cpu())

@@ -6,7 +6,9 @@ attribute from those that do not (AUROC against a judge's calls, so no dataset l
 attribute's probability when the dimension is raised, and how often it adds the attribute). The
 two need not agree: a Patronus prototype may detect a mark without drawing it when raised. A
 name is proposed from the edit when its effect is large enough, else from detection; both kinds
-of evidence are shown beside it.
+of evidence are shown beside it. Prototypes whose activations rise and fall together over real
+images are one *concept group* (:func:`concept_groups`): an edit with ``follow: regression`` moves
+them as one, and ``names`` shows each group under one name.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from protodiff.contracts.dataset import LabeledImages
     from protodiff.metrics.attribute_classifier import AttributeClassifier
     from protodiff.model import ConditionedDiffusion
@@ -99,3 +103,33 @@ def evidence(j: int, effects: list[dict] | None, detected: list[Detection] | Non
     if detected is not None and detected[j].attribute:
         parts.append(f"detects: {detected[j].name} AUROC {detected[j].separation:.2f}")
     return "; ".join(parts) if parts else "no evidence"
+
+
+def concept_groups(vectors: Tensor, threshold: float = 0.5) -> list[list[int]]:
+    """Dimensions whose activations over real images (``vectors``, (N, K)) correlate above
+    ``threshold``, joined transitively (a~b and b~c: one group), largest group first; a dimension
+    correlated with no other is in none."""
+    correlation = torch.corrcoef(vectors.float().T).nan_to_num()
+    linked = (correlation > threshold).fill_diagonal_(False)
+    group = list(range(len(linked)))  # union-find over the links
+
+    def root(j: int) -> int:
+        while group[j] != j:
+            group[j] = group[group[j]]
+            j = group[j]
+        return j
+
+    for a, b in linked.nonzero().tolist():
+        group[root(a)] = root(b)
+    members: dict[int, list[int]] = {}
+    for j in range(len(linked)):
+        members.setdefault(root(j), []).append(j)
+    return sorted((m for m in members.values() if len(m) > 1), key=lambda m: (-len(m), m[0]))
+
+
+def group_name(members: list[int], proposed: dict[int, str]) -> str:
+    """One name for a concept group: its members' proposed names without their ``(2)`` counters,
+    the most common first, joined with " / " when they disagree ("-" when none has a name)."""
+    bases = [proposed[j].rsplit(" (", 1)[0] for j in members if j in proposed]
+    ranked = sorted(set(bases), key=lambda name: (-bases.count(name), bases.index(name)))
+    return " / ".join(ranked) or "-"

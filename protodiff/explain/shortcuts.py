@@ -40,7 +40,7 @@ import itertools
 import math
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from scipy import stats
@@ -143,6 +143,11 @@ class ShortcutsExplainer(EffectsExplainer):
         #: is amplified too, a control flags a coupling its data does not have and a planted pair
         #: ranks second. ``--set guidance=2`` asks how couplings behave under amplified edits.
         guidance: float = 1.0
+        #: Each raised dimension alone, the others held. With ``regression`` the dimensions that
+        #: co-vary with it over real images would move too, and in a run trained on coupled data
+        #: (red squares only on warm images) those include the other attribute's: the ranking would
+        #: read the encoder's correlations, not what the denoiser does with one dimension.
+        follow: Literal["none", "regression"] = "none"
 
         def __post_init__(self) -> None:
             super().__post_init__()

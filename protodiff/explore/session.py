@@ -42,6 +42,7 @@ from protodiff.contracts.sampler import StepInfo
 from protodiff.devices import resolve_device
 from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError
+from protodiff.explain.coupling import Coupling
 from protodiff.explain.dimensions import dimension_index, observed_range
 from protodiff.explain.edit import EditSettings, require_vector
 from protodiff.explain.effects import EffectsExplainer, enhanced_values, strongest_rows
@@ -243,6 +244,8 @@ class Explorer:
         self.labels = self.data.attributes() if self.attribute_names else torch.zeros(len(self.data), 0)
         self.reference = encode_split(model, self.data, limit=reference).vectors
         self.low, self.high = observed_range(self.reference)
+        #: What ``follow: regression`` moves the unedited dimensions by (None when edits hold them).
+        self.coupling = Coupling.fit(self.reference) if self.settings.follow == "regression" else None
         #: Saved effect matrices and shortcut rankings of this run, and one line per one that would not read.
         self.effects: list[SavedEffects] = []
         self.notes: list[str] = []
@@ -391,7 +394,7 @@ class Explorer:
             frames.append(info.x0_hat[0].float().cpu())
             activations.append(self.model.encode(info.x0_hat).vector[0].float().cpu())
 
-        image = self.settings.edit(self.model, x0, vector, sampler=self.sampler, x_T=x_T, callback=read)
+        image = self.settings.edit(self.model, x0, vector, sampler=self.sampler, x_T=x_T, coupling=self.coupling, callback=read)
         return Timeline(timesteps, torch.stack(frames), torch.stack(activations)), image
 
     def vector_for(self, picture: Picture, values: Sequence[float] | Tensor | Mapping[str, float]) -> Tensor:

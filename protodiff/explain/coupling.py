@@ -1,0 +1,76 @@
+"""How the dimensions of a condition vector move together over real images, and edits that respect it.
+
+Raising one prototype and holding every other fixed asks the denoiser for a vector no real image
+has when the concept is carried by several dimensions at once: a dark background lowers one
+"light background" prototype a lot and four others a little, and with those four still saying
+"light" the denoiser keeps the background light. :class:`Coupling` fits the mean and covariance
+of the vectors of real images and moves the dimensions an edit did *not* set to their conditional
+mean given the ones it did (a Gaussian model of s):
+
+    s'_R = s_R + C_RJ C_JJ^-1 (s'_J - s_J)
+
+J the edited dimensions, R the rest. Prototypes that fire together move together, those that
+exclude the edited one move away, and a dimension unrelated to it stays where it was. It needs no
+labels: only the vectors of images of the training distribution. The edit's *guidance*
+(:meth:`ConditionedDiffusion.edit_net_fn <protodiff.model.ConditionedDiffusion.edit_net_fn>`) is
+then applied to the edited dimensions alone: it amplifies the difference between the followed
+vector and the same vector with the edited dimensions at their old values, so the followers are
+context and are not amplified themselves (docs/steering.md measures both).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from protodiff.errors import ProtodiffError
+
+#: Added to the diagonal of C_JJ (relative to its mean variance) so a solve over near-duplicate
+#: dimensions stays finite.
+RIDGE = 1e-4
+
+
+@dataclass(frozen=True)
+class Coupling:
+    """The covariance (K, K) of a condition's dimensions over real images (see the module)."""
+
+    covariance: Tensor
+
+    @classmethod
+    def fit(cls, reference: Tensor) -> Coupling:
+        """From the condition vectors (N, K) of N >= 2 real images."""
+        if reference.dim() != 2 or len(reference) < 2:
+            raise ProtodiffError(
+                f"a coupling needs the condition vectors of at least 2 real images as (N, K), got shape {tuple(reference.shape)}"
+            )
+        return cls(torch.cov(reference.detach().float().T).reshape(reference.shape[1], reference.shape[1]))
+
+    def follow(self, vectors: Tensor, edited: Tensor) -> tuple[Tensor, Tensor]:
+        """``edited`` (B, K) with the dimensions each row did not change (against ``vectors``) moved
+        to their conditional mean, and the *context* of each row: the followed vector with the
+        changed dimensions back at their values in ``vectors`` (what guidance amplifies away from).
+        Rows that change nothing come back unchanged."""
+        if vectors.shape != edited.shape or vectors.shape[-1] != len(self.covariance):
+            raise ProtodiffError(
+                f"follow: vectors {tuple(vectors.shape)} and edits {tuple(edited.shape)} must both be (B, {len(self.covariance)})"
+            )
+        covariance = self.covariance.to(vectors.device)
+        changed = edited != vectors
+        followed, context = edited.clone(), vectors.clone()
+        for pattern in torch.unique(changed, dim=0):
+            if not pattern.any():
+                continue
+            rows = (changed == pattern).all(dim=1)
+            j = pattern.nonzero().flatten()
+            c_jj = covariance[j][:, j]
+            c_jj = c_jj + RIDGE * c_jj.diagonal().mean().clamp_min(1e-12) * torch.eye(len(j), device=c_jj.device)
+            slopes = torch.linalg.solve(c_jj, covariance[j]).T  # (K, |J|): each dimension on the edited ones
+            delta = edited[rows][:, j] - vectors[rows][:, j]
+            moved = vectors[rows] + delta @ slopes.T
+            moved[:, j] = edited[rows][:, j]
+            followed[rows] = moved
+            context[rows] = moved.clone()
+            context[rows.nonzero().flatten()[:, None], j[None]] = vectors[rows][:, j]
+        return followed, context
