@@ -217,6 +217,13 @@ def test_prototypes_gallery_boxes_the_turned_up_prototype_deterministically(runs
     assert set(meta["prototypes"][0]) == {"prototype", "index", "target", "before", "after", "boxes", "nearest"}
     assert meta["prototypes"][0]["target"] == pytest.approx(float(tensors["targets"][1]))
     assert (tmp_path / "a" / "gallery.png").read_bytes()[:4] == b"\x89PNG"
+    # Followed by regression (fitted on the same reference images): the other prototypes move too.
+    invoke(*args, "--set", "follow=regression", "--seed", "2", "--out", str(tmp_path / "follow"))
+    followed = load_file(str(tmp_path / "follow" / "tensors.safetensors"))["regenerated"]
+    assert not torch.allclose(followed, tensors["regenerated"], atol=1e-5)
+    # A DiffAE direction moves every dimension: nothing is left to follow.
+    out = invoke("explain", "attribute-edit", runs["patronus"], "--set", "follow=regression", code=2)
+    assert out.count("\n") == 1 and "follow must be 'none'" in out
 
 
 def test_prototypes_refuses_a_model_without_prototypes_in_one_line(runs):

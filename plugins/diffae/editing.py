@@ -166,6 +166,8 @@ class AttributeEditExplainer(Explainer):
             if self.fit_images < 2 or self.steps < 1 or self.batch_size < 1:
                 raise ValueError("fit_images must be at least 2, steps and batch_size positive")
             finite(amount=self.amount)
+            if self.follow != "none":  # a direction moves every dimension: none is left to follow
+                raise ValueError("attribute-edit moves every dimension along a direction; follow must be 'none'")
 
     def explain(
         self,

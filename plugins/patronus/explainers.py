@@ -24,6 +24,7 @@ from protodiff import Registries, hookimpl
 from protodiff.contracts.dataset import LabeledImages
 from protodiff.contracts.explainer import Explainer, Explanation, flag
 from protodiff.encoding import encode_split
+from protodiff.explain.coupling import Coupling
 from protodiff.explain.dimensions import dimension_index
 from protodiff.explain.edit import EditSettings
 from protodiff.figures import BACKGROUND, CELL_GAP, GROUP_GAP, INK, MARGIN, MIN_CELL, font, save_image, to_pil
@@ -91,7 +92,10 @@ class PrototypesExplainer(Explainer):
         rows = torch.arange(p * n)
         edited = vectors.repeat(p, 1)
         edited[rows, which] = targets[which].to(edited)
-        generated = c.edit_many(model, batch, edited, x_T, sampler=sampler, chunk=c.batch_size, generator=generator)
+        coupling = Coupling.fit(reference.vectors) if c.follow == "regression" else None
+        generated = c.edit_many(
+            model, batch, edited, x_T, sampler=sampler, chunk=c.batch_size, coupling=coupling, generator=generator
+        )
         after, maps = _reencode(model, generated, c.batch_size)
         boxes = [b[0] for b in nearest_patch_boxes(conditioner.encoder, maps[rows, which][:, None])]
 
