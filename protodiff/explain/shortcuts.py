@@ -139,9 +139,10 @@ class ShortcutsExplainer(EffectsExplainer):
         alpha: float = 0.05
         #: The edited condition alone, not the edits' default EDIT_GUIDANCE. Measured on the
         #: planted-shortcut runs of docs/shortcuts.md: at 1 the planted pair ranks first and is
-        #: flagged and the controls flag nothing; at 2 every edit's leakage into other attributes
-        #: is amplified too, a control flags a coupling its data does not have and a planted pair
-        #: ranks second. ``--set guidance=2`` asks how couplings behave under amplified edits.
+        #: flagged (controls: none flagged in fp32, one yellow/gradient entanglement on one of two
+        #: bf16 controls); at 2 every edit's leakage into other attributes is amplified too, both
+        #: controls list it and a planted pair ranks second. ``--set guidance=2`` asks how
+        #: couplings behave under amplified edits.
         guidance: float = 1.0
         #: Each raised dimension alone, the others held. With ``regression`` the dimensions that
         #: co-vary with it over real images would move too, and in a run trained on coupled data
