@@ -73,6 +73,24 @@ TINY_OVERRIDES = [
 ]
 
 
+def tiny_conditional_model(conditioner: str):
+    """An untrained ``ddpm-shapes`` model at TINY_OVERRIDES, conditioned by ``conditioner``'s test
+    preset, and its test split: seeded, with the zero-initialised output layers filled in, since
+    those would make every regeneration ignore the condition (what an edit test needs to see)."""
+    import torch
+
+    from protodiff.model import ConditionedDiffusion
+
+    torch.manual_seed(0)
+    config = load_experiment("ddpm-shapes", [*TINY_OVERRIDES, f"model.conditioner={{name: {conditioner}, preset: test}}"])
+    model = ConditionedDiffusion.from_experiment(config).eval()
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if not parameter.any():
+                parameter.normal_(std=0.3)
+    return model, config.data.build().open("test")
+
+
 @pytest.fixture
 def tiny_config():
     """A seconds-long version of the ddpm-shapes preset, with extra ``key=value`` overrides."""

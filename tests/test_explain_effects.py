@@ -21,24 +21,14 @@ from protodiff.explain.shortcuts import ShortcutsExplainer, couplings, critical_
 from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
 from protodiff.model import ConditionedDiffusion
 
-PATRONUS = "model.conditioner={name: patronus, preset: test}"
 DDIM_2 = ComponentSpec("sampler", "ddim", raw={"steps": 2})
 
 
 @pytest.fixture(scope="module")
 def setup():
-    from conftest import TINY_OVERRIDES
+    from conftest import tiny_conditional_model
 
-    from protodiff.experiment import load_experiment
-
-    torch.manual_seed(0)
-    config = load_experiment("ddpm-shapes", [*TINY_OVERRIDES, PATRONUS])
-    model = ConditionedDiffusion.from_experiment(config).eval()
-    with torch.no_grad():  # zero-initialised output layers would make every regeneration ignore the condition
-        for parameter in model.parameters():
-            if not parameter.any():
-                parameter.normal_(std=0.3)
-    data = config.data.build().open("test")
+    model, data = tiny_conditional_model("patronus")
     classifier = AttributeClassifier.for_dataset(data, ClassifierConfig(widths=(4, 8))).eval()
     images = torch.stack([data[i][0] for i in range(3)])
     return model, data, classifier, images

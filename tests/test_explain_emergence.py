@@ -32,18 +32,9 @@ DDIM_3 = ComponentSpec("sampler", "ddim", raw={"steps": 3})
 
 
 def tiny(conditioner: str) -> tuple[ConditionedDiffusion, object]:
-    from conftest import TINY_OVERRIDES
+    from conftest import tiny_conditional_model
 
-    from protodiff.experiment import load_experiment
-
-    torch.manual_seed(0)
-    config = load_experiment("ddpm-shapes", [*TINY_OVERRIDES, f"model.conditioner={{name: {conditioner}, preset: test}}"])
-    model = ConditionedDiffusion.from_experiment(config).eval()
-    with torch.no_grad():  # zero-initialised output layers would make every regeneration ignore the condition
-        for parameter in model.parameters():
-            if not parameter.any():
-                parameter.normal_(std=0.3)
-    return model, config.data.build().open("test")
+    return tiny_conditional_model(conditioner)
 
 
 @pytest.fixture(scope="module")
