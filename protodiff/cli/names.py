@@ -123,18 +123,18 @@ def names(
         current[int(index)] = name.strip()
     if effects is not None or classifier is not None:
         suggestions = read_suggestions(effects, len(current)) if effects is not None else None
-        detected = None
+        detected = vectors = None
         if classifier is not None:
+            from protodiff.encoding import encode_split
             from protodiff.metrics.attribute_classifier import AttributeClassifier
 
-            detected = detections(model, config.data.build().open(split), AttributeClassifier.load(classifier), images)
+            data = config.data.build().open(split)
+            vectors = encode_split(model, data, limit=images).vectors  # read by detection and the groups
+            detected = detections(model, data, AttributeClassifier.load(classifier), images, vectors)
         proposed = proposals(len(current), suggestions, detected, min_effect=min_effect, min_auroc=min_auroc)
         for j, name in enumerate(current):
             click.echo(f"{j:3d}  {name:<16} -> {proposed.get(j, '-'):<22} ({evidence(j, suggestions, detected)})")
-        if classifier is not None:
-            from protodiff.encoding import encode_split
-
-            vectors = encode_split(model, config.data.build().open(split), limit=images).vectors
+        if vectors is not None:
             groups = concept_groups(vectors, GROUP_CORRELATION)
             click.echo(
                 f"concept groups (activations correlated > {GROUP_CORRELATION} over {len(vectors)} images; "

@@ -46,16 +46,23 @@ class Detection:
 
 @torch.no_grad()
 def detections(
-    model: ConditionedDiffusion, data: LabeledImages, classifier: AttributeClassifier, images: int = 512
+    model: ConditionedDiffusion,
+    data: LabeledImages,
+    classifier: AttributeClassifier,
+    images: int = 512,
+    vectors: Tensor | None = None,
 ) -> list[Detection]:
     """Each dimension's best-separated attribute over the first ``images`` of ``data``, with the
-    classifier's calls as the truth (an attribute it sees on all or none of them is skipped)."""
+    classifier's calls as the truth (an attribute it sees on all or none of them is skipped).
+    ``vectors``: those images' condition vectors, when the caller has encoded them already."""
     from sklearn.metrics import roc_auc_score
 
     from protodiff.encoding import encode_split
 
     count = min(images, len(data))
-    vectors = encode_split(model, data, limit=count).vectors.numpy()
+    if vectors is None:
+        vectors = encode_split(model, data, limit=count).vectors
+    vectors = vectors[:count].numpy()
     pictures = torch.stack([data[i][0] for i in range(count)]).to(next(classifier.parameters()).device)
     calls = (classifier.predict_proba(pictures) > 0.5).numpy()
     out = []
