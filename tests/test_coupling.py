@@ -10,6 +10,7 @@ import torch
 from protodiff.config import ComponentSpec
 from protodiff.errors import ProtodiffError
 from protodiff.explain.coupling import Coupling
+from protodiff.explain.dimensions import OutOfRangeWarning
 from protodiff.explain.edit import EditSettings
 
 DDIM_2 = ComponentSpec("sampler", "ddim", raw={"steps": 2})
@@ -103,3 +104,27 @@ def tiny_patronus():
     images = torch.stack([data[i][0] for i in range(3)])
     reference = model.encode(torch.stack([data[i][0] for i in range(16)])).vector.detach()
     return model, images, reference
+
+
+def test_effect_matrix_and_edit_explainer_follow_when_asked(tiny_patronus):
+    """``effects`` fits its coupling on the reference vectors; ``explain edit`` records the followed
+    vectors it regenerated under, and the setting, in its output."""
+    from protodiff.explain.edit import EditExplainer
+    from protodiff.explain.effects import effect_matrix
+    from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
+
+    model, images, reference = tiny_patronus
+    classifier = AttributeClassifier(["mark", "tint"], images.shape[1], images.shape[-1], ClassifierConfig(widths=(4, 8))).eval()
+    sampler = model.sampler("ddim", steps=2)
+    held = effect_matrix(model, images, classifier, sampler=sampler, reference=reference)
+    follow = EditSettings(follow="regression")
+    followed = effect_matrix(model, images, classifier, sampler=sampler, reference=reference, settings=follow)
+    assert torch.allclose(held.before, followed.before, atol=1e-6)  # the unedited regeneration is the same
+    assert not torch.allclose(held.change, followed.change, atol=1e-5)
+
+    explainer = EditExplainer(EditExplainer.Config(to=["proto_00=2.0"], follow="regression", sampler=DDIM_2))
+    with pytest.warns(OutOfRangeWarning):  # 2.0 is far above what the untrained model's images give
+        out = explainer.explain(model, images)
+    assert out.meta["follow"] == "regression"
+    vectors, edited = out.tensors["vectors"], out.tensors["edited_vectors"]
+    assert (edited[:, 0] == 2.0).all() and not torch.allclose(edited[:, 1:], vectors[:, 1:])
