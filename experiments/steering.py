@@ -34,6 +34,8 @@ A lever changes only how the edit is made, on the same trained model:
 ``focus``         with ``regress``, guidance amplifies only the edited dimension's own difference:
                   net(s') + (w - 1) (net(s') - net(s_f)), s_f the followed vector with the edited
                   dimension back at its original value (the followers are context, not amplified);
+``sparse<r>``     with ``regress``, only the dimensions whose activations correlate with the edited
+                  one by more than r in absolute value follow it; the rest are held;
 ``lower``         set the dimension to its plausible *minimum* instead (the 0.0 quantile): the edit
                   for an attribute that is the absence of what a prototype detects (a dark
                   background is "no light patch anywhere");
@@ -81,6 +83,7 @@ class Lever:
     lower: bool = False
     regress: bool = False
     focus: bool = False
+    sparse: float | None = None
     null_guide: float | None = None
 
     @classmethod
@@ -99,6 +102,8 @@ class Lever:
                 lever.focus = True
             elif m := re.fullmatch(r"guide([\d.]+)", part):
                 lever.guide = float(m.group(1))
+            elif m := re.fullmatch(r"sparse([\d.]+)", part):
+                lever.sparse = float(m.group(1))
             elif m := re.fullmatch(r"cfg([\d.]+)", part):
                 lever.null_guide = float(m.group(1))
             elif m := re.fullmatch(r"extrap([\d.]+)", part):
@@ -155,7 +160,10 @@ class Steering:
             end = self.low[j] if lever.lower else self.high[j]
             value = self.median[j] + lever.extrap * (end - self.median[j])
             if lever.regress:
-                edited += (value - vectors[:, j : j + 1]) * self.slopes[:, j][None]
+                slopes = self.slopes[:, j]
+                if lever.sparse is not None:  # only the dimensions correlated with j follow
+                    slopes = torch.where(self.correlation[:, j].abs() > lever.sparse, slopes, 0.0)
+                edited += (value - vectors[:, j : j + 1]) * slopes[None]
             edited[:, j] = value
         return edited
 
@@ -206,6 +214,15 @@ class Steering:
         flips = (has_after[lacking][:, others] != has_before[lacking][:, others]).float().mean().item()
         return success, flips, int(lacking.sum())
 
+    def flipped(self, after: Tensor, before: Tensor, a: int) -> dict[str, float]:
+        """Per other attribute, the share of the images lacking ``a`` on which it flips: what the
+        leakage is made of."""
+        lacking = before[:, a] <= 0.5
+        if not lacking.any():
+            return {}
+        flips = ((after[lacking] > 0.5) != (before[lacking] > 0.5)).float().mean(dim=0)
+        return {name: round(float(flips[b]), 3) for b, name in enumerate(self.names) if b != a}
+
     def measure(self, lever: Lever) -> dict:
         k, names = self.vectors.shape[1], self.names
         started = time.perf_counter()
@@ -226,6 +243,7 @@ class Steering:
             for kind, j in (("editor", editors[a]), ("clean_editor", clean[a]), ("detector", detectors[a])):
                 s, leak, n = self.success_leakage(after_e[chosen.index(j)], before_e, a)
                 row[kind] = {"dim": j, "success": round(s, 3), "leakage": round(leak, 3), "lacking": n}
+                row[kind]["flipped"] = self.flipped(after_e[chosen.index(j)], before_e, a)
             row["strongest_cell"] = {"dim": int(change[:, a].argmax()), "effect": round(float(change[:, a].max()), 3)}
             out[name] = row
         calibration = {name: calib[:, a].round(decimals=3).tolist() for a, name in enumerate(names)}

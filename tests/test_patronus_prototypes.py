@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from protodiff.config import ComponentSpec
+from protodiff.errors import ConfigError
 from protodiff_patronus.conditioner import nearest_patch_boxes
 from protodiff_patronus.prototypes import distinct_loss
 
@@ -23,6 +24,27 @@ def test_log_l2_matches_the_definition():
     torch.testing.assert_close(maps.flatten(2), brute, atol=1e-4, rtol=1e-4)
     nearest = brute.min(dim=2).values
     torch.testing.assert_close(s, torch.log((nearest + 1) / (nearest + 1e-4)), atol=1e-4, rtol=1e-4)
+
+
+def test_global_prototypes_read_the_mean_over_patches_and_the_rest_the_max():
+    proto = layer("log-l2", 8, num_prototypes=5, global_prototypes=2)
+    z = torch.randn(3, 8, 4, 6)
+    s, maps = proto(z)
+    every_patch = torch.log((maps + 1) / (maps + 1e-4)).flatten(2)  # (B, m, HW)
+    torch.testing.assert_close(s[:, :3], every_patch[:, :3].max(dim=2).values)
+    torch.testing.assert_close(s[:, 3:], every_patch[:, 3:].mean(dim=2))
+    # "how much of the image": a global prototype grows with the share of patches that match it
+    z = torch.randn(1, 8, 4, 4) + 3
+    shares = []
+    for count in (1, 4, 12):
+        z.flatten(2)[0, :, :count] = proto.prototypes[4, :, None]
+        shares.append(proto(z)[0][0, 4].item())
+    assert shares[0] < shares[1] < shares[2]
+    plain = layer("log-l2", 8, num_prototypes=5)
+    plain.prototypes.data.copy_(proto.prototypes.data)
+    assert torch.equal(plain(z)[0][:, :3], proto(z)[0][:, :3])  # the max-pooled ones are unchanged
+    with pytest.raises(ConfigError, match=r"global_prototypes must be in \[0, 5\], got 6"):
+        layer("log-l2", 8, num_prototypes=5, global_prototypes=6)
 
 
 def test_log_l2_init_is_uniform_and_activation_peaks_on_an_exact_match():

@@ -119,9 +119,16 @@ class LogL2Prototypes(PrototypeLayer):
         #: Weight of a penalty on the squared correlation between prototypes' activations over the
         #: batch (0 = off): two prototypes that fire on the same images are one concept twice.
         decorrelation_weight: float = 0.0
+        #: The last this many prototypes are read out by the *mean* of their activation over patches
+        #: instead of the max: how much of the image looks like the prototype, not whether some
+        #: patch does. A background colour is a property of every patch; a max-pooled "light
+        #: patch" prototype still fires on a dark image with one light mark, so no value of it
+        #: asks the denoiser for a dark background (docs/steering.md, "Global prototypes").
+        global_prototypes: int = 0
 
         def __post_init__(self) -> None:
             at_least(1, num_prototypes=self.num_prototypes, restart_every=self.restart_every, project_every=self.project_every)
+            between(0, self.num_prototypes, global_prototypes=self.global_prototypes)
             positive(epsilon=self.epsilon)  # it bounds s at log(1/epsilon)
             at_least(
                 0,
@@ -154,13 +161,24 @@ class LogL2Prototypes(PrototypeLayer):
         if self.training and torch.is_grad_enabled() and hasattr(self, "batches_seen"):
             self._maintain(z)
         distances = patch_prototype_distances(z, self.prototypes)
-        nearest = distances.flatten(2).min(dim=2).values
-        s = torch.log((nearest + 1) / (nearest + self.config.epsilon))
+        s = self._read_out(distances)
         self._last_s = s if self.training else None
         return s, distances
 
+    def _read_out(self, distances: Tensor) -> Tensor:
+        """s (B, m) from the distance maps: the activation of the nearest patch, or for the last
+        ``global_prototypes`` the mean activation over patches."""
+        nearest = distances.flatten(2).min(dim=2).values
+        s = torch.log((nearest + 1) / (nearest + self.config.epsilon))
+        count = self.config.global_prototypes
+        if count:
+            spread = self.patch_activations(distances[:, -count:]).flatten(2).mean(dim=2)
+            s = torch.cat([s[:, :-count], spread], dim=1)
+        return s
+
     def patch_activations(self, maps: Tensor) -> Tensor:
-        """log((d + 1) / (d + epsilon)) of every patch's distance: its maximum over patches is ``s``."""
+        """log((d + 1) / (d + epsilon)) of every patch's distance: ``s`` is its maximum over patches
+        (its mean for the ``global_prototypes``)."""
         return torch.log((maps.float() + 1) / (maps.float() + self.config.epsilon))
 
     @torch.no_grad()
@@ -172,8 +190,7 @@ class LogL2Prototypes(PrototypeLayer):
             patches = z.detach().permute(0, 2, 3, 1).reshape(-1, z.shape[1])
             self.prototypes.copy_(patches[torch.cdist(self.prototypes, patches).argmin(dim=1)])
         if c.restart_every and n % c.restart_every == 0:
-            nearest = patch_prototype_distances(z, self.prototypes).flatten(2).min(dim=2).values
-            s = torch.log((nearest + 1) / (nearest + c.epsilon))
+            s = self._read_out(patch_prototype_distances(z, self.prototypes))
             redundant = redundant_prototypes(s, c.restart_correlation)
             if redundant.any():
                 keep = self.prototypes[~redundant]
