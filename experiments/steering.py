@@ -36,6 +36,14 @@ A lever changes only how the edit is made, on the same trained model:
                   dimension back at its original value (the followers are context, not amplified);
 ``sparse<r>``     with ``regress``, only the dimensions whose activations correlate with the edited
                   one by more than r in absolute value follow it; the rest are held;
+``transport<k>``  the other dimensions keep their *quantile*: each is moved to the value that has the
+                  same rank among the test images nearest the edited dimension's new value as it had
+                  among those nearest its old value; a detector whose scale depends on the
+                  background keeps saying "present" or "absent" (conditional quantile matching;
+                  k neighbours on each side, 100 by default); a dimension whose distribution is the
+                  same in both neighbourhoods (Kolmogorov-Smirnov at 1%) is held;
+``correct<n>``    n closed-loop corrections: encode the edited image, add to the condition what the
+                  encoder reads short of the edit's target vector (every dimension), regenerate;
 ``lower``         set the dimension to its plausible *minimum* instead (the 0.0 quantile): the edit
                   for an attribute that is the absence of what a prototype detects (a dark
                   background is "no light patch anywhere");
@@ -55,12 +63,18 @@ import argparse
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
+
+#: Test images on each side of a ``transport`` edit (the old value's neighbours and the new one's).
+NEIGHBOURS = 100
+#: The two-sample Kolmogorov-Smirnov statistic's critical value at 1%, times sqrt(2 / count).
+KS_1PC = 1.63
 
 ATTRS_SHORT = {
     "red_square": "red",
@@ -84,7 +98,9 @@ class Lever:
     regress: bool = False
     focus: bool = False
     sparse: float | None = None
+    transport: int | None = None
     null_guide: float | None = None
+    correct: int = 0
 
     @classmethod
     def parse(cls, text: str) -> Lever:
@@ -100,6 +116,10 @@ class Lever:
                 lever.regress = True
             elif part == "focus":
                 lever.focus = True
+            elif m := re.fullmatch(r"correct(\d+)", part):
+                lever.correct = int(m.group(1))
+            elif m := re.fullmatch(r"transport(\d*)", part):
+                lever.transport = int(m.group(1) or NEIGHBOURS)
             elif m := re.fullmatch(r"guide([\d.]+)", part):
                 lever.guide = float(m.group(1))
             elif m := re.fullmatch(r"sparse([\d.]+)", part):
@@ -159,13 +179,41 @@ class Steering:
         for j in dims:
             end = self.low[j] if lever.lower else self.high[j]
             value = self.median[j] + lever.extrap * (end - self.median[j])
-            if lever.regress:
+            if lever.transport is not None:
+                edited = self.transported(vectors, j, value, lever.transport)
+            elif lever.regress:
                 slopes = self.slopes[:, j]
                 if lever.sparse is not None:  # only the dimensions correlated with j follow
                     slopes = torch.where(self.correlation[:, j].abs() > lever.sparse, slopes, 0.0)
                 edited += (value - vectors[:, j : j + 1]) * slopes[None]
             edited[:, j] = value
         return edited
+
+    def transported(self, vectors: Tensor, j: int, value: Tensor, neighbours: int) -> Tensor:
+        """``vectors`` with dimension j set to ``value`` and every other dimension moved to the same
+        quantile among the test images whose dimension j is nearest the new value as it had among
+        those nearest its old value (``neighbours`` of them each time)."""
+        reference = self.vectors
+        count = min(neighbours, len(reference))
+        old = (reference[None, :, j] - vectors[:, j : j + 1]).abs().topk(count, dim=1, largest=False).indices
+        new = (reference[:, j] - value).abs().topk(count, largest=False).indices
+        before = reference[old]  # (n, count, K): each image's neighbours at its old value
+        below = (before < vectors[:, None]).float().mean(dim=1) + 0.5 * (before == vectors[:, None]).float().mean(dim=1)
+        position = (below * count - 0.5).clamp(0, count - 1)  # (n, K) Hazen plotting position
+        after = reference[new].sort(dim=0).values  # (count, K) the neighbours at the new value, sorted
+        low = position.floor().long()
+        high = (low + 1).clamp_max(count - 1)
+        weight = position - low
+        moved = after.gather(0, low) * (1 - weight) + after.gather(0, high) * weight
+        # Only a dimension whose distribution differs between the two neighbourhoods moves (a
+        # two-sample Kolmogorov-Smirnov test at 1%); the rest would move by sampling noise alone.
+        grid = torch.cat([before, after[None].expand_as(before)], dim=1)  # (n, 2 count, K)
+        cdf_before = (before[:, :, None] <= grid[:, None]).float().mean(dim=1)
+        cdf_after = (after[None, :, None] <= grid[:, None]).float().mean(dim=1)
+        differs = (cdf_before - cdf_after).abs().amax(dim=1) > KS_1PC * (2 / count) ** 0.5
+        moved = torch.where(differs, moved, vectors)
+        moved[:, j] = value
+        return moved
 
     def group_of(self, j: int) -> list[int]:
         return sorted({j, *torch.nonzero(self.correlation[j] > 0.5).flatten().tolist()})
@@ -187,41 +235,58 @@ class Steering:
             base = self.sampler.sample(unedited, x_T, prediction=prediction, timesteps=timesteps)
         else:
             base = self.model.sample(condition=vectors, x_T=x_T, sampler=self.sampler, timesteps=timesteps)
+        shortfall = vectors - self.model.encode(base).vector.float()  # the round trip's own, unedited
         edits = []
         for dims in dims_per_edit:
             dims = sorted({k for j in dims for k in (self.group_of(j) if lever.group else [j])})
             edited = self.target(vectors, dims, lever)
-            if lever.null_guide is not None:  # the cfg lever: guidance away from the null condition
-                net = self.model.edit_net_fn(null, edited, n, lever.null_guide)
-            elif lever.focus:  # guidance on the edited dimensions alone, the followers as context
-                context = edited.clone()
-                context[:, dims] = vectors[:, dims]
-                net = self.model.edit_net_fn(context, edited, n, lever.guide)
-            else:
-                net = self.model.edit_net_fn(vectors, edited, len(vectors), lever.guide)  # the guide lever
-            out = self.sampler.sample(net, x_T, prediction=prediction, timesteps=timesteps)
+            condition = edited
+            for _ in range(lever.correct + 1):
+                out = self.sampler.sample(
+                    self.net(vectors, condition, dims, lever), x_T, prediction=prediction, timesteps=timesteps
+                )
+                # What the encoder reads on the edit, against what the edit asked for: the next pass
+                # asks for the shortfall beyond the unedited round trip's, on every dimension.
+                condition = condition + (edited - self.model.encode(out).vector.float()) - shortfall
             edits.append(out)
         judge = self.judge
         return (torch.stack([judge.predict_proba(e) for e in edits]), judge.predict_proba(base))
 
+    def net(self, vectors: Tensor, edited: Tensor, dims: list[int], lever: Lever) -> Callable[..., Tensor]:
+        """The denoiser an edit of ``vectors`` to ``edited`` (on ``dims``) samples with."""
+        n = len(vectors)
+        if lever.null_guide is not None:  # the cfg lever: guidance away from the null condition
+            null = self.vectors[:256].mean(dim=0, keepdim=True).expand_as(vectors)
+            return self.model.edit_net_fn(null, edited, n, lever.null_guide)
+        if lever.focus:  # guidance on the edited dimensions alone, the followers as context
+            context = edited.clone()
+            context[:, dims] = vectors[:, dims]
+            return self.model.edit_net_fn(context, edited, n, lever.guide)
+        return self.model.edit_net_fn(vectors, edited, n, lever.guide)  # the guide lever
+
     def success_leakage(self, after: Tensor, before: Tensor, a: int) -> tuple[float, float, int]:
-        has_before, has_after = before > 0.5, after > 0.5
-        lacking = ~has_before[:, a]
-        if not lacking.any():
+        lacking, added, flips = self.changes(after, before, a)
+        if lacking == 0:
             return float("nan"), float("nan"), 0
-        success = has_after[lacking, a].float().mean().item()
-        others = [b for b in range(len(self.names)) if b != a]
-        flips = (has_after[lacking][:, others] != has_before[lacking][:, others]).float().mean().item()
-        return success, flips, int(lacking.sum())
+        return added.float().mean().item(), flips.float().mean().item(), lacking
 
     def flipped(self, after: Tensor, before: Tensor, a: int) -> dict[str, float]:
         """Per other attribute, the share of the images lacking ``a`` on which it flips: what the
         leakage is made of."""
-        lacking = before[:, a] <= 0.5
-        if not lacking.any():
+        lacking, _, flips = self.changes(after, before, a)
+        if lacking == 0:
             return {}
-        flips = ((after[lacking] > 0.5) != (before[lacking] > 0.5)).float().mean(dim=0)
-        return {name: round(float(flips[b]), 3) for b, name in enumerate(self.names) if b != a}
+        others = [name for b, name in enumerate(self.names) if b != a]
+        return dict(zip(others, (round(float(r), 3) for r in flips.float().mean(dim=0)), strict=True))
+
+    def changes(self, after: Tensor, before: Tensor, a: int) -> tuple[int, Tensor, Tensor]:
+        """On the images lacking ``a`` before the edit: how many, whether each has ``a`` after it,
+        and whether each other attribute flipped (images x others)."""
+        has_before, has_after = before > 0.5, after > 0.5
+        lacking = ~has_before[:, a]
+        others = [b for b in range(len(self.names)) if b != a]
+        flips = has_after[lacking][:, others] != has_before[lacking][:, others]
+        return int(lacking.sum()), has_after[lacking, a], flips
 
     def measure(self, lever: Lever) -> dict:
         k, names = self.vectors.shape[1], self.names

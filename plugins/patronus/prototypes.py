@@ -169,7 +169,7 @@ class LogL2Prototypes(PrototypeLayer):
         """s (B, m) from the distance maps: the activation of the nearest patch, or for the last
         ``global_prototypes`` the mean activation over patches."""
         nearest = distances.flatten(2).min(dim=2).values
-        s = torch.log((nearest + 1) / (nearest + self.config.epsilon))
+        s = self.patch_activations(nearest)
         count = self.config.global_prototypes
         if count:
             spread = self.patch_activations(distances[:, -count:]).flatten(2).mean(dim=2)
