@@ -128,3 +128,21 @@ def test_effect_matrix_and_edit_explainer_follow_when_asked(tiny_patronus):
     assert out.meta["follow"] == "regression"
     vectors, edited = out.tensors["vectors"], out.tensors["edited_vectors"]
     assert (edited[:, 0] == 2.0).all() and not torch.allclose(edited[:, 1:], vectors[:, 1:])
+
+
+def test_emergence_follows_when_asked(tiny_patronus):
+    """``explain emergence`` walks the same edit as ``explain edit`` with ``follow: regression``: the
+    enhanced dimension's group moves with it, in the walk and in the partial regenerations."""
+    from protodiff.explain.emergence import EmergenceExplainer
+    from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
+
+    model, images, _ = tiny_patronus
+    classifier = AttributeClassifier(["mark", "tint"], images.shape[1], images.shape[-1], ClassifierConfig(widths=(4, 8))).eval()
+    held = EmergenceExplainer(EmergenceExplainer.Config(sampler=DDIM_2)).explain(model, images)
+    config = EmergenceExplainer.Config(sampler=DDIM_2, follow="regression", partial_starts=2)
+    followed = EmergenceExplainer(config).explain(model, images, classifier=classifier)
+    assert (held.meta["follow"], followed.meta["follow"]) == ("none", "regression")
+    assert not torch.allclose(held.tensors["activation"], followed.tensors["activation"], atol=1e-5)
+    assert followed.tensors["partial_effect"].isfinite().all()
+    with pytest.raises(ValueError, match="follow must be"):
+        EmergenceExplainer.Config(follow="sideways")  # type: ignore[arg-type]

@@ -21,11 +21,16 @@ context and are not amplified themselves (docs/steering.md measures both).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 from protodiff.errors import ProtodiffError
+
+#: What the dimensions an edit does not set do: ``none`` holds them, ``regression`` follows (:class:`Coupling`).
+Follow = Literal["none", "regression"]
+FOLLOW: tuple[Follow, ...] = ("none", "regression")
 
 #: Added to the diagonal of C_JJ (relative to its mean variance) so a solve over near-duplicate
 #: dimensions stays finite.
@@ -74,3 +79,16 @@ class Coupling:
             context[rows] = moved.clone()
             context[rows.nonzero().flatten()[:, None], j[None]] = vectors[rows][:, j]
         return followed, context
+
+
+def check_follow(follow: str) -> None:
+    """A one-line error unless ``follow`` is one of :data:`FOLLOW` (every edit's config checks it)."""
+    if follow not in FOLLOW:
+        raise ValueError(f"follow must be {' or '.join(repr(f) for f in FOLLOW)}, got {follow!r}")
+
+
+def coupling_for(follow: str, reference: Tensor) -> Coupling | None:
+    """What an edit with this ``follow`` setting moves the other dimensions by: a coupling fitted on
+    the ``reference`` vectors for ``regression``, None (they are held) for ``none``."""
+    check_follow(follow)
+    return Coupling.fit(reference) if follow == "regression" else None

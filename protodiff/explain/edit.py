@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 from torch import Tensor
@@ -28,7 +27,7 @@ from protodiff.contracts.explainer import Explainer, Explanation, flag
 from protodiff.contracts.sampler import Callback, Sampler
 from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError, UnsupportedModel
-from protodiff.explain.coupling import Coupling
+from protodiff.explain.coupling import Coupling, Follow, check_follow, coupling_for
 from protodiff.explain.dimensions import observed_range, parse_changes, parse_sweep, warn_outside
 from protodiff.figures import save_image_grid
 from protodiff.model import EDIT_GUIDANCE, ConditionedDiffusion
@@ -72,14 +71,13 @@ class EditSettings:
     #: prototypes that fire with an edited one follow it), and guidance then amplifies the edited
     #: dimensions alone. A global attribute carried by several prototypes (a dark background) is
     #: added only so (docs/steering.md).
-    follow: Literal["none", "regression"] = "none"
+    follow: Follow = "none"
 
     def __post_init__(self) -> None:
         at_least(0.0, guidance=self.guidance)
         if self.start is not None:
             at_least(0, start=self.start)
-        if self.follow not in ("none", "regression"):
-            raise ValueError(f"follow must be 'none' or 'regression', got {self.follow!r}")
+        check_follow(self.follow)
 
     def condition(
         self, model: ConditionedDiffusion, x0: Tensor, vectors: Tensor, coupling: Coupling | None
@@ -219,7 +217,7 @@ class EditExplainer(Explainer):
         vectors, x_T = invert_batch(model, batch, sampler)
         reference = encode_split(model, data, limit=c.reference).vectors if data is not None else vectors.cpu()
         low, high = observed_range(reference)
-        coupling = Coupling.fit(reference) if c.follow == "regression" else None
+        coupling = coupling_for(c.follow, reference)
         edited_vectors = vectors
         for change in changes:
             edited_vectors = change.apply(edited_vectors)

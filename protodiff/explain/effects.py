@@ -28,7 +28,7 @@ from protodiff.contracts.explainer import Explainer, Explanation
 from protodiff.contracts.sampler import Sampler
 from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError
-from protodiff.explain.coupling import Coupling
+from protodiff.explain.coupling import coupling_for
 from protodiff.explain.edit import EditSettings, require_vector
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ def effect_matrix(
     x_T = settings.starting_noise(model, images, vectors, sampler, generator)
     reference = vectors if reference is None else reference.to(vectors.device)
     high = enhanced_values(reference, quantile)
-    coupling = Coupling.fit(reference) if settings.follow == "regression" else None
+    coupling = coupling_for(settings.follow, reference)
     n, k = vectors.shape
     edited = vectors.repeat(k + 1, 1)  # block 0: unedited; block j + 1: dimension j enhanced
     for j in range(k):

@@ -36,6 +36,7 @@ from protodiff.contracts.explainer import Explainer, Explanation
 from protodiff.contracts.sampler import Sampler, StepInfo, randn
 from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError
+from protodiff.explain.coupling import Coupling, Follow, check_follow, coupling_for
 from protodiff.explain.edit import invert_batch, require_vector
 from protodiff.explain.effects import check_classifier, enhanced_values
 from protodiff.figures import save_image_grid
@@ -178,10 +179,12 @@ def read_walk(
     sampler: Sampler,
     classifier: AttributeClassifier | None = None,
     guidance: float = 1.0,
+    context: Tensor | None = None,
 ) -> Trajectories:
     """Sample ``edited`` (from :func:`enhanced_batch`) from ``x_T`` (repeated per block), each edit
-    amplified ``guidance`` times, re-encoding x0_hat of the whole batch at every step through the
-    sampler's callback."""
+    amplified ``guidance`` times away from its ``context`` (default: block 0, the own vectors; a
+    followed edit's is :meth:`Coupling.follow <protodiff.explain.coupling.Coupling.follow>`'s),
+    re-encoding x0_hat of the whole batch at every step through the sampler's callback."""
     k = edited.shape[1]
     n = len(x_T)
     steps: list[int] = []
@@ -199,7 +202,8 @@ def read_walk(
             enhanced_p.append(p[1:])
             own_p.append(p[0])
 
-    guided_sample(model, edited[:n].repeat(k + 1, 1), edited, x_T.repeat(k + 1, 1, 1, 1), sampler, guidance, callback=read)
+    unedited = edited[:n].repeat(k + 1, 1) if context is None else context
+    guided_sample(model, unedited, edited, x_T.repeat(k + 1, 1, 1, 1), sampler, guidance, callback=read)
     judged = classifier is not None
     return Trajectories(
         steps,
@@ -248,24 +252,26 @@ def partial_regeneration(
     starts: int,
     generator: torch.Generator | None = None,
     guidance: float = 1.0,
+    coupling: Coupling | None = None,
 ) -> Partial:
     """Diffuse ``images`` to each of ``starts`` timesteps of ``sampler``'s walk, enhance ``dimensions[a]``
-    (one per attribute) in their ``vectors``, denoise from there; every edit of a start in one batch."""
+    (one per attribute) in their ``vectors`` (the others following as ``coupling`` says, if given),
+    denoise from there; every edit of a start in one batch."""
     walk = sampler.timesteps()
     edited = sorted(set(dimensions))
     n, d = len(images), len(edited)
     batch = vectors.repeat(d + 1, 1)  # block 0: own vector; block b + 1: edited[b] enhanced
     for b, j in enumerate(edited):
         batch[(b + 1) * n : (b + 2) * n, j] = high[j]
+    own = vectors.repeat(d + 1, 1)
+    batch, context = (batch, own) if coupling is None else coupling.follow(own, batch)
     noise = randn(images.shape, generator, images)
     column = torch.tensor([edited.index(j) for j in dimensions])
     effects, strips, starts_t = [], [], []
     for position in start_positions(len(walk), starts):
         t = walk[position]
         x_t = model.schedule.q_sample(images, torch.tensor(t), noise)
-        out = guided_sample(
-            model, vectors.repeat(d + 1, 1), batch, x_t.repeat(d + 1, 1, 1, 1), sampler, guidance, timesteps=walk[position:]
-        )
+        out = guided_sample(model, context, batch, x_t.repeat(d + 1, 1, 1, 1), sampler, guidance, timesteps=walk[position:])
         probs = classifier.predict_proba(out).view(d + 1, n, -1)
         change = (probs[1:] - probs[:1]).mean(dim=1)  # (D, A)
         effects.append(change[column, torch.arange(len(dimensions))].cpu())
@@ -385,6 +391,9 @@ class EmergenceExplainer(Explainer):
         #: Amplify each edit's difference, as every edit does (EditSettings): what the other
         #: explainers show is what this one follows through the walk.
         guidance: float = EDIT_GUIDANCE
+        #: What the dimensions an edit does not enhance do, as in every edit (EditSettings):
+        #: ``none`` holds them, ``regression`` moves them with the enhanced one (its concept group).
+        follow: Follow = "none"
         #: What the enhanced walk's re-encoding is compared with at each step: ``image``, the
         #: explained image itself (Patronus' definition); ``trajectory``, x0_hat at the same step
         #: of the walk under the image's own vector (which shares the early steps' blur).
@@ -399,6 +408,7 @@ class EmergenceExplainer(Explainer):
 
         def __post_init__(self) -> None:
             at_least(0.0, guidance=self.guidance, min_effect=self.min_effect)
+            check_follow(self.follow)
             if not 0.0 <= self.quantile <= 1.0 or self.reference < 1:
                 raise ValueError("quantile must be in [0, 1] and reference positive")
             if self.partial_starts < 0 or self.strip_dimensions < 1:
@@ -428,7 +438,11 @@ class EmergenceExplainer(Explainer):
         high = enhanced_values(reference, c.quantile).to(model.device)
         batch = batch.to(model.device)
         vectors, x_T = invert_batch(model, batch, sampler)
-        traj = read_walk(model, enhanced_batch(vectors, high), x_T, sampler, classifier, c.guidance)
+        coupling = coupling_for(c.follow, reference)
+        edited, context = enhanced_batch(vectors, high), None
+        if coupling is not None:
+            edited, context = coupling.follow(vectors.repeat(len(high) + 1, 1), edited)
+        traj = read_walk(model, edited, x_T, sampler, classifier, c.guidance, context)
         on_image = c.against == "image"
         names = model.conditioner.names
         activation = traj.activation(vectors.cpu() if on_image else None).transpose(1, 2)  # (S, N, K)
@@ -437,6 +451,7 @@ class EmergenceExplainer(Explainer):
             "timesteps": traj.timesteps,
             "images": len(batch),
             "guidance": c.guidance,
+            "follow": c.follow,
             "against": c.against,
             "dimensions": dict(zip(names, summarise(traj.timesteps, activation))),
         }
@@ -515,6 +530,7 @@ class EmergenceExplainer(Explainer):
                 starts=c.partial_starts,
                 generator=generator,
                 guidance=c.guidance,
+                coupling=coupling,
             )
             meta["partial"] = {
                 "starts": partial.starts,
