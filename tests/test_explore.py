@@ -101,6 +101,18 @@ def test_with_a_partial_start_every_edit_of_a_picture_starts_from_the_same_noise
     assert torch.equal(first.image, again.image) and len(first.timeline.timesteps) < FAST["steps"]
 
 
+def test_a_followed_edit_reports_the_condition_it_regenerated_under(explorer):
+    """Under ``follow: regression`` the other dimensions move with the set one; the result says
+    where to (``followed``), which a held edit leaves equal to what was asked."""
+    held = explorer.edit(explorer.pick(0).key, {explorer.names[3]: 2.0})
+    assert torch.equal(held.followed, held.vector)
+    settings = EditSettings(sampler=ComponentSpec("sampler", "ddim", raw=FAST), follow="regression")
+    following = Explorer(explorer.model, explorer.experiment, settings=settings)
+    result = following.edit(following.pick(0).key, {explorer.names[3]: 2.0})
+    assert result.followed[3] == 2.0 and torch.equal(result.vector, held.vector)
+    assert not torch.allclose(result.followed, result.vector) and not torch.equal(result.image, held.image)
+
+
 def test_images_are_found_by_attribute(explorer):
     attribute = explorer.attribute_names[0]
     column = explorer.labels[:, 0] > 0.5
@@ -193,6 +205,7 @@ def test_the_page_and_the_run_are_served(client, explorer):
     vector[0] += 1.5
     edited = client.post("/api/edit", json={"key": picked["key"], "vector": vector}).json()
     assert len(edited["after"]) == len(vector) and edited["seconds"] > 0
+    assert edited["followed"] == edited["vector"]  # this explorer holds the dimensions it does not set
     thumbs = client.get("/api/images", params={"attribute": explorer.attribute_names[0], "present": "1"}).json()
     assert thumbs["indices"] == explorer.matching(explorer.attribute_names[0])
 
@@ -248,6 +261,23 @@ def test_the_command_names_the_extra_when_it_is_missing(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "starlette" else real(name, *a))
     result = CliRunner().invoke(main, ["explore", "runs/anything"])
     assert result.exit_code == 2 and "protodiff explore needs starlette: pip install -e '.[explore]'" in result.output
+
+
+def test_the_command_edits_as_its_set_options_say(monkeypatch):
+    """``--set`` takes ``explain edit``'s keys; a bad one is a one-line error before a run is loaded."""
+    import uvicorn
+
+    import protodiff.explore.app as app
+
+    seen = {}
+    monkeypatch.setattr(app, "open_app", lambda run, device, settings: seen.setdefault("settings", settings))
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    result = CliRunner().invoke(main, ["explore", "runs/anything", "--set", "follow=regression", "--set", "guidance=1"])
+    assert result.exit_code == 0, result.output
+    assert (seen["settings"].follow, seen["settings"].guidance) == ("regression", 1.0)
+    result = CliRunner().invoke(main, ["explore", "runs/anything", "--set", "follow=sideways"])
+    assert result.exit_code == 2 and "follow: expected one of 'none', 'regression', got 'sideways'" in result.output
+    assert "Traceback" not in result.output
 
 
 # -- in a real browser --------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from protodiff.errors import ProtodiffError
+from protodiff.explain.edit import EditSettings
 from protodiff.explore import payloads
 from protodiff.explore.session import Explorer
 from protodiff.explore.uploads import MAX_BYTES
@@ -198,11 +199,13 @@ def create_app(explorer: Explorer | None = None, *, error: str | None = None, ga
     return Starlette(routes=routes)
 
 
-def open_app(run: str, *, device: str = "cpu", gallery_images: int = GALLERY_IMAGES) -> Starlette:
-    """The app over ``run``; a run that will not load still gives an app, whose page says why
-    (and the log, once)."""
+def open_app(
+    run: str, *, device: str = "cpu", settings: EditSettings | None = None, gallery_images: int = GALLERY_IMAGES
+) -> Starlette:
+    """The app over ``run`` (its edits made as ``settings`` say; default: ``EditSettings()``); a run
+    that will not load still gives an app, whose page says why (and the log, once)."""
     try:
-        explorer = Explorer.open(run, device=device)
+        explorer = Explorer.open(run, device=device, settings=settings)
     except ProtodiffError as exc:
         log.error("cannot explore %s: %s", run, exc)
         return create_app(error=f"cannot explore {run}: {exc}", gallery_images=gallery_images)

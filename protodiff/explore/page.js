@@ -90,7 +90,7 @@ function buildSliders() {
     const left = ((d.observed[0] - d.low) / span) * 100;
     const width = ((d.observed[1] - d.observed[0]) / span) * 100;
     row.innerHTML = `<div class="head"><span class="name">${label(d)}</span>` +
-      `<span class="values">set <b class="value">-</b> · own <span class="own">-</span> · read back <span class="after">-</span></span></div>` +
+      `<span class="values">set <b class="value">-</b> · own <span class="own">-</span> · read back <span class="after">-</span><span class="followed"></span></span></div>` +
       `<div class="track"><div class="band" style="left:${left}%;width:${width}%"></div>` +
       `<input type="range" min="${d.low}" max="${d.high}" step="${step}" aria-label="${esc(d.name)}"></div>` +
       (d.evidence ? `<div class="evidence">${esc(d.evidence)}</div>` : "");
@@ -203,6 +203,7 @@ async function hold(request, what) {
       r.querySelector("input").value = own[d.index];
       r.querySelector(".value").textContent = fmt(own[d.index]);
       r.querySelector(".after").textContent = "-";
+      r.querySelector(".followed").textContent = "";
     }
     showTimeline(picture.baseline);
     drawMaps();
@@ -230,7 +231,13 @@ async function requestEdit() {
     state.edit = result;
     $("edited").src = result.image;
     $("timing").textContent = `(${result.seconds.toFixed(2)} s on the server, ${roundTrip.toFixed(2)} s round trip)`;
-    for (const d of state.run.dimensions) row(d.index).querySelector(".after").textContent = fmt(result.after[d.index]);
+    for (const d of state.run.dimensions) {
+      const r = row(d.index);
+      r.querySelector(".after").textContent = fmt(result.after[d.index]);
+      // Under follow=regression the dimensions not set move with those that are: show where to.
+      const moved = Math.abs(result.followed[d.index] - result.vector[d.index]) > 1e-6;
+      r.querySelector(".followed").textContent = moved ? ` · followed to ${fmt(result.followed[d.index])}` : "";
+    }
     showTimeline(result.timeline);
     drawMaps();
     say(`edited ${state.picture.label}`);

@@ -65,6 +65,7 @@ def edit(result: EditResult) -> dict[str, Any]:
     return {
         "key": result.picture.key,
         "vector": numbers(result.vector),
+        "followed": numbers(result.followed),
         "image": png(result.image),
         "after": numbers(result.after),
         "maps": numbers(result.maps) if result.maps is not None else None,

@@ -131,8 +131,11 @@ class EditResult:
     """A picture regenerated under an edited condition."""
 
     picture: Picture
-    #: (K,) the condition it was regenerated under.
+    #: (K,) the condition the edit asked for (the sliders' values).
     vector: Tensor
+    #: (K,) the condition it was regenerated under: ``vector`` with, under ``follow: regression``,
+    #: the dimensions it did not change moved with those it did (equal to ``vector`` otherwise).
+    followed: Tensor
     #: (C, H, W) the regeneration, and its condition read back by the encoder (``after``, ``maps``).
     image: Tensor
     after: Tensor
@@ -420,12 +423,15 @@ class Explorer:
         with self._lock, torch.inference_mode():
             started = time.perf_counter()
             x0 = picture.image[None].to(self.model.device)
-            timeline, image = self._walk(x0, vector[None].to(self.model.device), picture.x_T.to(self.model.device))
+            asked = vector[None].to(self.model.device)
+            followed = self.settings.condition(self.model, x0, asked, self.coupling)[0]
+            timeline, image = self._walk(x0, asked, picture.x_T.to(self.model.device))
             condition = self.model.encode(image)
             seconds = time.perf_counter() - started
         return EditResult(
             picture=picture,
             vector=vector,
+            followed=followed[0].float().cpu(),
             image=image[0].float().cpu(),
             after=condition.vector[0].float().cpu(),
             maps=condition.maps[0].float().cpu() if condition.maps is not None else None,
