@@ -19,8 +19,8 @@ import time
 import torch
 
 from protodiff.checkpoint import load_model
-from protodiff.explain.effects import enhanced_values
-from protodiff.explain.emergence import enhanced_batch, read_walk
+from protodiff.explain.effects import enhanced_batch, enhanced_values
+from protodiff.explain.emergence import read_walk
 from protodiff.metrics.attribute_classifier import AttributeClassifier
 
 

@@ -154,6 +154,8 @@ class Steering:
         self.high = torch.quantile(self.vectors[:256], 1.0, dim=0)
         self.median = torch.quantile(self.vectors[:256], 0.5, dim=0)
         self.low = torch.quantile(self.vectors[:256], 0.0, dim=0)
+        #: The null condition of the ``cfg`` lever: the mean vector (what condition dropout trains on).
+        self.null = self.vectors[:256].mean(dim=0, keepdim=True)
         self.correlation = torch.corrcoef(self.vectors.T).nan_to_num()
         covariance = torch.cov(self.vectors.T)
         self.slopes = covariance / covariance.diagonal().clamp_min(1e-12)[None, :]  # [k, j] = beta_kj
@@ -230,24 +232,25 @@ class Steering:
             x_T = self.model.schedule.q_sample(x0, torch.full((n,), timesteps[0]), noise)
         prediction = self.model.schedule.config.prediction
         if lever.null_guide is not None:  # the reference is guided from the null condition too
-            null = self.vectors[:256].mean(dim=0, keepdim=True).expand_as(vectors)
-            unedited = self.model.edit_net_fn(null, vectors, n, lever.null_guide)
+            unedited = self.model.edit_net_fn(self.null.expand_as(vectors), vectors, n, lever.null_guide)
             base = self.sampler.sample(unedited, x_T, prediction=prediction, timesteps=timesteps)
         else:
             base = self.model.sample(condition=vectors, x_T=x_T, sampler=self.sampler, timesteps=timesteps)
-        shortfall = vectors - self.model.encode(base).vector.float()  # the round trip's own, unedited
+        if lever.correct:  # what the unedited round trip itself reads short of its own vectors
+            shortfall = vectors - self.model.encode(base).vector.float()
         edits = []
         for dims in dims_per_edit:
             dims = sorted({k for j in dims for k in (self.group_of(j) if lever.group else [j])})
             edited = self.target(vectors, dims, lever)
             condition = edited
-            for _ in range(lever.correct + 1):
-                out = self.sampler.sample(
-                    self.net(vectors, condition, dims, lever), x_T, prediction=prediction, timesteps=timesteps
-                )
+            out = self.sampler.sample(self.net(vectors, condition, dims, lever), x_T, prediction=prediction, timesteps=timesteps)
+            for _ in range(lever.correct):
                 # What the encoder reads on the edit, against what the edit asked for: the next pass
                 # asks for the shortfall beyond the unedited round trip's, on every dimension.
                 condition = condition + (edited - self.model.encode(out).vector.float()) - shortfall
+                out = self.sampler.sample(
+                    self.net(vectors, condition, dims, lever), x_T, prediction=prediction, timesteps=timesteps
+                )
             edits.append(out)
         judge = self.judge
         return (torch.stack([judge.predict_proba(e) for e in edits]), judge.predict_proba(base))
@@ -256,8 +259,7 @@ class Steering:
         """The denoiser an edit of ``vectors`` to ``edited`` (on ``dims``) samples with."""
         n = len(vectors)
         if lever.null_guide is not None:  # the cfg lever: guidance away from the null condition
-            null = self.vectors[:256].mean(dim=0, keepdim=True).expand_as(vectors)
-            return self.model.edit_net_fn(null, edited, n, lever.null_guide)
+            return self.model.edit_net_fn(self.null.expand_as(vectors), edited, n, lever.null_guide)
         if lever.focus:  # guidance on the edited dimensions alone, the followers as context
             context = edited.clone()
             context[:, dims] = vectors[:, dims]

@@ -87,6 +87,12 @@ def check_follow(follow: str) -> None:
         raise ValueError(f"follow must be {' or '.join(repr(f) for f in FOLLOW)}, got {follow!r}")
 
 
+def follow_or_hold(coupling: Coupling | None, vectors: Tensor, edited: Tensor) -> tuple[Tensor, Tensor]:
+    """``edited`` as :meth:`Coupling.follow` moves it, with its context; without a coupling (the
+    dimensions held) ``edited`` itself, its context ``vectors``, the unedited condition."""
+    return (edited, vectors) if coupling is None else coupling.follow(vectors, edited)
+
+
 def coupling_for(follow: str, reference: Tensor) -> Coupling | None:
     """What an edit with this ``follow`` setting moves the other dimensions by: a coupling fitted on
     the ``reference`` vectors for ``regression``, None (they are held) for ``none``."""

@@ -143,6 +143,15 @@ def enhanced_values(vectors: Tensor, quantile: float) -> Tensor:
     return torch.quantile(vectors.float(), quantile, dim=0)
 
 
+def enhanced_batch(vectors: Tensor, high: Tensor) -> Tensor:
+    """(K + 1) N vectors: block 0 the originals, block j + 1 with dimension j set to ``high[j]``."""
+    n, k = vectors.shape
+    edited = vectors.repeat(k + 1, 1)
+    for j in range(k):
+        edited[(j + 1) * n : (j + 2) * n, j] = high[j]
+    return edited
+
+
 @torch.no_grad()
 def effect_matrix(
     model: ConditionedDiffusion,
@@ -173,9 +182,7 @@ def effect_matrix(
     high = enhanced_values(reference, quantile)
     coupling = coupling_for(settings.follow, reference)
     n, k = vectors.shape
-    edited = vectors.repeat(k + 1, 1)  # block 0: unedited; block j + 1: dimension j enhanced
-    for j in range(k):
-        edited[(j + 1) * n : (j + 2) * n, j] = high[j]
+    edited = enhanced_batch(vectors, high)
     regenerated = settings.edit_many(
         model, images, edited, x_T, sampler=sampler, chunk=chunk, coupling=coupling, generator=generator
     )

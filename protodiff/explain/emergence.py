@@ -36,9 +36,9 @@ from protodiff.contracts.explainer import Explainer, Explanation
 from protodiff.contracts.sampler import Sampler, StepInfo, randn
 from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError
-from protodiff.explain.coupling import Coupling, Follow, check_follow, coupling_for
+from protodiff.explain.coupling import Coupling, Follow, check_follow, coupling_for, follow_or_hold
 from protodiff.explain.edit import invert_batch, require_vector
-from protodiff.explain.effects import check_classifier, enhanced_values
+from protodiff.explain.effects import check_classifier, enhanced_batch, enhanced_values
 from protodiff.figures import save_image_grid
 from protodiff.model import EDIT_GUIDANCE
 from protodiff.validation import at_least
@@ -143,15 +143,6 @@ class Trajectories:
         """Per attribute, the dimension whose enhancement raises it most at the end of the walk,
         against the own vector's regeneration (the effect matrix of ``effects``: inversion error cancels)."""
         return self.attribute()[-1].mean(dim=1).argmax(dim=0).tolist()
-
-
-def enhanced_batch(vectors: Tensor, high: Tensor) -> Tensor:
-    """(K + 1) N vectors: block 0 the originals, block j + 1 with dimension j set to ``high[j]``."""
-    n, k = vectors.shape
-    edited = vectors.repeat(k + 1, 1)
-    for j in range(k):
-        edited[(j + 1) * n : (j + 2) * n, j] = high[j]
-    return edited
 
 
 @torch.no_grad()
@@ -260,11 +251,11 @@ def partial_regeneration(
     walk = sampler.timesteps()
     edited = sorted(set(dimensions))
     n, d = len(images), len(edited)
-    batch = vectors.repeat(d + 1, 1)  # block 0: own vector; block b + 1: edited[b] enhanced
+    own = vectors.repeat(d + 1, 1)
+    batch = own.clone()  # block 0: own vector; block b + 1: edited[b] enhanced
     for b, j in enumerate(edited):
         batch[(b + 1) * n : (b + 2) * n, j] = high[j]
-    own = vectors.repeat(d + 1, 1)
-    batch, context = (batch, own) if coupling is None else coupling.follow(own, batch)
+    batch, context = follow_or_hold(coupling, own, batch)
     noise = randn(images.shape, generator, images)
     column = torch.tensor([edited.index(j) for j in dimensions])
     effects, strips, starts_t = [], [], []
@@ -439,9 +430,7 @@ class EmergenceExplainer(Explainer):
         batch = batch.to(model.device)
         vectors, x_T = invert_batch(model, batch, sampler)
         coupling = coupling_for(c.follow, reference)
-        edited, context = enhanced_batch(vectors, high), None
-        if coupling is not None:
-            edited, context = coupling.follow(vectors.repeat(len(high) + 1, 1), edited)
+        edited, context = follow_or_hold(coupling, vectors.repeat(len(high) + 1, 1), enhanced_batch(vectors, high))
         traj = read_walk(model, edited, x_T, sampler, classifier, c.guidance, context)
         on_image = c.against == "image"
         names = model.conditioner.names

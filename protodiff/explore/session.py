@@ -42,7 +42,7 @@ from protodiff.contracts.sampler import StepInfo
 from protodiff.devices import resolve_device
 from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError
-from protodiff.explain.coupling import coupling_for
+from protodiff.explain.coupling import coupling_for, follow_or_hold
 from protodiff.explain.dimensions import dimension_index, observed_range
 from protodiff.explain.edit import EditSettings, require_vector
 from protodiff.explain.effects import EffectsExplainer, enhanced_values, strongest_rows
@@ -424,14 +424,13 @@ class Explorer:
             started = time.perf_counter()
             x0 = picture.image[None].to(self.model.device)
             asked = vector[None].to(self.model.device)
-            followed = self.settings.condition(self.model, x0, asked, self.coupling)[0]
             timeline, image = self._walk(x0, asked, picture.x_T.to(self.model.device))
             condition = self.model.encode(image)
             seconds = time.perf_counter() - started
         return EditResult(
             picture=picture,
             vector=vector,
-            followed=followed[0].float().cpu(),
+            followed=follow_or_hold(self.coupling, picture.vector[None], vector[None])[0][0],
             image=image[0].float().cpu(),
             after=condition.vector[0].float().cpu(),
             maps=condition.maps[0].float().cpu() if condition.maps is not None else None,
