@@ -138,15 +138,21 @@ class Lever:
 class Steering:
     """One model, its judge and its test images, and the edits to make on them."""
 
-    def __init__(self, run: Path, classifier: Path, calibrate: int, images: int, seed: int) -> None:
+    def __init__(
+        self, run: Path, classifier: Path, calibrate: int, images: int, seed: int, sampler: dict | None = None
+    ) -> None:
         import protodiff
+        from protodiff.config import override_component
         from protodiff.encoding import encode_split
         from protodiff.metrics.attribute_classifier import AttributeClassifier
 
         self.model, self.config = protodiff.load_model(run)
         self.model.eval()
         self.judge = AttributeClassifier.load(classifier)
-        self.sampler = self.config.sample.sampler.build(schedule=self.model.schedule)
+        spec = self.config.sample.sampler
+        if sampler:  # --sampler / --steps: another inversion and regeneration than the run's
+            spec = override_component(spec, sampler.get("name"), {k: v for k, v in sampler.items() if k != "name"})
+        self.sampler = spec.build(schedule=self.model.schedule)
         test = self.config.data.build().open("test")
         encoded = encode_split(self.model, test)
         self.vectors, self.labels = encoded.vectors.float(), torch.stack([test[i][1] for i in range(len(test))])
@@ -357,6 +363,8 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--calibrate", type=int, default=32)
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sampler", help="Invert and regenerate with this sampler instead of the run's.")
+    parser.add_argument("--steps", type=int, help="Sampler steps for inversion and regeneration (default: the run's).")
     parser.add_argument("--out", type=Path, default=Path("runs/steer"), help="Appends to results.jsonl here.")
     return parser
 
@@ -366,9 +374,11 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     print("attributes:", " ".join(ATTRS_SHORT.values()), "(success/leakage)")
     for run in args.runs:
-        steering = Steering(run, args.classifier, args.calibrate, args.images, args.seed)
+        sampler = {k: v for k, v in (("name", args.sampler), ("steps", args.steps)) if v is not None}
+        steering = Steering(run, args.classifier, args.calibrate, args.images, args.seed, sampler)
         for text in args.levers.split(","):
-            result = {"run": run.name, "lever": text, **steering.measure(Lever.parse(text))}
+            result = {"run": run.name, "lever": text, **({"sampler": sampler} if sampler else {})}
+            result.update(steering.measure(Lever.parse(text)))
             with open(args.out / "results.jsonl", "a") as handle:
                 handle.write(json.dumps(result) + "\n")
             print(line(result), flush=True)

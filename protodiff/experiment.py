@@ -44,9 +44,14 @@ class ModelConfig:
     #: The same per dimension: each dimension on its own is replaced by its batch mean with this
     #: probability, so that each is trained to act without the others' help.
     dimension_dropout: float = 0.0
+    #: Condition noise in training: each dimension gets Gaussian noise of this many of its batch
+    #: standard deviations, so the denoiser is also trained on vectors *near* those the encoder
+    #: gives, as an edited vector is (noise conditioning augmentation).
+    condition_noise: float = 0.0
 
     def __post_init__(self) -> None:
         probability(condition_dropout=self.condition_dropout, dimension_dropout=self.dimension_dropout)
+        at_least(0.0, condition_noise=self.condition_noise)
         if max(self.condition_dropout, self.dimension_dropout) >= 1.0:
             raise ValueError("condition_dropout and dimension_dropout must be below 1 (at 1 the condition is never seen)")
         denoiser = self.denoiser.resolved()

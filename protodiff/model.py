@@ -70,7 +70,7 @@ class ConditionedDiffusion(nn.Module):
         trained end to end by the denoising objective (as Patronus, DiffAE and InfoDiffusion do).
         """
         condition = self.conditioner.encode(x0)
-        embedding = self.conditioner.embed(self._dropped(condition.vector, generator))
+        embedding = self.conditioner.embed(self._perturbed(condition.vector, generator))
         mse = denoising_loss(lambda x_t, t: self.denoiser(x_t, t, embedding), self.schedule, x0, generator)
         parts = {"mse": mse.detach()}
         loss = mse
@@ -79,14 +79,19 @@ class ConditionedDiffusion(nn.Module):
             parts["aux"] = condition.aux_loss.detach()
         return loss, parts
 
-    def _dropped(self, vector: Tensor, generator: torch.Generator | None) -> Tensor:
-        """``vector`` with the condition dropout of the config applied: dropped entries (whole rows
-        with ``condition_dropout``, single entries with ``dimension_dropout``) take their batch mean,
-        detached. Nothing is drawn when both are 0, so runs without dropout keep their random stream."""
-        whole, single = self.config.condition_dropout, self.config.dimension_dropout
-        if not (whole or single) or vector.shape[1] == 0:
+    def _perturbed(self, vector: Tensor, generator: torch.Generator | None) -> Tensor:
+        """``vector`` as the denoiser is trained on it: with the config's condition noise added
+        (each dimension's batch standard deviation times ``condition_noise``, detached) and its
+        condition dropout applied (dropped entries, whole rows with ``condition_dropout`` and single
+        entries with ``dimension_dropout``, take their batch mean, detached). Nothing is drawn when
+        all three are 0, so runs without them keep their random stream."""
+        whole, single, noise = self.config.condition_dropout, self.config.dimension_dropout, self.config.condition_noise
+        if not (whole or single or noise) or vector.shape[1] == 0:
             return vector
         device = generator.device if generator is not None else vector.device
+        if noise:
+            scale = noise * vector.std(dim=0, correction=0, keepdim=True).detach()
+            vector = vector + scale * torch.randn(vector.shape, generator=generator, device=device).to(vector)
         keep = torch.ones(vector.shape, dtype=torch.bool, device=device)
         if whole:
             keep &= torch.rand(len(vector), 1, generator=generator, device=device) >= whole

@@ -148,25 +148,38 @@ def test_condition_dropout_replaces_whole_vectors_or_single_dimensions_by_the_ba
         tiny_config("model.conditioner.name=channel-means", "model.condition_dropout=0.5", "model.dimension_dropout=0.3")
     )
     vector = torch.arange(64 * 3, dtype=torch.float32).view(64, 3)
-    dropped = model._dropped(vector, torch.Generator().manual_seed(0))
+    dropped = model._perturbed(vector, torch.Generator().manual_seed(0))
     replaced = dropped == vector.mean(dim=0)
     whole = replaced.all(dim=1)
     assert 0.3 < whole.float().mean() < 0.8  # whole rows at ~0.5 (+ the 0.3^3 of single drops that cover a row)
     single = replaced[~whole]
     assert single.any() and not single.all()  # some dimensions alone
     assert torch.equal(dropped[~replaced], vector[~replaced])
-    assert torch.equal(dropped, model._dropped(vector, torch.Generator().manual_seed(0)))  # seeded
+    assert torch.equal(dropped, model._perturbed(vector, torch.Generator().manual_seed(0)))  # seeded
+
+
+def test_condition_noise_moves_every_dimension_by_its_batch_spread(toy_conditioner, tiny_config):
+    model = ConditionedDiffusion.from_experiment(
+        tiny_config("model.conditioner.name=channel-means", "model.condition_noise=0.5")
+    )
+    vector = torch.randn(4096, 3) * torch.tensor([1.0, 10.0, 0.1])
+    moved = model._perturbed(vector, torch.Generator().manual_seed(0)) - vector
+    spread = moved.std(dim=0) / vector.std(dim=0)
+    assert torch.allclose(spread, torch.full((3,), 0.5), atol=0.03)  # half of each dimension's own spread
+    assert torch.equal(moved, model._perturbed(vector, torch.Generator().manual_seed(0)) - vector)  # seeded
 
 
 def test_without_condition_dropout_training_draws_nothing_more(toy_conditioner, tiny_config):
     """A run without dropout keeps its random stream, so its weights stay what they were."""
     model = ConditionedDiffusion.from_experiment(tiny_config("model.conditioner.name=channel-means"))
     vector, generator = torch.rand(4, 3), torch.Generator().manual_seed(0)
-    assert model._dropped(vector, generator) is vector
+    assert model._perturbed(vector, generator) is vector
     assert torch.equal(torch.rand(1, generator=generator), torch.rand(1, generator=torch.Generator().manual_seed(0)))
 
 
-@pytest.mark.parametrize("option", ["model.condition_dropout=1.0", "model.dimension_dropout=-0.1"])
-def test_condition_dropout_outside_its_range_is_refused(toy_conditioner, tiny_config, option):
-    with pytest.raises(Exception, match="dropout"):
+@pytest.mark.parametrize(
+    "option", ["model.condition_dropout=1.0", "model.dimension_dropout=-0.1", "model.condition_noise=-0.1"]
+)
+def test_condition_dropout_or_noise_outside_its_range_is_refused(toy_conditioner, tiny_config, option):
+    with pytest.raises(Exception, match="dropout|noise"):
         tiny_config("model.conditioner.name=channel-means", option)
