@@ -6,6 +6,7 @@ on a tiny budget writing only under its ``--out``."""
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import runpy
 import shlex
@@ -146,7 +147,7 @@ def smoke(name: str, out: Path, inputs: tuple[Path, Path]) -> list[str]:
         "edit_methods": [run, "--classifier", judge, "--images", "2", "--amounts", "0.3", "--steps", "2"]
         + ["--fit-images", "16", "--fit-steps", "3", "--out", str(out)],
         "steering": [run, "--classifier", judge, "--levers", "plain,guide3+group", "--calibrate", "2", "--images", "2"]
-        + ["--out", str(out)],
+        + ["--sampler", "ddim", "--steps", "3", "--out", str(out)],
         "exponential_stages": [run, "--classifier", judge, "--images", "2", "--steps", "30", "--out", str(out)],
         "condition_value": [run, "--images", "4", "--out", str(out)],
         "localisation": [run, "--images", "2", "--sources", "centre;df-rise:num_masks=10,batch_size=5", "--out", str(out)],
@@ -171,6 +172,9 @@ def test_each_script_runs_on_a_tiny_budget_writing_only_under_its_out(name, inpu
     module(name).main(smoke(name, isolated, inputs))
     assert {p.name for p in isolated.iterdir()} == WRITES[name]
     assert capsys.readouterr().out.strip()
+    if name == "steering":  # each result says which sampler inverted and regenerated, when not the run's
+        results = [json.loads(line) for line in (isolated / "results.jsonl").read_text().splitlines()]
+        assert [r["sampler"] for r in results] == [{"name": "ddim", "steps": 3}] * 2
     if name == "local_concepts":  # the oracle was registered for the command only; the table reads OUT
         assert "oracle-judge" not in protodiff.registries().conditioner
         module(name).main(["--table", "--out", str(isolated)])
