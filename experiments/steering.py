@@ -138,9 +138,7 @@ class Lever:
 class Steering:
     """One model, its judge and its test images, and the edits to make on them."""
 
-    def __init__(
-        self, run: Path, classifier: Path, calibrate: int, images: int, seed: int, sampler: dict | None = None
-    ) -> None:
+    def __init__(self, run: Path, classifier: Path, calibrate: int, images: int, seed: int, sampler: dict | None = None) -> None:
         import protodiff
         from protodiff.config import override_component
         from protodiff.encoding import encode_split

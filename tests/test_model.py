@@ -159,9 +159,7 @@ def test_condition_dropout_replaces_whole_vectors_or_single_dimensions_by_the_ba
 
 
 def test_condition_noise_moves_every_dimension_by_its_batch_spread(toy_conditioner, tiny_config):
-    model = ConditionedDiffusion.from_experiment(
-        tiny_config("model.conditioner.name=channel-means", "model.condition_noise=0.5")
-    )
+    model = ConditionedDiffusion.from_experiment(tiny_config("model.conditioner.name=channel-means", "model.condition_noise=0.5"))
     vector = torch.randn(4096, 3) * torch.tensor([1.0, 10.0, 0.1])
     moved = model._perturbed(vector, torch.Generator().manual_seed(0)) - vector
     spread = moved.std(dim=0) / vector.std(dim=0)
@@ -177,9 +175,7 @@ def test_without_condition_dropout_training_draws_nothing_more(toy_conditioner, 
     assert torch.equal(torch.rand(1, generator=generator), torch.rand(1, generator=torch.Generator().manual_seed(0)))
 
 
-@pytest.mark.parametrize(
-    "option", ["model.condition_dropout=1.0", "model.dimension_dropout=-0.1", "model.condition_noise=-0.1"]
-)
+@pytest.mark.parametrize("option", ["model.condition_dropout=1.0", "model.dimension_dropout=-0.1", "model.condition_noise=-0.1"])
 def test_condition_dropout_or_noise_outside_its_range_is_refused(toy_conditioner, tiny_config, option):
     with pytest.raises(Exception, match="dropout|noise"):
         tiny_config("model.conditioner.name=channel-means", option)
