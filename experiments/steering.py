@@ -371,8 +371,8 @@ def main(argv: list[str] | None = None) -> None:
     args = arguments().parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     print("attributes:", " ".join(ATTRS_SHORT.values()), "(success/leakage)")
+    sampler = {k: v for k, v in (("name", args.sampler), ("steps", args.steps)) if v is not None}
     for run in args.runs:
-        sampler = {k: v for k, v in (("name", args.sampler), ("steps", args.steps)) if v is not None}
         steering = Steering(run, args.classifier, args.calibrate, args.images, args.seed, sampler)
         for text in args.levers.split(","):
             result = {"run": run.name, "lever": text, **({"sampler": sampler} if sampler else {})}
