@@ -42,6 +42,15 @@ A lever changes only how the edit is made, on the same trained model:
                   background keeps saying "present" or "absent" (conditional quantile matching;
                   k neighbours on each side, 100 by default); a dimension whose distribution is the
                   same in both neighbourhoods (Kolmogorov-Smirnov at 1%) is held;
+``match<k>``      the other dimensions move by a *matched* difference: among the test images whose
+                  edited dimension is nearest its new value, the k that read most like the image
+                  elsewhere, and likewise among those nearest its old value; each other dimension
+                  moves by the difference of the two groups' means. "Elsewhere" is each other
+                  dimension's residual after its regression on the edited one (standardised
+                  Euclidean distance): what the edit moves is not matched on, what it leaves (the
+                  marks) is. The followers move as they do between images that read alike
+                  elsewhere, not by ``regress``'s average slope (a nearest-neighbour matching
+                  estimate; 100 test images on each side, k = 5 by default);
 ``correct<n>``    n closed-loop corrections: encode the edited image, add to the condition what the
                   encoder reads short of the edit's target vector (every dimension), regenerate;
 ``lower``         set the dimension to its plausible *minimum* instead (the 0.0 quantile): the edit
@@ -73,6 +82,8 @@ from torch import Tensor
 
 #: Test images on each side of a ``transport`` edit (the old value's neighbours and the new one's).
 NEIGHBOURS = 100
+#: Images averaged on each side of a ``match`` edit (those nearest the edited image elsewhere).
+MATCHED = 5
 #: The two-sample Kolmogorov-Smirnov statistic's critical value at 1%, times sqrt(2 / count).
 KS_1PC = 1.63
 
@@ -99,6 +110,7 @@ class Lever:
     focus: bool = False
     sparse: float | None = None
     transport: int | None = None
+    match: int | None = None
     null_guide: float | None = None
     correct: int = 0
 
@@ -120,6 +132,8 @@ class Lever:
                 lever.correct = int(m.group(1))
             elif m := re.fullmatch(r"transport(\d*)", part):
                 lever.transport = int(m.group(1) or NEIGHBOURS)
+            elif m := re.fullmatch(r"match(\d*)", part):
+                lever.match = int(m.group(1) or MATCHED)
             elif m := re.fullmatch(r"guide([\d.]+)", part):
                 lever.guide = float(m.group(1))
             elif m := re.fullmatch(r"sparse([\d.]+)", part):
@@ -187,6 +201,8 @@ class Steering:
             value = self.median[j] + lever.extrap * (end - self.median[j])
             if lever.transport is not None:
                 edited = self.transported(vectors, j, value, lever.transport)
+            elif lever.match is not None:
+                edited = self.matched(vectors, j, value, lever.match)
             elif lever.regress:
                 slopes = self.slopes[:, j]
                 if lever.sparse is not None:  # only the dimensions correlated with j follow
@@ -218,6 +234,36 @@ class Steering:
         cdf_after = (after[None, :, None] <= grid[:, None]).float().mean(dim=1)
         differs = (cdf_before - cdf_after).abs().amax(dim=1) > KS_1PC * (2 / count) ** 0.5
         moved = torch.where(differs, moved, vectors)
+        moved[:, j] = value
+        return moved
+
+    def matched(self, vectors: Tensor, j: int, value: Tensor, k: int) -> Tensor:
+        """``vectors`` with dimension j set to ``value`` and every other dimension moved by the
+        difference between two matched groups of test images: the ``k`` nearest each image on the
+        other dimensions' residuals after their regression on j (standardised) among the images
+        whose dimension j is nearest ``value``, minus the same among those nearest its old value
+        (``NEIGHBOURS`` of them each time)."""
+        reference = self.vectors
+        count = min(NEIGHBOURS, len(reference))
+        others = torch.ones(reference.shape[1], dtype=torch.bool)
+        others[j] = False
+        mean = reference.mean(dim=0)
+
+        def residual(v: Tensor) -> Tensor:  # what dimension j does not explain, in standard units
+            centred = v - mean
+            return (centred - centred[:, j : j + 1] * self.slopes[:, j][None])[:, others]
+
+        scale = residual(reference).std(dim=0).clamp_min(1e-6)
+        ref, own = residual(reference) / scale, residual(vectors) / scale
+
+        def nearest_mean(pool: Tensor) -> Tensor:  # pool (n, count) indices: mean of the k nearest each image
+            distance = (ref[pool] - own[:, None]).square().sum(dim=-1)  # (n, count)
+            chosen = pool.gather(1, distance.topk(min(k, count), dim=1, largest=False).indices)
+            return reference[chosen].mean(dim=1)  # (n, K)
+
+        old = (reference[None, :, j] - vectors[:, j : j + 1]).abs().topk(count, dim=1, largest=False).indices
+        new = (reference[:, j] - value).abs().topk(count, largest=False).indices.expand(len(vectors), count)
+        moved = vectors + nearest_mean(new) - nearest_mean(old)
         moved[:, j] = value
         return moved
 

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import protodiff
 from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
@@ -146,8 +147,8 @@ def smoke(name: str, out: Path, inputs: tuple[Path, Path]) -> list[str]:
         + ["--recon-steps", "2", "--out", str(out)],
         "edit_methods": [run, "--classifier", judge, "--images", "2", "--amounts", "0.3", "--steps", "2"]
         + ["--fit-images", "16", "--fit-steps", "3", "--out", str(out)],
-        "steering": [run, "--classifier", judge, "--levers", "plain,guide3+group", "--calibrate", "2", "--images", "2"]
-        + ["--sampler", "ddim", "--steps", "3", "--out", str(out)],
+        "steering": [run, "--classifier", judge, "--levers", "plain,guide3+group,match2+lower"]
+        + ["--calibrate", "2", "--images", "2", "--sampler", "ddim", "--steps", "3", "--out", str(out)],
         "exponential_stages": [run, "--classifier", judge, "--images", "2", "--steps", "30", "--out", str(out)],
         "condition_value": [run, "--images", "4", "--out", str(out)],
         "localisation": [run, "--images", "2", "--sources", "centre;df-rise:num_masks=10,batch_size=5", "--out", str(out)],
@@ -174,7 +175,7 @@ def test_each_script_runs_on_a_tiny_budget_writing_only_under_its_out(name, inpu
     assert capsys.readouterr().out.strip()
     if name == "steering":  # each result says which sampler inverted and regenerated, when not the run's
         results = [json.loads(line) for line in (isolated / "results.jsonl").read_text().splitlines()]
-        assert [r["sampler"] for r in results] == [{"name": "ddim", "steps": 3}] * 2
+        assert [r["sampler"] for r in results] == [{"name": "ddim", "steps": 3}] * 3
     if name == "local_concepts":  # the oracle was registered for the command only; the table reads OUT
         assert "oracle-judge" not in protodiff.registries().conditioner
         module(name).main(["--table", "--out", str(isolated)])
@@ -187,3 +188,23 @@ def test_a_script_runs_as_a_file():
         [sys.executable, "experiments/condition_value.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0 and "python experiments/condition_value.py RUN" in result.stdout, result.stderr
+
+
+def test_matched_following_moves_a_dimension_as_it_moves_between_images_that_read_alike():
+    """steering.py's ``match`` lever: where dimension 1 rises with dimension 0 twice as fast on
+    images with dimension 2 on as on those with it off, an edit of dimension 0 moves dimension 1 by
+    that image's own slope (a regression would move both by the average), and holds dimension 2."""
+    steering = module("steering")
+    generator = torch.Generator().manual_seed(0)
+    edited = torch.rand(4000, generator=generator)
+    mark = (torch.rand(4000, generator=generator) > 0.5).float()
+    reference = torch.stack([edited, edited * (1 + mark), mark], dim=1)
+    probe = object.__new__(steering.Steering)
+    probe.vectors = reference
+    covariance = torch.cov(reference.T)
+    probe.slopes = covariance / covariance.diagonal()[None, :]
+    images = torch.tensor([[0.2, 0.2, 0.0], [0.2, 0.4, 1.0]])
+    moved = probe.matched(images, 0, torch.tensor(0.8), k=5)
+    assert moved[:, 0].tolist() == pytest.approx([0.8, 0.8])
+    assert (moved[:, 1] - images[:, 1]).tolist() == pytest.approx([0.6, 1.2], abs=0.08)
+    assert moved[:, 2].tolist() == pytest.approx([0.0, 1.0])
