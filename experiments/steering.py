@@ -249,7 +249,7 @@ class Steering:
         others[j] = False
         mean = reference.mean(dim=0)
 
-        def residual(v: Tensor) -> Tensor:  # what dimension j does not explain, in standard units
+        def residual(v: Tensor) -> Tensor:  # what dimension j does not explain (standardised below)
             centred = v - mean
             return (centred - centred[:, j : j + 1] * self.slopes[:, j][None])[:, others]
 
