@@ -216,9 +216,8 @@ class Steering:
         quantile among the test images whose dimension j is nearest the new value as it had among
         those nearest its old value (``neighbours`` of them each time)."""
         reference = self.vectors
-        count = min(neighbours, len(reference))
-        old = (reference[None, :, j] - vectors[:, j : j + 1]).abs().topk(count, dim=1, largest=False).indices
-        new = (reference[:, j] - value).abs().topk(count, largest=False).indices
+        old, new = self.neighbourhoods(vectors, j, value, neighbours)
+        count = len(new)
         before = reference[old]  # (n, count, K): each image's neighbours at its old value
         below = (before < vectors[:, None]).float().mean(dim=1) + 0.5 * (before == vectors[:, None]).float().mean(dim=1)
         position = (below * count - 0.5).clamp(0, count - 1)  # (n, K) Hazen plotting position
@@ -237,6 +236,15 @@ class Steering:
         moved[:, j] = value
         return moved
 
+    def neighbourhoods(self, vectors: Tensor, j: int, value: Tensor, neighbours: int) -> tuple[Tensor, Tensor]:
+        """The indices of the ``neighbours`` test images whose dimension j is nearest each row's
+        old value (n, count) and nearest ``value`` (count,): the two sides of a ``transport`` or
+        ``match`` edit."""
+        count = min(neighbours, len(self.vectors))
+        old = (self.vectors[None, :, j] - vectors[:, j : j + 1]).abs().topk(count, dim=1, largest=False).indices
+        new = (self.vectors[:, j] - value).abs().topk(count, largest=False).indices
+        return old, new
+
     def matched(self, vectors: Tensor, j: int, value: Tensor, k: int) -> Tensor:
         """``vectors`` with dimension j set to ``value`` and every other dimension moved by the
         difference between two matched groups of test images: the ``k`` nearest each image on the
@@ -244,7 +252,8 @@ class Steering:
         whose dimension j is nearest ``value``, minus the same among those nearest its old value
         (``NEIGHBOURS`` of them each time)."""
         reference = self.vectors
-        count = min(NEIGHBOURS, len(reference))
+        old, new = self.neighbourhoods(vectors, j, value, NEIGHBOURS)
+        count = len(new)
         others = torch.ones(reference.shape[1], dtype=torch.bool)
         others[j] = False
         mean = reference.mean(dim=0)
@@ -253,17 +262,16 @@ class Steering:
             centred = v - mean
             return (centred - centred[:, j : j + 1] * self.slopes[:, j][None])[:, others]
 
-        scale = residual(reference).std(dim=0).clamp_min(1e-6)
-        ref, own = residual(reference) / scale, residual(vectors) / scale
+        ref = residual(reference)
+        scale = ref.std(dim=0).clamp_min(1e-6)
+        ref, own = ref / scale, residual(vectors) / scale
 
         def nearest_mean(pool: Tensor) -> Tensor:  # pool (n, count) indices: mean of the k nearest each image
             distance = (ref[pool] - own[:, None]).square().sum(dim=-1)  # (n, count)
             chosen = pool.gather(1, distance.topk(min(k, count), dim=1, largest=False).indices)
             return reference[chosen].mean(dim=1)  # (n, K)
 
-        old = (reference[None, :, j] - vectors[:, j : j + 1]).abs().topk(count, dim=1, largest=False).indices
-        new = (reference[:, j] - value).abs().topk(count, largest=False).indices.expand(len(vectors), count)
-        moved = vectors + nearest_mean(new) - nearest_mean(old)
+        moved = vectors + nearest_mean(new.expand(len(vectors), count)) - nearest_mean(old)
         moved[:, j] = value
         return moved
 
