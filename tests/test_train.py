@@ -8,6 +8,7 @@ from safetensors.torch import load_file
 
 from protodiff import checkpoint as ckpt
 from protodiff.errors import CheckpointError, TrainingDiverged
+from protodiff.provenance import code_version
 from protodiff.training import Trainer, TrainingInterrupted
 
 
@@ -36,6 +37,7 @@ def test_training_lowers_the_loss_and_writes_complete_checkpoints(tiny_config, t
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     start, log = records[0], records[1:]
     assert start["event"] == "start" and start["precision"] in ("fp32", "bf16") and start["precision_reason"]
+    assert start["code"] == code_version() and start["threads"] == torch.get_num_threads()  # what a retrain must match
     assert [r["step"] for r in log] == list(range(1, 31))
     first, last = sum(r["loss"] for r in log[:5]) / 5, sum(r["loss"] for r in log[-5:]) / 5
     assert last < 0.7 * first

@@ -38,6 +38,7 @@ from protodiff.experiment import ExperimentConfig, experiment_from_dict
 from protodiff.figures import plot_training_curve, save_image_grid
 from protodiff.io import write_text
 from protodiff.model import ConditionedDiffusion
+from protodiff.provenance import code_version
 from protodiff.training.batches import TrainingBatches, read_all, should_preload
 from protodiff.training.distributed import Distributed, leave_process_group
 from protodiff.training.optim import build_optimizer, ema_with_warmup, lr_lambda, total_steps
@@ -138,6 +139,7 @@ class Trainer:
                 "workers": self.batches.num_workers,
                 "threads": torch.get_num_threads(),
                 "processes": self.ctx.world_size,
+                "code": code_version(),
             }
         )
 
