@@ -34,6 +34,12 @@ A lever changes only how the edit is made, on the same trained model:
 ``focus``         with ``regress``, guidance amplifies only the edited dimension's own difference:
                   net(s') + (w - 1) (net(s') - net(s_f)), s_f the followed vector with the edited
                   dimension back at its original value (the followers are context, not amplified);
+``scale``         with ``regress``, each other dimension keeps its place *within its spread* as well as
+                  following the mean: s'_k = m_k(s'_j) + (d_k(s'_j) / d_k(s_j)) (s_k - m_k(s_j)), m_k the
+                  regression line and d_k the mean absolute residual, itself regressed on s_j (a
+                  location-scale model fitted on all test images): a mark detector whose "present"
+                  and "absent" values draw together on dark images is compressed with them, not
+                  only shifted;
 ``sparse<r>``     with ``regress``, only the dimensions whose activations correlate with the edited
                   one by more than r in absolute value follow it; the rest are held;
 ``transport<k>``  the other dimensions keep their *quantile*: each is moved to the value that has the
@@ -53,6 +59,15 @@ A lever changes only how the edit is made, on the same trained model:
                   estimate; 100 test images on each side, k = 5 by default);
 ``correct<n>``    n closed-loop corrections: encode the edited image, add to the condition what the
                   encoder reads short of the edit's target vector (every dimension), regenerate;
+``until<t>``      the edit only while the sampler is at timestep t or above; below it the image's own
+                  condition (the edit off): what is decided at high noise (a background) is
+                  edited, what is drawn late (small marks) is drawn from the image's own reading;
+``hold<t>``       as ``until``, but below t the edited dimension keeps its new value and only the
+                  followers go back to their own values (with ``regress``);
+``keepmarks``     with ``regress``, the dimensions that detect a mark (AUROC >= 0.9 for one of the five
+                  marks on the test images, by their labels) are held and the rest follow: an
+                  oracle for diagnosis (it reads labels), asking whether the leak of a followed edit
+                  is the mark detectors it moves;
 ``lower``         set the dimension to its plausible *minimum* instead (the 0.0 quantile): the edit
                   for an attribute that is the absence of what a prototype detects (a dark
                   background is "no light patch anywhere");
@@ -74,6 +89,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +129,10 @@ class Lever:
     match: int | None = None
     null_guide: float | None = None
     correct: int = 0
+    until: int | None = None
+    scale: bool = False
+    keep_marks: bool = False
+    hold: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Lever:
@@ -128,6 +148,12 @@ class Lever:
                 lever.regress = True
             elif part == "focus":
                 lever.focus = True
+            elif part == "scale":
+                lever.scale = True
+            elif part == "keepmarks":
+                lever.keep_marks = True
+            elif m := re.fullmatch(r"(until|hold)(\d+)", part):
+                lever.until, lever.hold = int(m.group(2)), m.group(1) == "hold"
             elif m := re.fullmatch(r"correct(\d+)", part):
                 lever.correct = int(m.group(1))
             elif m := re.fullmatch(r"transport(\d*)", part):
@@ -185,6 +211,20 @@ class Steering:
         with torch.inference_mode():
             self.x_T = self.model.invert(self.x0, condition=self.vectors[:count], sampler=self.sampler)
 
+    @cached_property
+    def mark_detectors(self) -> Tensor:
+        """(K,) whether each dimension detects one of the five marks with AUROC >= 0.9 on the test
+        images, by their labels (the ``keepmarks`` oracle)."""
+        from sklearn.metrics import roc_auc_score  # type: ignore[import-untyped]
+
+        marks = [self.names.index(name) for name in list(ATTRS_SHORT)[:5]]
+        return torch.tensor(
+            [
+                any(roc_auc_score(self.labels[:, a].numpy(), self.vectors[:, j].numpy()) >= 0.9 for a in marks)
+                for j in range(self.vectors.shape[1])
+            ]
+        )
+
     def detectors(self) -> list[int]:
         from sklearn.metrics import roc_auc_score  # type: ignore[import-untyped]
 
@@ -203,13 +243,38 @@ class Steering:
                 edited = self.transported(vectors, j, value, lever.transport)
             elif lever.match is not None:
                 edited = self.matched(vectors, j, value, lever.match)
+            elif lever.regress and lever.scale:
+                edited = self.rescaled(vectors, j, value)
             elif lever.regress:
                 slopes = self.slopes[:, j]
                 if lever.sparse is not None:  # only the dimensions correlated with j follow
                     slopes = torch.where(self.correlation[:, j].abs() > lever.sparse, slopes, 0.0)
+                if lever.keep_marks:  # the oracle: mark detectors held
+                    slopes = torch.where(self.mark_detectors, 0.0, slopes)
                 edited += (value - vectors[:, j : j + 1]) * slopes[None]
             edited[:, j] = value
         return edited
+
+    def rescaled(self, vectors: Tensor, j: int, value: Tensor) -> Tensor:
+        """``vectors`` with dimension j set to ``value`` and every other dimension moved by a
+        location-scale model in dimension j: along its regression line, and its residual scaled by
+        how the residuals' spread (their mean absolute value, regressed on dimension j) changes."""
+        reference, slopes = self.vectors, self.slopes[:, j]
+        x = reference[:, j]
+        intercept = reference.mean(dim=0) - slopes * x.mean()
+        spread = (reference - intercept - x[:, None] * slopes).abs()  # (N, K) absolute residuals
+        centred = x - x.mean()
+        spread_slope = (centred[:, None] * (spread - spread.mean(dim=0))).sum(dim=0) / centred.square().sum()
+        spread_intercept = spread.mean(dim=0) - spread_slope * x.mean()
+        floor = 0.1 * spread.mean(dim=0)  # a spread extrapolated below zero is held at a tenth of its mean
+
+        def spread_at(v: Tensor) -> Tensor:
+            return (spread_intercept + spread_slope * v).clamp_min(floor)
+
+        old = vectors[:, j : j + 1]
+        moved = intercept + value * slopes + spread_at(value) / spread_at(old) * (vectors - intercept - old * slopes)
+        moved[:, j] = value
+        return moved
 
     def transported(self, vectors: Tensor, j: int, value: Tensor, neighbours: int) -> Tensor:
         """``vectors`` with dimension j set to ``value`` and every other dimension moved to the same
@@ -315,6 +380,22 @@ class Steering:
 
     def net(self, vectors: Tensor, edited: Tensor, dims: list[int], lever: Lever) -> Callable[..., Tensor]:
         """The denoiser an edit of ``vectors`` to ``edited`` (on ``dims``) samples with."""
+        if lever.until is None:
+            return self.edit_net(vectors, edited, dims, lever)
+        early = self.edit_net(vectors, edited, dims, lever)
+        late_vectors = vectors.clone()
+        if lever.hold:
+            late_vectors[:, dims] = edited[:, dims]
+        late = self.model.net_fn(late_vectors, len(vectors))
+        stop = lever.until
+
+        def windowed(x_t: Tensor, t: Tensor) -> Tensor:  # the edit above timestep ``stop``, not below
+            return (early if int(t.flatten()[0]) >= stop else late)(x_t, t)
+
+        return windowed
+
+    def edit_net(self, vectors: Tensor, edited: Tensor, dims: list[int], lever: Lever) -> Callable[..., Tensor]:
+        """The denoiser of an edit at every step (``net`` restricts it to a window)."""
         n = len(vectors)
         if lever.null_guide is not None:  # the cfg lever: guidance away from the null condition
             return self.model.edit_net_fn(self.null.expand_as(vectors), edited, n, lever.null_guide)

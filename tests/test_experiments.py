@@ -147,7 +147,13 @@ def smoke(name: str, out: Path, inputs: tuple[Path, Path]) -> list[str]:
         + ["--recon-steps", "2", "--out", str(out)],
         "edit_methods": [run, "--classifier", judge, "--images", "2", "--amounts", "0.3", "--steps", "2"]
         + ["--fit-images", "16", "--fit-steps", "3", "--out", str(out)],
-        "steering": [run, "--classifier", judge, "--levers", "plain,guide3+group,match2+lower"]
+        "steering": [
+            run,
+            "--classifier",
+            judge,
+            "--levers",
+            "plain,guide3+group,match2+lower,regress+scale+lower+hold300,regress+keepmarks+until300",
+        ]
         + ["--calibrate", "2", "--images", "2", "--sampler", "ddim", "--steps", "3", "--out", str(out)],
         "exponential_stages": [run, "--classifier", judge, "--images", "2", "--steps", "30", "--out", str(out)],
         "condition_value": [run, "--images", "4", "--out", str(out)],
@@ -175,7 +181,7 @@ def test_each_script_runs_on_a_tiny_budget_writing_only_under_its_out(name, inpu
     assert capsys.readouterr().out.strip()
     if name == "steering":  # each result says which sampler inverted and regenerated, when not the run's
         results = [json.loads(line) for line in (isolated / "results.jsonl").read_text().splitlines()]
-        assert [r["sampler"] for r in results] == [{"name": "ddim", "steps": 3}] * 3
+        assert [r["sampler"] for r in results] == [{"name": "ddim", "steps": 3}] * 5
     if name == "local_concepts":  # the oracle was registered for the command only; the table reads OUT
         assert "oracle-judge" not in protodiff.registries().conditioner
         module(name).main(["--table", "--out", str(isolated)])
@@ -190,10 +196,14 @@ def test_a_script_runs_as_a_file():
     assert result.returncode == 0 and "python experiments/condition_value.py RUN" in result.stdout, result.stderr
 
 
-def test_matched_following_moves_a_dimension_as_it_moves_between_images_that_read_alike():
-    """steering.py's ``match`` lever: where dimension 1 rises with dimension 0 twice as fast on
-    images with dimension 2 on as on those with it off, an edit of dimension 0 moves dimension 1 by
-    that image's own slope (a regression would move both by the average), and holds dimension 2."""
+@pytest.mark.parametrize("follow", ["matched", "rescaled"])
+def test_matched_and_rescaled_following_move_a_dimension_as_it_moves_between_images_that_read_alike(follow):
+    """steering.py's ``match`` and ``scale`` levers: where dimension 1 rises with dimension 0 twice
+    as fast on images with dimension 2 on as on those with it off, an edit of dimension 0 moves
+    dimension 1 by that image's own slope (a regression would move both by the average), and holds
+    dimension 2. ``match`` finds the slope among the images that read alike; ``scale`` from how the
+    spread of dimension 1 widens with dimension 0 (an image above the line stays as far above it,
+    in units of the spread)."""
     steering = module("steering")
     generator = torch.Generator().manual_seed(0)
     edited = torch.rand(4000, generator=generator)
@@ -204,7 +214,10 @@ def test_matched_following_moves_a_dimension_as_it_moves_between_images_that_rea
     covariance = torch.cov(reference.T)
     probe.slopes = covariance / covariance.diagonal()[None, :]
     images = torch.tensor([[0.2, 0.2, 0.0], [0.2, 0.4, 1.0]])
-    moved = probe.matched(images, 0, torch.tensor(0.8), k=5)
+    moved = (
+        probe.matched(images, 0, torch.tensor(0.8), k=5) if follow == "matched" else probe.rescaled(images, 0, torch.tensor(0.8))
+    )
     assert moved[:, 0].tolist() == pytest.approx([0.8, 0.8])
     assert (moved[:, 1] - images[:, 1]).tolist() == pytest.approx([0.6, 1.2], abs=0.08)
-    assert moved[:, 2].tolist() == pytest.approx([0.0, 1.0])
+    # held, up to the sampling noise of its regression slope on dimension 0 (about 0, over 4000 images)
+    assert moved[:, 2].tolist() == pytest.approx([0.0, 1.0], abs=0.05)
