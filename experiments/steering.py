@@ -62,6 +62,17 @@ A lever changes only how the edit is made, on the same trained model:
 ``until<t>``      the edit only while the sampler is at timestep t or above; below it the image's own
                   condition (the edit off): what is decided at high noise (a background) is
                   edited, what is drawn late (small marks) is drawn from the image's own reading;
+``from<t>``       the reverse of ``until``: the image's own condition while the sampler is above
+                  timestep t, the edit from t down (what is laid out early is the image's own);
+``split<s>``      the edit's low frequencies, the image's own high ones: the denoiser's output is
+                  blur(net(s')) + net(s) - blur(net(s)), a Gaussian blur of s pixels; a change of
+                  every pixel (a background) comes from the edit, the edges of small marks from
+                  the image's own condition;
+``inject<t>``     structure from the image's own regeneration (plug-and-play feature injection): the
+                  unedited regeneration and the edit are sampled side by side, and while the
+                  timestep is t or above the edit's features after the first decoder block at half
+                  resolution are replaced by the unedited one's; the condition can then change
+                  what the later blocks draw (a colour, a background) but not where things are;
 ``hold<t>``       as ``until``, but below t the edited dimension keeps its new value and only the
                   followers go back to their own values (with ``regress``);
 ``keepmarks``     with ``regress``, the dimensions that detect a mark (AUROC >= 0.9 for one of the five
@@ -100,6 +111,10 @@ from torch import Tensor
 NEIGHBOURS = 100
 #: Images averaged on each side of a ``match`` edit (those nearest the edited image elsewhere).
 MATCHED = 5
+#: Where ``inject`` copies the unedited regeneration's features: (decoder level, block), the first
+#: block at half resolution, 16 of 32 pixels (plug-and-play injects at 16 of 64; a quarter here, 8
+#: pixels, would be coarser than a mark).
+INJECT_AT = (1, 0)
 #: The two-sample Kolmogorov-Smirnov statistic's critical value at 1%, times sqrt(2 / count).
 KS_1PC = 1.63
 
@@ -133,6 +148,9 @@ class Lever:
     scale: bool = False
     keep_marks: bool = False
     hold: bool = False
+    after: int | None = None
+    keep_high: float | None = None
+    inject: int | None = None
 
     @classmethod
     def parse(cls, text: str) -> Lever:
@@ -154,6 +172,12 @@ class Lever:
                 lever.keep_marks = True
             elif m := re.fullmatch(r"(until|hold)(\d+)", part):
                 lever.until, lever.hold = int(m.group(2)), m.group(1) == "hold"
+            elif m := re.fullmatch(r"inject(\d+)", part):
+                lever.inject = int(m.group(1))
+            elif m := re.fullmatch(r"split([\d.]+)", part):
+                lever.keep_high = float(m.group(1))
+            elif m := re.fullmatch(r"from(\d+)", part):
+                lever.after = int(m.group(1))
             elif m := re.fullmatch(r"correct(\d+)", part):
                 lever.correct = int(m.group(1))
             elif m := re.fullmatch(r"transport(\d*)", part):
@@ -366,6 +390,9 @@ class Steering:
             dims = sorted({k for j in dims for k in (self.group_of(j) if lever.group else [j])})
             edited = self.target(vectors, dims, lever)
             condition = edited
+            if lever.inject is not None:
+                edits.append(self.injected(vectors, edited, x_T, lever.inject, timesteps))
+                continue
             out = self.sampler.sample(self.net(vectors, condition, dims, lever), x_T, prediction=prediction, timesteps=timesteps)
             for _ in range(lever.correct):
                 # What the encoder reads on the edit, against what the edit asked for: the next pass
@@ -380,19 +407,69 @@ class Steering:
 
     def net(self, vectors: Tensor, edited: Tensor, dims: list[int], lever: Lever) -> Callable[..., Tensor]:
         """The denoiser an edit of ``vectors`` to ``edited`` (on ``dims``) samples with."""
-        if lever.until is None:
+        if lever.after is not None:  # the image's own condition above the window, the edit in it
+            early, late, stop = self.model.net_fn(vectors, len(vectors)), self.edit_net(vectors, edited, dims, lever), lever.after
+        elif lever.until is not None:
+            early, stop = self.edit_net(vectors, edited, dims, lever), lever.until
+            late_vectors = vectors.clone()
+            if lever.hold:
+                late_vectors[:, dims] = edited[:, dims]
+            late = self.model.net_fn(late_vectors, len(vectors))
+        elif lever.keep_high is not None:
+            return self.split_frequencies(
+                self.model.net_fn(vectors, len(vectors)), self.edit_net(vectors, edited, dims, lever), lever.keep_high
+            )
+        else:
             return self.edit_net(vectors, edited, dims, lever)
-        early = self.edit_net(vectors, edited, dims, lever)
-        late_vectors = vectors.clone()
-        if lever.hold:
-            late_vectors[:, dims] = edited[:, dims]
-        late = self.model.net_fn(late_vectors, len(vectors))
-        stop = lever.until
 
-        def windowed(x_t: Tensor, t: Tensor) -> Tensor:  # the edit above timestep ``stop``, not below
+        def windowed(x_t: Tensor, t: Tensor) -> Tensor:  # one denoiser from timestep ``stop`` up, the other below
             return (early if int(t.flatten()[0]) >= stop else late)(x_t, t)
 
         return windowed
+
+    def injected(self, vectors: Tensor, edited: Tensor, x_T: Tensor, until: int, timesteps: list[int] | None) -> Tensor:
+        """``x_T`` regenerated under ``edited`` beside its regeneration under ``vectors``, the first's
+        features after ``INJECT_AT`` replaced by the second's while the timestep is ``until`` or above."""
+        n = len(vectors)
+        both = self.model.net_fn(torch.cat([vectors, edited]), 2 * n)
+        active = [False]
+
+        def copy_structure(module: torch.nn.Module, inputs: object, output: Tensor) -> Tensor | None:
+            if not active[0]:
+                return None
+            output = output.clone()
+            output[n:] = output[:n]
+            return output
+
+        def net(x_t: Tensor, t: Tensor) -> Tensor:
+            active[0] = int(t.flatten()[0]) >= until
+            return both(x_t, t)
+
+        level, block = INJECT_AT
+        handle = self.model.denoiser.up[level].blocks[block].register_forward_hook(copy_structure)
+        try:
+            prediction = self.model.schedule.config.prediction
+            out = self.sampler.sample(net, torch.cat([x_T, x_T]), prediction=prediction, timesteps=timesteps)
+        finally:
+            handle.remove()
+        return out[n:]
+
+    @staticmethod
+    def split_frequencies(own: Callable[..., Tensor], edit: Callable[..., Tensor], sigma: float) -> Callable[..., Tensor]:
+        """A denoiser whose output is the low frequencies of ``edit``'s and the high ones of ``own``'s
+        (a Gaussian blur of ``sigma`` pixels splits them)."""
+        from torchvision.transforms.functional import gaussian_blur
+
+        size = 2 * round(3 * sigma) + 1
+
+        def blur(x: Tensor) -> Tensor:
+            return gaussian_blur(x, [size, size], [sigma, sigma])
+
+        def split(x_t: Tensor, t: Tensor) -> Tensor:
+            mine = own(x_t, t)
+            return blur(edit(x_t, t)) + mine - blur(mine)
+
+        return split
 
     def edit_net(self, vectors: Tensor, edited: Tensor, dims: list[int], lever: Lever) -> Callable[..., Tensor]:
         """The denoiser of an edit at every step (``net`` restricts it to a window)."""

@@ -152,7 +152,7 @@ def smoke(name: str, out: Path, inputs: tuple[Path, Path]) -> list[str]:
             "--classifier",
             judge,
             "--levers",
-            "plain,guide3+group,match2+lower,regress+scale+lower+hold300,regress+keepmarks+until300",
+            "plain,guide3+group,match2+lower,regress+scale+lower+hold300,regress+keepmarks+from300,split1,regress+inject200",
         ]
         + ["--calibrate", "2", "--images", "2", "--sampler", "ddim", "--steps", "3", "--out", str(out)],
         "exponential_stages": [run, "--classifier", judge, "--images", "2", "--steps", "30", "--out", str(out)],
@@ -181,7 +181,7 @@ def test_each_script_runs_on_a_tiny_budget_writing_only_under_its_out(name, inpu
     assert capsys.readouterr().out.strip()
     if name == "steering":  # each result says which sampler inverted and regenerated, when not the run's
         results = [json.loads(line) for line in (isolated / "results.jsonl").read_text().splitlines()]
-        assert [r["sampler"] for r in results] == [{"name": "ddim", "steps": 3}] * 5
+        assert [r["sampler"] for r in results] == [{"name": "ddim", "steps": 3}] * 7
     if name == "local_concepts":  # the oracle was registered for the command only; the table reads OUT
         assert "oracle-judge" not in protodiff.registries().conditioner
         module(name).main(["--table", "--out", str(isolated)])
