@@ -102,6 +102,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -446,7 +447,8 @@ class Steering:
             return both(x_t, t)
 
         level, block = INJECT_AT
-        handle = self.model.denoiser.up[level].blocks[block].register_forward_hook(copy_structure)
+        up: Any = self.model.denoiser.up  # the UNet's decoder levels (an nn.ModuleList)
+        handle = up[level].blocks[block].register_forward_hook(copy_structure)
         try:
             prediction = self.model.schedule.config.prediction
             out = self.sampler.sample(net, torch.cat([x_T, x_T]), prediction=prediction, timesteps=timesteps)
@@ -458,7 +460,7 @@ class Steering:
     def split_frequencies(own: Callable[..., Tensor], edit: Callable[..., Tensor], sigma: float) -> Callable[..., Tensor]:
         """A denoiser whose output is the low frequencies of ``edit``'s and the high ones of ``own``'s
         (a Gaussian blur of ``sigma`` pixels splits them)."""
-        from torchvision.transforms.functional import gaussian_blur
+        from torchvision.transforms.functional import gaussian_blur  # type: ignore[import-untyped]
 
         size = 2 * round(3 * sigma) + 1
 
