@@ -37,6 +37,7 @@ from protodiff.errors import ConfigError, ProtodiffError
 from protodiff.experiment import ExperimentConfig, experiment_from_dict
 from protodiff.io import write_json
 from protodiff.model import ConditionedDiffusion
+from protodiff.provenance import code_version
 
 #: What ``protodiff eval`` computes when no metrics are named: the latent columns of Patronus' tables.
 DEFAULT_METRICS = ("tad", "attributes-captured", "latent-auroc")
@@ -66,6 +67,8 @@ class Results:
     protodiff_version: str
     #: Label -> result, in the order the metrics were requested.
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The code that computed them: protodiff's commit (from a checkout), torch, Python.
+    code: dict[str, str] = field(default_factory=code_version)
 
     def __getitem__(self, key: str) -> dict[str, Any]:
         if key in self.results:

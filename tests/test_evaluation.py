@@ -32,6 +32,7 @@ from protodiff.metrics.latent.latents import encode_latents
 from protodiff.metrics.latent.metric_latent_auroc import LatentAUROC
 from protodiff.metrics.latent.metric_tad import TAD, AttributesCaptured
 from protodiff.metrics.latent.protocol_scores import latent_auroc, tad_score
+from protodiff.provenance import code_version
 from protodiff.training import Trainer
 
 CONDITIONER = "metrics-channel-means"
@@ -182,6 +183,7 @@ def test_eval_fid_kid_writes_labelled_json_and_is_seeded(ddpm_run, tmp_path):
         values.append(report["results"]["FD_identity"]["value"])
     assert values[0] == values[1]
     assert report["seed"] == 4 and report["dataset"]["name"] == "shapes" and report["checkpoint"].endswith("step_0000002")
+    assert report["code"] == code_version()  # which code computed the numbers
     fd, kd = report["results"]["FD_identity"], report["results"]["KD_identity"]
     assert fd["metric"] == "fid" and fd["split"] == "test" and kd["metric"] == "kid"
     assert (fd["num_generated"], fd["num_real"]) == (8, 16)  # the whole (tiny) test split
