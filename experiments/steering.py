@@ -60,8 +60,10 @@ A lever changes only how the edit is made, on the same trained model:
 ``correct<n>``    n closed-loop corrections: encode the edited image, add to the condition what the
                   encoder reads short of the edit's target vector (every dimension), regenerate;
 ``until<t>``      the edit only while the sampler is at timestep t or above; below it the image's own
-                  condition (the edit off): what is decided at high noise (a background) is
-                  edited, what is drawn late (small marks) is drawn from the image's own reading;
+                  condition (the edit off): if a background were decided at high noise and small
+                  marks drawn late, the marks would be drawn from the image's own reading;
+``hold<t>``       as ``until``, but below t the edited dimension keeps its new value and only the
+                  followers go back to their own values (with ``regress``);
 ``from<t>``       the reverse of ``until``: the image's own condition while the sampler is above
                   timestep t, the edit from t down (what is laid out early is the image's own);
 ``split<s>``      the edit's low frequencies, the image's own high ones: the denoiser's output is
@@ -73,8 +75,6 @@ A lever changes only how the edit is made, on the same trained model:
                   timestep is t or above the edit's features after the first decoder block at half
                   resolution are replaced by the unedited one's; the condition can then change
                   what the later blocks draw (a colour, a background) but not where things are;
-``hold<t>``       as ``until``, but below t the edited dimension keeps its new value and only the
-                  followers go back to their own values (with ``regress``);
 ``keepmarks``     with ``regress``, the dimensions that detect a mark (AUROC >= 0.9 for one of the five
                   marks on the test images, by their labels) are held and the rest follow: an
                   oracle for diagnosis (it reads labels), asking whether the leak of a followed edit
@@ -149,8 +149,8 @@ class Lever:
     scale: bool = False
     keep_marks: bool = False
     hold: bool = False
-    after: int | None = None
-    keep_high: float | None = None
+    from_: int | None = None  # the ``from`` lever (a keyword)
+    split: float | None = None
     inject: int | None = None
 
     @classmethod
@@ -176,9 +176,9 @@ class Lever:
             elif m := re.fullmatch(r"inject(\d+)", part):
                 lever.inject = int(m.group(1))
             elif m := re.fullmatch(r"split([\d.]+)", part):
-                lever.keep_high = float(m.group(1))
+                lever.split = float(m.group(1))
             elif m := re.fullmatch(r"from(\d+)", part):
-                lever.after = int(m.group(1))
+                lever.from_ = int(m.group(1))
             elif m := re.fullmatch(r"correct(\d+)", part):
                 lever.correct = int(m.group(1))
             elif m := re.fullmatch(r"transport(\d*)", part):
@@ -408,25 +408,28 @@ class Steering:
 
     def net(self, vectors: Tensor, edited: Tensor, dims: list[int], lever: Lever) -> Callable[..., Tensor]:
         """The denoiser an edit of ``vectors`` to ``edited`` (on ``dims``) samples with."""
-        if lever.after is not None:  # the image's own condition above the window, the edit in it
-            early, late, stop = self.model.net_fn(vectors, len(vectors)), self.edit_net(vectors, edited, dims, lever), lever.after
-        elif lever.until is not None:
-            early, stop = self.edit_net(vectors, edited, dims, lever), lever.until
-            late_vectors = vectors.clone()
-            if lever.hold:
-                late_vectors[:, dims] = edited[:, dims]
-            late = self.model.net_fn(late_vectors, len(vectors))
-        elif lever.keep_high is not None:
-            return self.split_frequencies(
-                self.model.net_fn(vectors, len(vectors)), self.edit_net(vectors, edited, dims, lever), lever.keep_high
-            )
-        else:
-            return self.edit_net(vectors, edited, dims, lever)
+        edit, own = self.edit_net(vectors, edited, dims, lever), self.model.net_fn(vectors, len(vectors))
+        if lever.split is not None:
+            edit = self.split_frequencies(own, edit, lever.split)
+        if lever.from_ is not None:
+            return self.windowed(own, edit, lever.from_)
+        if lever.until is not None:
+            below = own
+            if lever.hold:  # below the window the edited dimensions alone keep their new values
+                held = vectors.clone()
+                held[:, dims] = edited[:, dims]
+                below = self.model.net_fn(held, len(vectors))
+            return self.windowed(edit, below, lever.until)
+        return edit
 
-        def windowed(x_t: Tensor, t: Tensor) -> Tensor:  # one denoiser from timestep ``stop`` up, the other below
-            return (early if int(t.flatten()[0]) >= stop else late)(x_t, t)
+    @staticmethod
+    def windowed(above: Callable[..., Tensor], below: Callable[..., Tensor], stop: int) -> Callable[..., Tensor]:
+        """A denoiser that is ``above`` at timestep ``stop`` and up, ``below`` under it."""
 
-        return windowed
+        def switch(x_t: Tensor, t: Tensor) -> Tensor:
+            return (above if int(t.flatten()[0]) >= stop else below)(x_t, t)
+
+        return switch
 
     def injected(self, vectors: Tensor, edited: Tensor, x_T: Tensor, until: int, timesteps: list[int] | None) -> Tensor:
         """``x_T`` regenerated under ``edited`` beside its regeneration under ``vectors``, the first's
