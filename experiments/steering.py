@@ -131,6 +131,26 @@ ATTRS_SHORT = {
 }
 
 
+#: Levers that switch a mode on: the name, and the field of :class:`Lever` it sets.
+FLAGS = {"group": "group", "lower": "lower", "regress": "regress", "focus": "focus", "scale": "scale", "keepmarks": "keep_marks"}
+#: Levers that take a number (``guide2``): the name, and the field it sets, the number's type and
+#: the value a bare name takes (None: the number is required).
+NUMBERS: dict[str, tuple[str, type, int | None]] = {
+    "guide": ("guide", float, None),
+    "extrap": ("extrap", float, None),
+    "sparse": ("sparse", float, None),
+    "cfg": ("null_guide", float, None),
+    "split": ("split", float, None),
+    "partial": ("partial", int, None),
+    "correct": ("correct", int, None),
+    "until": ("until", int, None),
+    "from": ("from_", int, None),
+    "inject": ("inject", int, None),
+    "transport": ("transport", int, NEIGHBOURS),
+    "match": ("match", int, MATCHED),
+}
+
+
 @dataclass
 class Lever:
     guide: float = 1.0
@@ -159,42 +179,17 @@ class Lever:
         for part in text.split("+"):
             if part == "plain":
                 continue
-            if part == "group":
-                lever.group = True
-            elif part == "lower":
-                lever.lower = True
-            elif part == "regress":
-                lever.regress = True
-            elif part == "focus":
-                lever.focus = True
-            elif part == "scale":
-                lever.scale = True
-            elif part == "keepmarks":
-                lever.keep_marks = True
-            elif m := re.fullmatch(r"(until|hold)(\d+)", part):
-                lever.until, lever.hold = int(m.group(2)), m.group(1) == "hold"
-            elif m := re.fullmatch(r"inject(\d+)", part):
-                lever.inject = int(m.group(1))
-            elif m := re.fullmatch(r"split([\d.]+)", part):
-                lever.split = float(m.group(1))
-            elif m := re.fullmatch(r"from(\d+)", part):
-                lever.from_ = int(m.group(1))
-            elif m := re.fullmatch(r"correct(\d+)", part):
-                lever.correct = int(m.group(1))
-            elif m := re.fullmatch(r"transport(\d*)", part):
-                lever.transport = int(m.group(1) or NEIGHBOURS)
-            elif m := re.fullmatch(r"match(\d*)", part):
-                lever.match = int(m.group(1) or MATCHED)
-            elif m := re.fullmatch(r"guide([\d.]+)", part):
-                lever.guide = float(m.group(1))
-            elif m := re.fullmatch(r"sparse([\d.]+)", part):
-                lever.sparse = float(m.group(1))
-            elif m := re.fullmatch(r"cfg([\d.]+)", part):
-                lever.null_guide = float(m.group(1))
-            elif m := re.fullmatch(r"extrap([\d.]+)", part):
-                lever.extrap = float(m.group(1))
-            elif m := re.fullmatch(r"partial(\d+)", part):
-                lever.partial = int(m.group(1))
+            if part in FLAGS:
+                setattr(lever, FLAGS[part], True)
+                continue
+            if m := re.fullmatch(r"hold(\d+)", part):  # ``until`` with the edited dimensions kept below it
+                lever.until, lever.hold = int(m.group(1)), True
+                continue
+            for name, (field, number, default) in NUMBERS.items():
+                digits = r"\d" if number is int else r"[\d.]"
+                if m := re.fullmatch(f"{name}({digits}{'+' if default is None else '*'})", part):
+                    setattr(lever, field, number(m.group(1)) if m.group(1) else default)
+                    break
             else:
                 raise SystemExit(f"unknown lever {part!r}")
         return lever
@@ -408,7 +403,10 @@ class Steering:
 
     def net(self, vectors: Tensor, edited: Tensor, dims: list[int], lever: Lever) -> Callable[..., Tensor]:
         """The denoiser an edit of ``vectors`` to ``edited`` (on ``dims``) samples with."""
-        edit, own = self.edit_net(vectors, edited, dims, lever), self.model.net_fn(vectors, len(vectors))
+        edit = self.edit_net(vectors, edited, dims, lever)
+        if lever.split is None and lever.from_ is None and lever.until is None:
+            return edit
+        own = self.model.net_fn(vectors, len(vectors))  # the image's own condition, where it takes part
         if lever.split is not None:
             edit = self.split_frequencies(own, edit, lever.split)
         if lever.from_ is not None:
