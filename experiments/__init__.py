@@ -8,6 +8,7 @@ file lists what each reproduces and its full command.
 ``local_concepts``      docs/local-concepts.md: the ablation table and the recipe over three seeds
 ``edit_methods``        docs/baselines.md, "Edits": DiffAE's edit direction against one dimension
 ``steering``            edit levers (guidance, extrapolation, partial trajectories, concept groups)
+``counterfactual``      edits against the true counterfactual: the floor of any edit of the condition
 ``exponential_stages``  early against late exponential sampling, judged per attribute
 ``condition_value``     what the condition is worth to the denoising loss at each timestep
 ``localisation``        docs/localisation.md: each map source scored against the marks, three seeds

@@ -103,6 +103,32 @@ def test_dark_background_is_a_global_tone():
     assert max(brightness[1]) < min(brightness[0])
 
 
+def test_a_counterfactual_changes_its_global_attributes_and_keeps_the_marks():
+    data = shapes().open("test")
+    dark = ATTRIBUTES.index("dark_bg")
+    assert all(torch.equal(data.counterfactual(i, {})[0], data[i][0]) for i in range(5))
+    checked = 0
+    for i in range(40):
+        image, attrs = data[i]
+        if attrs[dark] or attrs[ATTRIBUTES.index("gradient")] or attrs[ATTRIBUTES.index("warm_cast")]:
+            continue
+        darkened, changed = data.counterfactual(i, {"dark_bg": True})
+        assert changed[dark] == 1 and torch.equal(
+            torch.cat([changed[:dark], changed[dark + 1 :]]), torch.cat([attrs[:dark], attrs[dark + 1 :]])
+        )
+        marks = torch.zeros(32, 32, dtype=torch.bool)
+        for box in data.mark_boxes(i):
+            marks[box.top : box.bottom, box.left : box.right] = True
+        assert (darkened[:, ~marks] < image[:, ~marks] - 1.0).all()  # the background: 0.78 -> 0.22
+        kept = (darkened == image).all(dim=0)
+        assert not (kept & ~marks).any() and kept.any() == marks.any()  # only the marks' own pixels are kept
+        assert torch.equal(data.counterfactual(i, {"dark_bg": False})[0], image)
+        checked += 1
+    assert checked > 3
+    with pytest.raises(DataError, match="cannot change red_square in a counterfactual: only the global"):
+        data.counterfactual(0, {"red_square": True})
+
+
 def test_attributes_are_balanced_and_independent_without_a_shortcut():
     labels = shapes(num_train=2000).open("train").attributes().numpy()
     assert np.allclose(labels.mean(0), 0.5, atol=0.05)

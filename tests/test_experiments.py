@@ -156,6 +156,7 @@ def smoke(name: str, out: Path, inputs: tuple[Path, Path]) -> list[str]:
         ]
         + ["--calibrate", "2", "--images", "2", "--sampler", "ddim", "--steps", "3", "--out", str(out)],
         "exponential_stages": [run, "--classifier", judge, "--images", "2", "--steps", "30", "--out", str(out)],
+        "counterfactual": [run, "--classifier", judge, "--calibrate", "2", "--images", "6", "--out", str(out)],
         "condition_value": [run, "--images", "4", "--out", str(out)],
         "localisation": [run, "--images", "2", "--sources", "centre;df-rise:num_masks=10,batch_size=5", "--out", str(out)],
         "emergence": [run, "--names", "x-s0", "--classifier", judge, "--images", "2", "--steps", "3", "--starts", "2"]
@@ -167,6 +168,7 @@ WRITES = {
     "local_concepts": {"results.jsonl", "baseline-s0", "oracle-s0", "judges"},
     "edit_methods": {"results.json"},
     "steering": {"results.jsonl"},
+    "counterfactual": {"results.jsonl"},
     "exponential_stages": {"results.json"},
     "condition_value": {"results.json"},
     "localisation": {"results.jsonl"},
@@ -182,6 +184,13 @@ def test_each_script_runs_on_a_tiny_budget_writing_only_under_its_out(name, inpu
     if name == "steering":  # each result says which sampler inverted and regenerated, when not the run's
         results = [json.loads(line) for line in (isolated / "results.jsonl").read_text().splitlines()]
         assert [r["sampler"] for r in results] == [{"name": "ddim", "steps": 3}] * 7
+    if name == "counterfactual":  # every global attribute, each row on the images that lack it
+        results = [json.loads(line) for line in (isolated / "results.jsonl").read_text().splitlines()]
+        assert [r["attribute"] for r in results] == ["dark_bg", "warm_cast", "gradient"]
+        assert any(r["images"] for r in results) and all(r["code"]["protodiff"] for r in results)
+        for r in results:
+            assert len(r["rows"]) == (6 if r["images"] else 0)
+            assert all(0 <= row["leakage"] <= 1 for row in r["rows"].values())
     if name == "local_concepts":  # the oracle was registered for the command only; the table reads OUT
         assert "oracle-judge" not in protodiff.registries().conditioner
         module(name).main(["--table", "--out", str(isolated)])

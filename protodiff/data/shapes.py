@@ -22,6 +22,7 @@ and box-filtered down so marks are anti-aliased at 16 px.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +33,7 @@ from torch import Tensor
 from protodiff._registry.hookspecs import hookimpl
 from protodiff._registry.registry import Registries
 from protodiff.contracts.dataset import DatasetSource, DataSourceConfig, LabeledImages
+from protodiff.errors import DataError
 from protodiff.validation import seed as check_seed
 
 LOCAL_ATTRIBUTES = ("red_square", "blue_disc", "green_triangle", "yellow_cross", "checker_patch")
@@ -193,8 +195,23 @@ class ShapesImages(LabeledImages):
         return sample_attributes(self._rngs(index)[0], self.shortcut)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.counterfactual(index, {})
+
+    def counterfactual(self, index: int, changes: Mapping[str, bool]) -> tuple[Tensor, Tensor]:
+        """Item ``index`` drawn again with the global attributes in ``changes`` set as given, and
+        everything else (its marks, their places, its tint) as drawn: the image an edit of those
+        attributes should produce, to score edits against. Only global attributes can be changed:
+        adding or removing a mark moves the marks drawn after it."""
+        unknown = set(changes) - set(GLOBAL_ATTRIBUTES)
+        if unknown:
+            raise DataError(
+                f"cannot change {', '.join(sorted(unknown))} in a counterfactual: only the global attributes "
+                f"({', '.join(GLOBAL_ATTRIBUTES)}) can be changed with everything else kept"
+            )
         attr_rng, draw_rng = self._rngs(index)
         attrs = sample_attributes(attr_rng, self.shortcut)
+        for name, present in changes.items():
+            attrs[ATTRIBUTES.index(name)] = float(present)
         image = render(attrs, self.image_size, draw_rng, self.config.layout)
         return torch.from_numpy(image).permute(2, 0, 1).mul(2).sub(1).contiguous(), torch.from_numpy(attrs)
 
