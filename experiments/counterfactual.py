@@ -19,7 +19,13 @@ offset, ``--images`` images, inversion and judge) that lack the attribute (by th
 ``true condition``    the real image's inverted x_T regenerated under the condition the encoder
                       reads on the counterfactual, at guidance 1 and ``--guidance``: the best an
                       edit *of the condition* can ask for. Steering's levers choose a vector; this
-                      one is the right vector, so what it leaks no choice of vector removes.
+                      one is the right vector, so what it leaks no choice of vector removes;
+``mean true shift``   every image's condition moved by the mean of the true changes (s_cf - s): the
+                      best one shift for all images can do (an oracle);
+``labelled mean difference``  moved by the mean vector of the test images that have the attribute
+                      minus that of those that lack it (by their labels; the images after the
+                      evaluation ones): a difference-in-means direction, what a user with labels
+                      can compute.
 
 Success and leakage are defined as in steering.py (leakage: the mean share of the other attributes
 that flip). ``python experiments/counterfactual.py RUN... --classifier JUDGE --out DIR``.
@@ -79,6 +85,16 @@ def measure(steering: Steering, attribute: str, guidance: float) -> dict:
             net = model.edit_net_fn(vectors, truth, len(vectors), w)
             edit = sampler.sample(net, x_T, prediction=model.schedule.config.prediction)
             outcome[f"true condition, guidance {w:g}"] = (judge.predict_proba(edit), before)
+        # One shift for every image: the mean of the true ones (an oracle), and the difference of the
+        # mean vectors of the other test images with and without the attribute (by their labels).
+        reference, labels = steering.vectors[part.stop :], steering.labels[part.stop :, a]
+        shifts = {
+            "mean true shift": (truth - vectors).mean(dim=0),
+            "labelled mean difference": reference[labels == 1].mean(dim=0) - reference[labels == 0].mean(dim=0),
+        }
+        for name, shift in shifts.items():
+            edit = model.sample(condition=vectors + shift, x_T=x_T, sampler=sampler)
+            outcome[name] = (judge.predict_proba(edit), before)
     rows = {
         name: {"success": round((after[:, a] > 0.5).float().mean().item(), 3), "leakage": round(flips(after, ref, a), 3)}
         for name, (after, ref) in outcome.items()

@@ -189,7 +189,7 @@ def test_each_script_runs_on_a_tiny_budget_writing_only_under_its_out(name, inpu
         assert [r["attribute"] for r in results] == ["dark_bg", "warm_cast", "gradient"]
         assert any(r["images"] for r in results) and all(r["code"]["protodiff"] for r in results)
         for r in results:
-            assert len(r["rows"]) == (6 if r["images"] else 0)
+            assert len(r["rows"]) == (8 if r["images"] else 0)
             assert all(0 <= row["leakage"] <= 1 for row in r["rows"].values())
     if name == "local_concepts":  # the oracle was registered for the command only; the table reads OUT
         assert "oracle-judge" not in protodiff.registries().conditioner
