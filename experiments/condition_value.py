@@ -19,6 +19,8 @@ from pathlib import Path
 
 import torch
 
+from protodiff.provenance import code_version
+
 #: The timesteps measured (of a 1000-step schedule).
 TIMESTEPS = (50, 150, 300, 450, 600, 750, 850, 950, 999)
 
@@ -68,7 +70,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{t:>4} {own:8.4f} {other:8.4f} {other - own:8.4f}")
     results = [{"t": t, "own": own, "other": other, "gain": other - own} for t, own, other in rows]
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "results.json", {"run": str(args.run), "images": args.images, "seed": args.seed, "rows": results})
+    write_json(
+        args.out / "results.json",
+        {"run": str(args.run), "images": args.images, "seed": args.seed, "rows": results, "code": code_version()},
+    )
 
 
 if __name__ == "__main__":

@@ -35,16 +35,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-try:
-    from experiments.steering import ATTRS_SHORT, Steering
-except ModuleNotFoundError:  # run as ``python experiments/counterfactual.py``
-    from steering import ATTRS_SHORT, Steering  # type: ignore[no-redef]
+if not __package__:  # run as ``python experiments/counterfactual.py``: steering.py is a sibling module
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from experiments.steering import ATTRS_SHORT, Steering
 from protodiff.data.shapes import GLOBAL_ATTRIBUTES
 
 
@@ -95,7 +95,7 @@ def measure(steering: Steering, attribute: str, guidance: float) -> dict:
         for name, shift in shifts.items():
             edit = model.sample(condition=vectors + shift, x_T=x_T, sampler=sampler)
             outcome[name] = (judge.predict_proba(edit), before)
-    rows = {
+    rows: dict[str, dict[str, float | None]] = {
         name: {"success": round((after[:, a] > 0.5).float().mean().item(), 3), "leakage": round(flips(after, ref, a), 3)}
         for name, (after, ref) in outcome.items()
     }

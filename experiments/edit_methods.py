@@ -7,6 +7,8 @@ classifier judges every regeneration. Two kinds of edit:
 * ``direction``: DiffAE's method (``protodiff explain attribute-edit``): a linear classifier per
   attribute on the run's codes of the train split, the code moved ``amount * sqrt(D)`` standard
   deviations along the attribute's normal. Any run, any conditioner.
+  With ``--direction mean-difference`` the code is moved instead by ``amount`` times the
+  attribute's mean difference (the mean train code with it minus that of those without).
 * ``dimension``: one dimension set to its plausible maximum (``protodiff explain effects``), the
   dimension chosen per attribute as the one whose enhancement turns the attribute on most *on
   other images* (test images ``images..2*images``), so the choice is not scored on the images it
@@ -41,6 +43,7 @@ from protodiff.explain.effects import effect_matrix
 from protodiff.io import write_json
 from protodiff.metrics.attribute_classifier import AttributeClassifier
 from protodiff.model import EDIT_GUIDANCE
+from protodiff.provenance import code_version
 
 
 def scores(before: torch.Tensor, after: torch.Tensor, target: int) -> dict[str, float]:
@@ -49,14 +52,25 @@ def scores(before: torch.Tensor, after: torch.Tensor, target: int) -> dict[str, 
     lacking = ~had[:, target]
     success = float(has[lacking, target].float().mean()) if lacking.any() else float("nan")
     others = [a for a in range(before.shape[1]) if a != target]
-    leakage = float((had[:, others] != has[:, others]).float().mean())
-    return {"success": round(success, 4), "leakage": round(leakage, 4), "lacking": int(lacking.sum())}
+    flips = (had[:, others] != has[:, others]).float()
+    return {
+        "success": round(success, 4),
+        "leakage": round(float(flips.mean()), 4),
+        # over the images that lacked the attribute only, as experiments/steering.py counts it
+        "leakage_lacking": round(float(flips[lacking].mean()), 4) if lacking.any() else float("nan"),
+        "lacking": int(lacking.sum()),
+    }
 
 
 def direction_edits(model, config, batch: torch.Tensor, judge: AttributeClassifier, args, amount: float) -> tuple[Any, Any]:
     """DiffAE's edit of every attribute by ``amount`` on ``batch`` (``protodiff explain attribute-edit``):
     the judged probabilities of the unedited regenerations (N, A) and the explanation."""
-    options: dict[str, Any] = {"amount": amount, "sampler": {"name": "ddim", "steps": args.steps}, "guidance": args.guidance}
+    options: dict[str, Any] = {
+        "amount": amount,
+        "direction": args.direction,
+        "sampler": {"name": "ddim", "steps": args.steps},
+        "guidance": args.guidance,
+    }
     if args.fit_images is not None:
         options["fit_images"] = args.fit_images
     if args.fit_steps is not None:
@@ -83,7 +97,7 @@ def measure(run: str, judge: AttributeClassifier, args) -> list[dict[str, Any]]:
             results.append(
                 {
                     "run": run,
-                    "edit": f"direction {amount:g}",
+                    "edit": f"{'direction' if args.direction == 'normal' else 'mean-diff'} {amount:g}",
                     "attribute": name,
                     **scores(before, after, a),
                     "direction_accuracy": edit.meta["direction_accuracy"][name],
@@ -110,18 +124,18 @@ def measure(run: str, judge: AttributeClassifier, args) -> list[dict[str, Any]]:
     return results
 
 
-def print_table(runs: list[str], names: list[str], results: list[dict[str, Any]]) -> None:
+def print_table(runs: list[str], names: list[str], results: list[dict[str, Any]], leakage: str = "leakage") -> None:
     print(f"{'run':<28} {'edit':<14} " + " ".join(f"{n[:12]:>12}" for n in names) + "   mean")
     for run in runs:
         for kind in dict.fromkeys(r["edit"] for r in results if r["run"] == run):
             rows = [r for r in results if r["run"] == run and r["edit"] == kind]
-            cells = [f"{r['success']:.2f}/{r['leakage']:.2f}" for r in rows]
+            cells = [f"{r['success']:.2f}/{r[leakage]:.2f}" for r in rows]
             mean_s = sum(r["success"] for r in rows) / len(rows)
-            mean_l = sum(r["leakage"] for r in rows) / len(rows)
+            mean_l = sum(r[leakage] for r in rows) / len(rows)
             print(f"{run[-28:]:<28} {kind:<14} " + " ".join(f"{c:>12}" for c in cells) + f"   {mean_s:.2f}/{mean_l:.2f}")
     print(
         "(success/leakage: success = share of images lacking the attribute that gain it; "
-        "leakage = mean share of other attributes flipped)"
+        f"leakage = mean share of other attributes flipped, over {'all images' if leakage == 'leakage' else 'those images'})"
     )
 
 
@@ -131,7 +145,19 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--classifier", required=True, help="A saved attribute classifier for the runs' data.")
     parser.add_argument("--images", type=int, default=64)
-    parser.add_argument("--amounts", default="0.3,1.0", help="DiffAE edit amounts (0.3 is DiffAE's example).")
+    parser.add_argument("--amounts", default="0.3,1.0", help="Edit amounts (0.3 is DiffAE's example for its normal).")
+    parser.add_argument(
+        "--direction",
+        choices=["normal", "mean-difference"],
+        default="normal",
+        help="DiffAE's classifier normal, or each attribute's mean difference (attribute-edit's direction).",
+    )
+    parser.add_argument(
+        "--leakage-over",
+        choices=["all", "lacking"],
+        default="all",
+        help="The table's leakage: over all images, or over those lacking the attribute (steering.py's); both are saved.",
+    )
     parser.add_argument("--steps", type=int, default=20, help="DDIM steps to invert and regenerate.")
     parser.add_argument("--max-dimensions", type=int, default=64)
     parser.add_argument(
@@ -157,9 +183,12 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     judge = AttributeClassifier.load(args.classifier)
     results = [row for run in args.runs for row in measure(run, judge, args)]
-    print_table(args.runs, list(judge.attribute_names), results)
+    print_table(args.runs, list(judge.attribute_names), results, "leakage" if args.leakage_over == "all" else "leakage_lacking")
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "results.json", {"args": {**vars(args), "out": str(args.out)}, "results": results})
+    write_json(
+        args.out / "results.json",
+        {"args": {**vars(args), "out": str(args.out)}, "results": results, "code": code_version()},
+    )
 
 
 if __name__ == "__main__":

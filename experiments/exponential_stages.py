@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from protodiff import load_model
 from protodiff.io import write_json
 from protodiff.metrics.attribute_classifier import AttributeClassifier
+from protodiff.provenance import code_version
 
 SCHEDULES = {"uniform": ("ddim", {}), "early": ("exponential", {"mode": "early"}), "late": ("exponential", {"mode": "late"})}
 PAIRS = (("uniform", "early"), ("uniform", "late"), ("early", "late"))
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         args.out / "results.json",
         {
             "run": str(args.run),
+            "code": code_version(),
             "images": count,
             "source": source,
             "steps": args.steps,

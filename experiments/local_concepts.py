@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from protodiff.contracts import Condition, Conditioner
+from protodiff.provenance import code_version
 
 #: Where the results go unless ``--out`` says otherwise (the path docs/local-concepts.md implies).
 OUT = Path("runs/lc")
@@ -254,6 +255,7 @@ def run(variant: str, seed: int, args) -> dict[str, Any]:
         "overrides": overrides,
         "train_seconds": round(wall, 1),
         "threads": torch.get_num_threads(),
+        "code": code_version(),
         **evaluate(run_dir, seed, args),
     }
     with open(args.out / "results.jsonl", "a") as handle:

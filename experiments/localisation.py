@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]
 
+from protodiff.provenance import code_version
+
 #: The sources of docs/localisation.md: Patronus' maps, DF-CAM and DF-RISE published and aimed at
 #: the attribute's best dimension, and the two controls.
 SOURCES = (
@@ -63,7 +65,7 @@ def measure(runs: list[str], sources: list[str], images: int, out: Path, seed: i
                 continue
             options = {"localisation": {"map": parse_source(source), "num_images": images}}
             result = protodiff.evaluate(run, ["localisation"], split="test", seed=seed, options=options, device="cpu")
-            record = {"run": run, "source": source, "seed": seed, **result["localisation"]}
+            record = {"run": run, "source": source, "seed": seed, **result["localisation"], "code": code_version()}
             with open(path, "a") as handle:
                 handle.write(json.dumps(record) + "\n")
             print(f"{run} {source}: pointing {record['value']}", flush=True)

@@ -108,6 +108,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from protodiff.provenance import code_version
+
 #: Test images on each side of a ``transport`` edit (the old value's neighbours and the new one's).
 NEIGHBOURS = 100
 #: Images averaged on each side of a ``match`` edit (those nearest the edited image elsewhere).
@@ -591,7 +593,7 @@ def main(argv: list[str] | None = None) -> None:
         steering = Steering(run, args.classifier, args.calibrate, args.images, args.seed, sampler)
         for text in args.levers.split(","):
             result = {"run": run.name, "lever": text, **({"sampler": sampler} if sampler else {})}
-            result.update(steering.measure(Lever.parse(text)))
+            result.update(steering.measure(Lever.parse(text)), code=code_version())
             with open(args.out / "results.jsonl", "a") as handle:
                 handle.write(json.dumps(result) + "\n")
             print(line(result), flush=True)

@@ -116,3 +116,8 @@ def test_diffae_editing_runs_on_every_vector_conditioner(run, tmp_path):
     )
     meta = json.loads((out / "meta.json").read_text())
     assert meta["attributes"] == ["red_square"] and meta["amount"] == 0.3 and (out / "edit.png").exists()
+    assert meta["direction"] == "normal"
+    options = ["--n", "2", "--attribute", "red_square", "--set", "steps=5", "--set", "fit_images=16", "--set", "sampler.steps=2"]
+    invoke("explain", "attribute-edit", str(path), *options, "--set", "direction=mean-difference", "--out", str(out / "mean"))
+    meta = json.loads((out / "mean" / "meta.json").read_text())
+    assert meta["direction"] == "mean-difference" and meta["amount"] == 1.0  # its own unit

@@ -125,6 +125,19 @@ def test_moving_along_a_direction_is_the_published_step():
         directions.move(codes, "b", 1.0)
 
 
+def test_the_mean_difference_moves_a_code_by_what_separates_the_groups():
+    generator = torch.Generator().manual_seed(0)
+    labels = (torch.rand(4000, 2, generator=generator) > 0.5).long()
+    planted = torch.tensor([[2.0, 0.0, -1.0], [0.0, 0.5, 0.0]])
+    codes = torch.randn(4000, 3, generator=generator) * 0.3 + labels.float() @ planted
+    directions = AttributeDirections.fit(codes, labels, ["a", "b"], steps=10)
+    torch.testing.assert_close(directions.difference, planted, atol=0.05, rtol=0)
+    torch.testing.assert_close(directions.shift(codes, "a", 1.0) - codes, directions.difference[:1].expand_as(codes))
+    torch.testing.assert_close(directions.shift(codes, "b", -2.0), codes - 2 * directions.difference[1])
+    with pytest.raises(ProtodiffError, match="attribute 'b' is the same on every fitted code"):
+        AttributeDirections.fit(codes, torch.stack([labels[:, 0], torch.ones(4000).long()], dim=1), ["a", "b"], steps=1)
+
+
 def test_diffae_edits_and_prototype_edits_go_through_the_same_call(tiny_model):
     data = tiny_model_data()
     directions = AttributeDirections.for_model(tiny_model, data, limit=64, steps=50)

@@ -15,7 +15,11 @@ space and maps back. The edited code is rendered from the image's own DDIM inver
     s = z.clone(); s[:, 3] = 3.0; edited = model.edit(x0, s)          # a Patronus edit, same call
 
 Nothing here is specific to z_sem: any condition vector has linear attribute directions, so the
-same edit can be tried on Patronus' s or an InfoDiffusion latent. ``protodiff explain attribute-edit
+same edit can be tried on Patronus' s or an InfoDiffusion latent. Beside DiffAE's normal the same
+fit keeps each attribute's *mean difference* (the mean code of the images with it minus that of
+those without; ``direction="mean-difference"``): one shift that moves a code by what, on average,
+separates the two groups, in the code's own units, where the normal moves it a fixed number of
+standard deviations along the most discriminative axis. ``protodiff explain attribute-edit
 RUN`` (:class:`AttributeEditExplainer`) does it for any run, and with ``--classifier`` judges every
 edit the way ``effects`` judges a prototype's: the change of every attribute, target and off-target.
 """
@@ -25,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -58,6 +62,7 @@ class AttributeDirections:
     std: Tensor  # (D,)
     weight: Tensor  # (A, D), in the standardised space
     bias: Tensor  # (A,)
+    difference: Tensor  # (A, D): the mean code with each attribute minus the mean code without it
 
     @classmethod
     def fit(
@@ -83,6 +88,15 @@ class AttributeDirections:
         vectors = vectors.detach().float().cpu()
         mean, std = vectors.mean(0), vectors.std(0).clamp(min=1e-6)
         inputs, targets = (vectors - mean) / std, attributes.float().cpu()
+        present = targets > 0.5
+        if not (present.any(0) & (~present).any(0)).all():
+            constant = [name for name, ok in zip(attribute_names, present.any(0) & (~present).any(0)) if not ok]
+            raise ProtodiffError(
+                f"attribute {constant[0]!r} is the same on every fitted code: fit on images where it varies (more images)"
+            )
+        difference = torch.stack(
+            [vectors[present[:, a]].mean(0) - vectors[~present[:, a]].mean(0) for a in range(targets.shape[1])]
+        )
         weight = torch.zeros(targets.shape[1], vectors.shape[1], requires_grad=True)
         bias = torch.zeros(targets.shape[1], requires_grad=True)
         optimizer = torch.optim.Adam([weight, bias], lr=lr)
@@ -94,7 +108,7 @@ class AttributeDirections:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-        return cls(list(attribute_names), mean, std, weight.detach(), bias.detach())
+        return cls(list(attribute_names), mean, std, weight.detach(), bias.detach(), difference)
 
     @classmethod
     def for_model(
@@ -140,10 +154,17 @@ class AttributeDirections:
         moved = (vectors.float().cpu() - self.mean) / self.std + step
         return (moved * self.std + self.mean).to(device=vectors.device, dtype=vectors.dtype)
 
+    def shift(self, vectors: Tensor, attribute: str, amount: float) -> Tensor:
+        """Codes moved by ``amount`` times ``attribute``'s mean difference (1: by as much as the codes
+        of images with it differ on average from those without), on ``vectors``' device."""
+        step = amount * self.difference[self.index(attribute)]
+        return (vectors.float().cpu() + step).to(device=vectors.device, dtype=vectors.dtype)
+
 
 class AttributeEditExplainer(Explainer):
-    """DiffAE's attribute editing on any vector conditioner: each attribute's linear-classifier normal,
-    fitted on the train split's codes, moved along on real images regenerated from their inverted x_T."""
+    """DiffAE's attribute editing on any vector conditioner: each attribute's linear-classifier normal
+    (or its mean difference), fitted on the train split's codes, moved along on real images
+    regenerated from their inverted x_T."""
 
     @dataclass
     class Config(EditSettings):
@@ -151,9 +172,13 @@ class AttributeEditExplainer(Explainer):
         :class:`EditSettings` and ``protodiff explain edit`` make it."""
 
         attribute: list[str] = flag("An attribute to edit, e.g. --attribute red_square (repeatable; default: all).")
-        #: How far to move, in DiffAE's unit (``amount * sqrt(D)`` standard deviations along the unit
-        #: normal); DiffAE's manipulate.ipynb uses 0.3. Negative removes the attribute.
-        amount: float = 0.3
+        #: ``normal``: DiffAE's, along the classifier's unit normal; ``mean-difference``: by the mean
+        #: code with the attribute minus the mean code without it.
+        direction: Literal["normal", "mean-difference"] = "normal"
+        #: How far to move. ``normal``: in DiffAE's unit (``amount * sqrt(D)`` standard deviations
+        #: along the unit normal; DiffAE's manipulate.ipynb uses 0.3); ``mean-difference``: in
+        #: multiples of the difference. Default: 0.3 and 1.0. Negative removes the attribute.
+        amount: float | None = None
         #: Codes of the train split the classifiers are fitted on (DiffAE: the whole split).
         fit_images: int = 10_000
         #: The classifiers' Adam steps (DiffAE: 300,000 samples in batches of 32).
@@ -165,6 +190,8 @@ class AttributeEditExplainer(Explainer):
             super().__post_init__()
             if self.fit_images < 2 or self.steps < 1 or self.batch_size < 1:
                 raise ValueError("fit_images must be at least 2, steps and batch_size positive")
+            if self.amount is None:
+                self.amount = 0.3 if self.direction == "normal" else 1.0
             finite(amount=self.amount)
             if self.follow != "none":  # a direction moves every dimension: none is left to follow
                 raise ValueError("attribute-edit moves every dimension along a direction; follow must be 'none'")
@@ -195,10 +222,12 @@ class AttributeEditExplainer(Explainer):
         vectors = model.encode(batch.to(model.device)).vector.detach()
         x_T = c.starting_noise(model, batch, vectors, sampler, generator)
         n = len(batch)
-        edited = torch.cat([vectors] + [directions.move(vectors, name, c.amount) for name in attributes])
+        amount = float(c.amount)  # resolved from the direction by the config
+        move = directions.move if c.direction == "normal" else directions.shift
+        edited = torch.cat([vectors] + [move(vectors, name, amount) for name in attributes])
         images = c.edit_many(model, batch, edited, x_T, sampler=sampler, chunk=c.batch_size, generator=generator)
         images = images.view(len(attributes) + 1, n, *batch.shape[1:])
-        labels = [f"{name} {c.amount:+g}" for name in attributes]
+        labels = [f"{name} {amount:+g}" for name in attributes]
         tensors = {
             "images": batch,
             "x_T": x_T,
@@ -209,14 +238,15 @@ class AttributeEditExplainer(Explainer):
         }
         meta = {
             "attributes": attributes,
-            "amount": c.amount,
+            "direction": c.direction,
+            "amount": amount,
             "fit_images": min(c.fit_images, len(train)),
             "direction_accuracy": _accuracy(directions, model, train if data is None else data, c.fit_images),
         }
         columns = [("real", batch), ("reconstructed", images[0])] + list(zip(labels, images[1:]))
         figures = {
             "edit.png": lambda path: save_image_grid(
-                path, columns, per_row=1, title=f"DiffAE edits: each attribute's normal, amount {c.amount:+g}"
+                path, columns, per_row=1, title=f"attribute edits: each attribute's {c.direction}, amount {amount:+g}"
             )
         }
         if classifier is not None:
