@@ -79,6 +79,13 @@ A lever changes only how the edit is made, on the same trained model:
                   marks on the test images, by their labels) are held and the rest follow: an
                   oracle for diagnosis (it reads labels), asking whether the leak of a followed edit
                   is the mark detectors it moves;
+``mode``          the image's whole condition moved by the difference between the test images in the
+                  dimension's extreme *mode* and the rest: a Gaussian mixture fitted to the
+                  dimension's values over the test images (1-5 components, chosen by BIC), its
+                  component with the highest mean (lowest with ``lower``) taken as "the concept is
+                  there", and every image moved by the mean vector of those images minus the mean
+                  vector of the others (a difference in means whose split is read off one
+                  prototype, not off labels; the edited dimension is not set to a value);
 ``lower``         set the dimension to its plausible *minimum* instead (the 0.0 quantile): the edit
                   for an attribute that is the absence of what a prototype detects (a dark
                   background is "no light patch anywhere");
@@ -134,7 +141,15 @@ ATTRS_SHORT = {
 
 
 #: Levers that switch a mode on: the name, and the field of :class:`Lever` it sets.
-FLAGS = {"group": "group", "lower": "lower", "regress": "regress", "focus": "focus", "scale": "scale", "keepmarks": "keep_marks"}
+FLAGS = {
+    "group": "group",
+    "lower": "lower",
+    "regress": "regress",
+    "focus": "focus",
+    "scale": "scale",
+    "keepmarks": "keep_marks",
+    "mode": "mode",
+}
 #: Levers that take a number (``guide2``): the name, and the field it sets, the number's type and
 #: the value a bare name takes (None: the number is required).
 NUMBERS: dict[str, tuple[str, type, int | None]] = {
@@ -174,6 +189,7 @@ class Lever:
     from_: int | None = None  # the ``from`` lever (a keyword)
     split: float | None = None
     inject: int | None = None
+    mode: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Lever:
@@ -259,6 +275,9 @@ class Steering:
     def target(self, vectors: Tensor, dims: list[int], lever: Lever) -> Tensor:
         edited = vectors.clone()
         for j in dims:
+            if lever.mode:
+                edited += self.mode_shift(j, lever.lower)
+                continue
             end = self.low[j] if lever.lower else self.high[j]
             value = self.median[j] + lever.extrap * (end - self.median[j])
             if lever.transport is not None:
@@ -276,6 +295,21 @@ class Steering:
                 edited += (value - vectors[:, j : j + 1]) * slopes[None]
             edited[:, j] = value
         return edited
+
+    def mode_shift(self, j: int, lower: bool) -> Tensor:
+        """(K,) the ``mode`` lever's shift for dimension j: the mean test vector of the images in j's
+        extreme mixture component minus the mean of the rest."""
+        from sklearn.mixture import GaussianMixture  # type: ignore[import-untyped]
+
+        values = self.vectors[:, j : j + 1].numpy()
+        fits = [GaussianMixture(k, random_state=0).fit(values) for k in range(1, 6)]
+        mixture = min(fits, key=lambda fit: fit.bic(values))
+        if mixture.n_components == 1:  # one mode: no concept to move towards
+            return torch.zeros(self.vectors.shape[1])
+        means = mixture.means_.ravel()
+        extreme = int(means.argmin() if lower else means.argmax())
+        there = torch.from_numpy(mixture.predict(values) == extreme)
+        return self.vectors[there].mean(dim=0) - self.vectors[~there].mean(dim=0)
 
     def rescaled(self, vectors: Tensor, j: int, value: Tensor) -> Tensor:
         """``vectors`` with dimension j set to ``value`` and every other dimension moved by a

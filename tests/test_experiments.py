@@ -153,7 +153,7 @@ def smoke(name: str, out: Path, inputs: tuple[Path, Path]) -> list[str]:
             "--classifier",
             judge,
             "--levers",
-            "plain,guide3+group,match2+lower,regress+scale+lower+hold300,regress+keepmarks+from300,split1,regress+inject200",
+            "plain,guide3+group,match2+lower,regress+scale+lower+hold300,regress+keepmarks+from300,split1,regress+inject200,mode+lower",
         ]
         + ["--calibrate", "2", "--images", "2", "--sampler", "ddim", "--steps", "3", "--out", str(out)],
         "exponential_stages": [run, "--classifier", judge, "--images", "2", "--steps", "30", "--out", str(out)],
@@ -192,7 +192,7 @@ def test_each_script_runs_on_a_tiny_budget_writing_only_under_its_out(name, inpu
         assert rows and all(row["code"] == code for row in rows), path
     if name == "steering":  # each result says which sampler inverted and regenerated, when not the run's
         results = [json.loads(line) for line in (isolated / "results.jsonl").read_text().splitlines()]
-        assert [r["sampler"] for r in results] == [{"name": "ddim", "steps": 3}] * 7
+        assert [r["sampler"] for r in results] == [{"name": "ddim", "steps": 3}] * 8
     if name == "counterfactual":  # every global attribute, each row on the images that lack it
         results = [json.loads(line) for line in (isolated / "results.jsonl").read_text().splitlines()]
         assert [r["attribute"] for r in results] == ["dark_bg", "warm_cast", "gradient"]
@@ -239,3 +239,25 @@ def test_matched_and_rescaled_following_move_a_dimension_as_it_moves_between_ima
     assert (moved[:, 1] - images[:, 1]).tolist() == pytest.approx([0.6, 1.2], abs=0.08)
     # held, up to the sampling noise of its regression slope on dimension 0 (about 0, over 4000 images)
     assert moved[:, 2].tolist() == pytest.approx([0.0, 1.0], abs=0.05)
+
+
+def test_the_mode_lever_moves_by_the_difference_between_a_prototypes_extreme_mode_and_the_rest():
+    """steering.py's ``mode``: a dimension that reads 0.5 on images without a concept and, on those
+    with it, 0.1 or 0.2 (the concept under two other conditions: three modes). Lowered, every image
+    moves by the lowest mode's mean vector minus the rest's (the mixture finds the three modes, not
+    two); raised, by the highest mode's (no concept) minus the rest's; a dimension with one mode
+    gives no shift to speak of."""
+    steering = module("steering")
+    generator = torch.Generator().manual_seed(0)
+    concept = torch.rand(3000, generator=generator) > 0.5
+    other = torch.rand(3000, generator=generator) > 0.5
+    noise = torch.randn(3000, 2, generator=generator) * 0.01
+    first = torch.where(concept, torch.where(other, 0.1, 0.2), 0.5)
+    probe = object.__new__(steering.Steering)
+    probe.vectors = torch.stack([first, 2 * concept.float()], dim=1) + noise
+    lowest = probe.vectors[concept & other].mean(dim=0) - probe.vectors[~(concept & other)].mean(dim=0)
+    torch.testing.assert_close(probe.mode_shift(0, lower=True), lowest, atol=0.02, rtol=0)
+    raised = probe.vectors[~concept].mean(dim=0) - probe.vectors[concept].mean(dim=0)  # the highest mode: no concept
+    torch.testing.assert_close(probe.mode_shift(0, lower=False), raised, atol=0.02, rtol=0)
+    probe.vectors = torch.randn(3000, 2, generator=generator)  # one mode: nothing to move towards
+    assert probe.mode_shift(0, lower=True).abs().max() < 0.2
