@@ -46,6 +46,7 @@ if not __package__:  # run as ``python experiments/counterfactual.py``: steering
 
 from experiments.steering import ATTRS_SHORT, Steering
 from protodiff.data.shapes import GLOBAL_ATTRIBUTES
+from protodiff.provenance import code_version
 
 
 def flips(after: Tensor, before: Tensor, a: int) -> float:
@@ -126,8 +127,6 @@ def arguments() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from protodiff.provenance import code_version
-
     args = arguments().parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for run in args.runs:
