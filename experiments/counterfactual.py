@@ -25,7 +25,12 @@ offset, ``--images`` images, inversion and judge) that lack the attribute (by th
 ``labelled mean difference``  moved by the mean vector of the test images that have the attribute
                       minus that of those that lack it (by their labels; the images after the
                       evaluation ones): a difference-in-means direction, what a user with labels
-                      can compute.
+                      can compute;
+``linear map from true pairs``  moved by the least-squares linear map from a condition to its
+                      counterfactual's, fitted on up to ``--pairs`` other test images (after the
+                      evaluation ones) that lack the attribute, each with its own counterfactual:
+                      a per-image correction of the shift, with pairs no user has (an oracle): how
+                      far an edit linear in the condition can go.
 
 Success and leakage are defined as in steering.py (leakage: the mean share of the other attributes
 that flip). ``python experiments/counterfactual.py RUN... --classifier JUDGE --out DIR``.
@@ -36,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -56,7 +62,14 @@ def flips(after: Tensor, before: Tensor, a: int) -> float:
     return ((after[:, others] > 0.5) != (before[:, others] > 0.5)).float().mean().item()
 
 
-def measure(steering: Steering, attribute: str, guidance: float) -> dict:
+def linear_map(source: Tensor, target: Tensor) -> Callable[[Tensor], Tensor]:
+    """The least-squares affine map from ``source`` rows to ``target`` rows (N, K each)."""
+    source_mean, target_mean = source.mean(dim=0), target.mean(dim=0)
+    weights = torch.linalg.lstsq(source - source_mean, target - target_mean).solution
+    return lambda vectors: (vectors - source_mean) @ weights + target_mean
+
+
+def measure(steering: Steering, attribute: str, guidance: float, pairs: int) -> dict:
     model, judge, sampler = steering.model, steering.judge, steering.sampler
     test = steering.config.data.build().open("test")
     a = steering.names.index(attribute)
@@ -67,7 +80,7 @@ def measure(steering: Steering, attribute: str, guidance: float) -> dict:
         lacking = steering.labels[part][:, a] == 0
         index = [i for i, keep in zip(range(part.start, part.stop), lacking.tolist(), strict=True) if keep]
         if not index:
-            return {"attribute": attribute, "images": 0, "rows": {}, "moved": []}
+            return {"attribute": attribute, "images": 0, "pairs": 0, "rows": {}, "moved": []}
         vectors, x_T, x0, before = vectors[lacking], x_T[lacking], x0[lacking], before[lacking]
         changed = torch.stack([test.counterfactual(i, {attribute: True})[0] for i in index])
         truth = model.encode(changed).vector.float()
@@ -96,6 +109,13 @@ def measure(steering: Steering, attribute: str, guidance: float) -> dict:
         for name, shift in shifts.items():
             edit = model.sample(condition=vectors + shift, x_T=x_T, sampler=sampler)
             outcome[name] = (judge.predict_proba(edit), before)
+        fitted_on = [i for i in range(part.stop, len(test)) if not steering.labels[i, a]][:pairs]
+        if fitted_on:
+            source = steering.vectors[fitted_on]
+            target = model.encode(torch.stack([test.counterfactual(i, {attribute: True})[0] for i in fitted_on]))
+            mapped = linear_map(source, target.vector.float())(vectors)
+            edit = model.sample(condition=mapped, x_T=x_T, sampler=sampler)
+            outcome["linear map from true pairs"] = (judge.predict_proba(edit), before)
     rows: dict[str, dict[str, float | None]] = {
         name: {"success": round((after[:, a] > 0.5).float().mean().item(), 3), "leakage": round(flips(after, ref, a), 3)}
         for name, (after, ref) in outcome.items()
@@ -106,6 +126,7 @@ def measure(steering: Steering, attribute: str, guidance: float) -> dict:
     return {
         "attribute": attribute,
         "images": len(index),
+        "pairs": len(fitted_on),
         "rows": rows,
         # How much of the condition the change moves: the mean |s_cf - s| per dimension, largest first.
         "moved": sorted(((round(d, 3), j) for j, d in enumerate(distance.mean(dim=0).tolist())), reverse=True)[:8],
@@ -121,6 +142,7 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--guidance", type=float, default=2.0)
     parser.add_argument("--calibrate", type=int, default=32, help="Skipped, as steering.py calibrates on them.")
     parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--pairs", type=int, default=400, help="Counterfactual pairs the linear map is fitted on.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/counterfactual"), help="Appends to results.jsonl here.")
     return parser
@@ -132,10 +154,10 @@ def main(argv: list[str] | None = None) -> None:
     for run in args.runs:
         steering = Steering(run, args.classifier, args.calibrate, args.images, args.seed)
         for attribute in args.attributes.split(","):
-            result = {"run": run.name, **measure(steering, attribute, args.guidance), "code": code_version()}
+            result = {"run": run.name, **measure(steering, attribute, args.guidance, args.pairs), "code": code_version()}
             with open(args.out / "results.jsonl", "a") as handle:
                 handle.write(json.dumps(result) + "\n")
-            print(f"{run.name} {ATTRS_SHORT[attribute]} ({result['images']} images)")
+            print(f"{run.name} {ATTRS_SHORT[attribute]} ({result['images']} images, {result['pairs']} pairs)")
             for name, row in result["rows"].items():
                 success = "   - " if row["success"] is None else f"{row['success']:.2f}"
                 print(f"  {name:<32} {success} / {row['leakage']:.2f}", flush=True)

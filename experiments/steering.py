@@ -527,6 +527,16 @@ class Steering:
             return float("nan"), float("nan"), 0
         return added.float().mean().item(), flips.float().mean().item(), lacking
 
+    def standard_errors(self, after: Tensor, before: Tensor, a: int) -> tuple[float, float]:
+        """The standard errors of success and leakage over the images lacking ``a`` (leakage is a
+        mean of per-image shares, and an image's flips are not independent of each other, so the
+        image is the unit): how far a figure near the target may be from the one more images give."""
+        lacking, added, flips = self.changes(after, before, a)
+        if lacking < 2:
+            return float("nan"), float("nan")
+        per_image = flips.float().mean(dim=1)
+        return added.float().std().item() / lacking**0.5, per_image.std().item() / lacking**0.5
+
     def flipped(self, after: Tensor, before: Tensor, a: int) -> dict[str, float]:
         """Per other attribute, the share of the images lacking ``a`` on which it flips: what the
         leakage is made of."""
@@ -564,7 +574,9 @@ class Steering:
             row = {}
             for kind, j in (("editor", editors[a]), ("clean_editor", clean[a]), ("detector", detectors[a])):
                 s, leak, n = self.success_leakage(after_e[chosen.index(j)], before_e, a)
+                s_se, leak_se = self.standard_errors(after_e[chosen.index(j)], before_e, a)
                 row[kind] = {"dim": j, "success": round(s, 3), "leakage": round(leak, 3), "lacking": n}
+                row[kind] |= {"success_se": round(s_se, 3), "leakage_se": round(leak_se, 3)}
                 row[kind]["flipped"] = self.flipped(after_e[chosen.index(j)], before_e, a)
             row["strongest_cell"] = {"dim": int(change[:, a].argmax()), "effect": round(float(change[:, a].max()), 3)}
             out[name] = row

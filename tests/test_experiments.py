@@ -198,7 +198,7 @@ def test_each_script_runs_on_a_tiny_budget_writing_only_under_its_out(name, inpu
         assert [r["attribute"] for r in results] == ["dark_bg", "warm_cast", "gradient"]
         assert any(r["images"] for r in results)
         for r in results:
-            assert len(r["rows"]) == (8 if r["images"] else 0)
+            assert len(r["rows"]) == ((8 + bool(r["pairs"])) if r["images"] else 0)
             assert all(0 <= row["leakage"] <= 1 for row in r["rows"].values())
     if name == "local_concepts":  # the oracle was registered for the command only; the table reads OUT
         assert "oracle-judge" not in protodiff.registries().conditioner
@@ -261,3 +261,30 @@ def test_the_mode_lever_moves_by_the_difference_between_a_prototypes_extreme_mod
     torch.testing.assert_close(probe.mode_shift(0, lower=False), raised, atol=0.02, rtol=0)
     probe.vectors = torch.randn(3000, 2, generator=generator)  # one mode: nothing to move towards
     assert probe.mode_shift(0, lower=True).abs().max() < 0.2
+
+
+def test_steering_reports_the_standard_errors_of_success_and_leakage_over_images():
+    """Leakage is a mean of per-image shares of flipped attributes, so its standard error takes the
+    image as the unit: two images flipping both others and two flipping none is a leakage of 0.5 with
+    a standard error of 0.29 (not the 0.18 of eight independent flips)."""
+    steering = module("steering")
+    probe = object.__new__(steering.Steering)
+    probe.names = ["edited", "one", "two"]
+    before = torch.tensor([[0.0, 0.0, 0.0]] * 4 + [[1.0, 0.0, 0.0]])  # the last image has the attribute already
+    after = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    success, leakage, lacking = probe.success_leakage(after, before, 0)
+    assert (success, leakage, lacking) == (0.75, 0.5, 4)
+    success_se, leakage_se = probe.standard_errors(after, before, 0)
+    assert success_se == pytest.approx(0.5 / 2) and leakage_se == pytest.approx(0.57735 / 2, abs=1e-4)
+
+
+def test_the_counterfactual_linear_map_recovers_a_planted_affine_map():
+    """counterfactual.py's oracle per-image correction: fitted on pairs related by an affine map
+    (plus a little noise), it maps new conditions as that map does."""
+    counterfactual = module("counterfactual")
+    generator = torch.Generator().manual_seed(0)
+    weights, offset = torch.randn(4, 4, generator=generator), torch.randn(4, generator=generator)
+    source = torch.randn(400, 4, generator=generator)
+    target = source @ weights + offset + 0.01 * torch.randn(400, 4, generator=generator)
+    new = torch.randn(8, 4, generator=generator)
+    torch.testing.assert_close(counterfactual.linear_map(source, target)(new), new @ weights + offset, atol=0.01, rtol=0)
