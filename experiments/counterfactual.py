@@ -109,7 +109,7 @@ def measure(steering: Steering, attribute: str, guidance: float, pairs: int) -> 
         for name, shift in shifts.items():
             edit = model.sample(condition=vectors + shift, x_T=x_T, sampler=sampler)
             outcome[name] = (judge.predict_proba(edit), before)
-        fitted_on = [i for i in range(part.stop, len(test)) if not steering.labels[i, a]][:pairs]
+        fitted_on = (part.stop + torch.nonzero(labels == 0).flatten())[:pairs].tolist()
         if fitted_on:
             source = steering.vectors[fitted_on]
             target = model.encode(torch.stack([test.counterfactual(i, {attribute: True})[0] for i in fitted_on]))

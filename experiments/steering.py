@@ -573,11 +573,12 @@ class Steering:
         for a, name in enumerate(names):
             row = {}
             for kind, j in (("editor", editors[a]), ("clean_editor", clean[a]), ("detector", detectors[a])):
-                s, leak, n = self.success_leakage(after_e[chosen.index(j)], before_e, a)
-                s_se, leak_se = self.standard_errors(after_e[chosen.index(j)], before_e, a)
+                edit = after_e[chosen.index(j)]
+                s, leak, n = self.success_leakage(edit, before_e, a)
+                s_se, leak_se = self.standard_errors(edit, before_e, a)
                 row[kind] = {"dim": j, "success": round(s, 3), "leakage": round(leak, 3), "lacking": n}
                 row[kind] |= {"success_se": round(s_se, 3), "leakage_se": round(leak_se, 3)}
-                row[kind]["flipped"] = self.flipped(after_e[chosen.index(j)], before_e, a)
+                row[kind]["flipped"] = self.flipped(edit, before_e, a)
             row["strongest_cell"] = {"dim": int(change[:, a].argmax()), "effect": round(float(change[:, a].max()), 3)}
             out[name] = row
         calibration = {name: calib[:, a].round(decimals=3).tolist() for a, name in enumerate(names)}
