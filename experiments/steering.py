@@ -79,6 +79,18 @@ A lever changes only how the edit is made, on the same trained model:
                   marks on the test images, by their labels) are held and the rest follow: an
                   oracle for diagnosis (it reads labels), asking whether the leak of a followed edit
                   is the mark detectors it moves;
+``given``         with ``regress``, the followers move by their regression on the edited dimension
+                  *with the other attributes' detectors held*: the partial slopes of a multiple
+                  regression on the edited dimension and, for every attribute but the one it detects
+                  best (the highest AUROC), the dimension other than it that separates that attribute
+                  best either way round (|AUROC - 0.5|, by the labels); a follower that moves
+                  with the edited one only through another attribute (a warm cast that comes with a
+                  light background in the data) stays, and those detectors are held;
+``amount``        each dimension raised by each of ``AMOUNTS`` (as ``extrap``) on the calibration
+                  images, and the editors chosen among (dimension, amount) pairs: how far to raise
+                  is chosen with the dimension, on the same images (a prototype whose maximum is
+                  reached only with another attribute present, a warm cast on a light background,
+                  adds both there);
 ``mode``          the image's whole condition moved by the difference between the test images in the
                   dimension's extreme *mode* and the rest: a Gaussian mixture fitted to the
                   dimension's values over the test images (1-5 components, chosen by BIC), its
@@ -106,17 +118,18 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from protodiff.provenance import code_version
 
+#: The amounts (``extrap`` values) among which the ``amount`` lever's calibration chooses.
+AMOUNTS = (0.5, 0.7, 1.0, 1.5)
 #: Test images on each side of a ``transport`` edit (the old value's neighbours and the new one's).
 NEIGHBOURS = 100
 #: Images averaged on each side of a ``match`` edit (those nearest the edited image elsewhere).
@@ -149,6 +162,8 @@ FLAGS = {
     "scale": "scale",
     "keepmarks": "keep_marks",
     "mode": "mode",
+    "given": "given",
+    "amount": "amount",
 }
 #: Levers that take a number (``guide2``): the name, and the field it sets, the number's type and
 #: the value a bare name takes (None: the number is required).
@@ -190,6 +205,8 @@ class Lever:
     split: float | None = None
     inject: int | None = None
     mode: bool = False
+    given: bool = False
+    amount: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Lever:
@@ -253,24 +270,44 @@ class Steering:
     def mark_detectors(self) -> Tensor:
         """(K,) whether each dimension detects one of the five marks with AUROC >= 0.9 on the test
         images, by their labels (the ``keepmarks`` oracle)."""
+        marks = [self.names.index(name) for name in list(ATTRS_SHORT)[:5]]
+        return (self.auroc[:, marks] >= 0.9).any(dim=1)
+
+    @cached_property
+    def auroc(self) -> Tensor:
+        """(K, A) how well each dimension's value separates the test images with each attribute from
+        those without, by their labels (the AUROC: what ``names --detect`` reads)."""
         from sklearn.metrics import roc_auc_score  # type: ignore[import-untyped]
 
-        marks = [self.names.index(name) for name in list(ATTRS_SHORT)[:5]]
         return torch.tensor(
             [
-                any(roc_auc_score(self.labels[:, a].numpy(), self.vectors[:, j].numpy()) >= 0.9 for a in marks)
+                [roc_auc_score(self.labels[:, a].numpy(), self.vectors[:, j].numpy()) for a in range(len(self.names))]
                 for j in range(self.vectors.shape[1])
             ]
         )
 
     def detectors(self) -> list[int]:
-        from sklearn.metrics import roc_auc_score  # type: ignore[import-untyped]
+        """Per attribute, the dimension that detects it best (the highest AUROC)."""
+        return self.auroc.argmax(dim=0).tolist()
 
-        out = []
-        for a in range(len(self.names)):
-            scores = [roc_auc_score(self.labels[:, a].numpy(), self.vectors[:, j].numpy()) for j in range(self.vectors.shape[1])]
-            out.append(int(np.argmax(scores)))
-        return out
+    @cached_property
+    def given_slopes(self) -> Tensor:
+        """(K, K) the ``given`` lever's slopes: column j, every dimension's partial slope on j in
+        its regression on j and, for every attribute but the one j detects best, the dimension
+        other than j that separates it best (either way round: a dark background is detected by
+        the *low* values of a light-patch prototype); those detectors' own slopes are 0."""
+        covariance = torch.cov(self.vectors.T).double()
+        separation, own = (self.auroc - 0.5).abs(), self.auroc.argmax(dim=1).tolist()
+        columns = []
+        for j in range(len(covariance)):
+            others = separation.clone()
+            others[j] = -1
+            held = sorted({int(others[:, a].argmax()) for a in range(len(self.names)) if a != own[j]})
+            jh = [j, *held]
+            c = covariance[jh][:, jh]
+            c = c + 1e-4 * c.diagonal().mean() * torch.eye(len(jh), dtype=c.dtype)
+            columns.append(torch.linalg.solve(c, covariance[jh])[0])  # (K,): the slopes on j
+        return torch.stack(columns, dim=1).float()
 
     def target(self, vectors: Tensor, dims: list[int], lever: Lever) -> Tensor:
         edited = vectors.clone()
@@ -287,7 +324,7 @@ class Steering:
             elif lever.regress and lever.scale:
                 edited = self.rescaled(vectors, j, value)
             elif lever.regress:
-                slopes = self.slopes[:, j]
+                slopes = self.given_slopes[:, j] if lever.given else self.slopes[:, j]
                 if lever.sparse is not None:  # only the dimensions correlated with j follow
                     slopes = torch.where(self.correlation[:, j].abs() > lever.sparse, slopes, 0.0)
                 if lever.keep_marks:  # the oracle: mark detectors held
@@ -558,28 +595,39 @@ class Steering:
     def measure(self, lever: Lever) -> dict:
         k, names = self.vectors.shape[1], self.names
         started = time.perf_counter()
-        after, before = self.regenerate(self.calibration, [[j] for j in range(k)], lever)
-        change = (after - before[None]).mean(dim=1)  # (K, A) effect on the calibration images
+        amounts = AMOUNTS if lever.amount else (lever.extrap,)
+        # Edit e raises dimension e % k by amounts[e // k]: one edit per dimension and amount.
+        levers = [replace(lever, extrap=amount) for amount in amounts]
+        runs = [self.regenerate(self.calibration, [[j] for j in range(k)], each) for each in levers]
+        after, before = torch.cat([edits for edits, _ in runs]), runs[0][1]
+        change = (after - before[None]).mean(dim=1)  # (E, A) effect on the calibration images
         calib = torch.tensor(
-            [[self.success_leakage(after[j], before, a)[:2] for a in range(len(names))] for j in range(k)]
-        )  # (K, A, 2): success, leakage of every dimension on the calibration images
-        calib_success = calib[..., 0].nan_to_num(-1)
-        editors = calib_success.argmax(dim=0).tolist()
+            [[self.success_leakage(after[e], before, a)[:2] for a in range(len(names))] for e in range(len(after))]
+        )  # (E, A, 2): success, leakage of every edit on the calibration images
+        editors = calib[..., 0].nan_to_num(-1).argmax(dim=0).tolist()
         clean = clean_editors(calib)
-        detectors = self.detectors()
+        detectors = []  # each attribute's detector, at the amount its calibration chooses for it
+        for a, d in enumerate(self.detectors()):
+            at = [m * k + d for m in range(len(amounts))]
+            detectors.append(at[clean_editors(calib[at])[a]])
         chosen = sorted(set(editors) | set(clean) | set(detectors))
-        after_e, before_e = self.regenerate(self.evaluation, [[j] for j in chosen], lever)
+        after_e: dict[int, Tensor] = {}
+        for m, each in enumerate(levers):
+            edits = [e for e in chosen if e // k == m]
+            if edits:
+                out_m, before_e = self.regenerate(self.evaluation, [[e % k] for e in edits], each)
+                after_e.update(zip(edits, out_m, strict=True))
         out = {}
         for a, name in enumerate(names):
             row = {}
-            for kind, j in (("editor", editors[a]), ("clean_editor", clean[a]), ("detector", detectors[a])):
-                edit = after_e[chosen.index(j)]
+            for kind, e in (("editor", editors[a]), ("clean_editor", clean[a]), ("detector", detectors[a])):
+                edit = after_e[e]
                 s, leak, n = self.success_leakage(edit, before_e, a)
                 s_se, leak_se = self.standard_errors(edit, before_e, a)
-                row[kind] = {"dim": j, "success": round(s, 3), "leakage": round(leak, 3), "lacking": n}
-                row[kind] |= {"success_se": round(s_se, 3), "leakage_se": round(leak_se, 3)}
+                row[kind] = {"dim": e % k, "amount": amounts[e // k], "success": round(s, 3), "leakage": round(leak, 3)}
+                row[kind] |= {"lacking": n, "success_se": round(s_se, 3), "leakage_se": round(leak_se, 3)}
                 row[kind]["flipped"] = self.flipped(edit, before_e, a)
-            row["strongest_cell"] = {"dim": int(change[:, a].argmax()), "effect": round(float(change[:, a].max()), 3)}
+            row["strongest_cell"] = {"dim": int(change[:, a].argmax()) % k, "effect": round(float(change[:, a].max()), 3)}
             out[name] = row
         calibration = {name: calib[:, a].round(decimals=3).tolist() for a, name in enumerate(names)}
         return {"per_attribute": out, "calibration": calibration, "seconds": round(time.perf_counter() - started, 1)}

@@ -153,7 +153,7 @@ def smoke(name: str, out: Path, inputs: tuple[Path, Path]) -> list[str]:
             "--classifier",
             judge,
             "--levers",
-            "plain,guide3+group,match2+lower,regress+scale+lower+hold300,regress+keepmarks+from300,split1,regress+inject200,mode+lower",
+            "plain,guide3+group,match2+lower,regress+scale+lower+hold300,regress+keepmarks+from300,split1,regress+given+amount+inject200,mode+lower",
         ]
         + ["--calibrate", "2", "--images", "2", "--sampler", "ddim", "--steps", "3", "--out", str(out)],
         "exponential_stages": [run, "--classifier", judge, "--images", "2", "--steps", "30", "--out", str(out)],
@@ -261,6 +261,26 @@ def test_the_mode_lever_moves_by_the_difference_between_a_prototypes_extreme_mod
     torch.testing.assert_close(probe.mode_shift(0, lower=False), raised, atol=0.02, rtol=0)
     probe.vectors = torch.randn(3000, 2, generator=generator)  # one mode: nothing to move towards
     assert probe.mode_shift(0, lower=True).abs().max() < 0.2
+
+
+def test_the_given_lever_follows_with_the_other_attributes_detectors_held():
+    """steering.py's ``given``: a warm cast that comes with a light background in the data. Raising
+    the warm detector (dimension 0), a plain regression moves a second light prototype (dimension 1)
+    too, because warm images are mostly light; with the light detector (dimension 2, the best by
+    AUROC) held, that prototype stays and another warm prototype (dimension 3) still follows."""
+    steering = module("steering")
+    generator = torch.Generator().manual_seed(0)
+    warm = (torch.rand(4000, generator=generator) > 0.5).float()
+    light = (torch.rand(4000, generator=generator) < torch.where(warm > 0, 0.9, 0.3)).float()
+    noise = torch.randn(4000, 4, generator=generator) * torch.tensor([0.05, 0.3, 0.05, 0.3])
+    probe = object.__new__(steering.Steering)
+    probe.vectors = torch.stack([warm, light, light, warm], dim=1) + noise
+    probe.labels, probe.names = torch.stack([warm, light], dim=1), ["warm", "light"]
+    covariance = torch.cov(probe.vectors.T)
+    plain = covariance[:, 0] / covariance[0, 0]
+    assert plain[1] > 0.5  # the light prototype follows the warm one through the data's coupling
+    assert probe.detectors() == [0, 2]
+    torch.testing.assert_close(probe.given_slopes[:, 0], torch.tensor([1.0, 0.0, 0.0, 1.0]), atol=0.05, rtol=0)
 
 
 def test_steering_reports_the_standard_errors_of_success_and_leakage_over_images():
