@@ -79,6 +79,15 @@ def test_edit_follows_by_regression_when_asked_and_a_bad_setting_is_one_line(run
     assert not torch.allclose(tensors["edited_vectors"][:, 1:], tensors["vectors"][:, 1:])
     out = invoke("explain", "edit", run, *common, "--set", "follow=sideways", code=2)
     assert out.count("\n") == 1 and "follow" in out
+    # ``given``: the named dimension is regressed on and held, the rest still follow.
+    given = ["--set", "follow=regression", "--set", "given=[proto_01]", "--out", str(tmp_path / "given")]
+    invoke("explain", "edit", run, *common, *given)
+    meta = json.loads((tmp_path / "given" / "meta.json").read_text())
+    held = load_file(str(tmp_path / "given" / "tensors.safetensors"))
+    assert meta["given"] == ["proto_01"] and torch.equal(held["edited_vectors"][:, 1], held["vectors"][:, 1])
+    assert not torch.allclose(held["edited_vectors"][:, 2:], held["vectors"][:, 2:])
+    out = invoke("explain", "edit", run, *common, "--set", "follow=regression", "--set", "given=[proto_0x]", code=2)
+    assert out.count("\n") == 1 and "proto_0x" in out
 
 
 def test_a_plugins_explainer_appears_with_no_change_to_the_command(runs, tmp_path):

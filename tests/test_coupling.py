@@ -55,6 +55,33 @@ def test_several_edited_dimensions_are_followed_jointly_and_unedited_rows_unchan
     assert torch.equal(context[1, [0, 3]], vectors[1, [0, 3]])
 
 
+def test_given_dimensions_are_held_and_what_follows_only_through_them_stays():
+    """A warm cast seen mostly on a light background: raising the warm prototype (0), a plain
+    regression moves a second light-background prototype (1) with it; with the light prototype (2)
+    given, that one stays, the given one keeps its value exactly, and another warm prototype (3)
+    still follows."""
+    g = torch.Generator().manual_seed(0)
+    warm = (torch.rand(4000, generator=g) > 0.5).float()
+    light = (torch.rand(4000, generator=g) < torch.where(warm > 0, 0.9, 0.3)).float()
+    noise = torch.randn(4000, 4, generator=g) * torch.tensor([0.05, 0.3, 0.05, 0.3])
+    reference = torch.stack([warm, light, light, warm], dim=1) + noise
+    vectors = torch.tensor([[0.0, 0.2, 0.1, 0.0]])
+    edited = vectors.clone()
+    edited[0, 0] = 1.0
+    plain, _ = Coupling.fit(reference).follow(vectors, edited)
+    given, context = Coupling.fit(reference, given=(2,)).follow(vectors, edited)
+    assert plain[0, 1] - vectors[0, 1] > 0.5 and plain[0, 2] - vectors[0, 2] > 0.5
+    assert given[0, 1] == pytest.approx(0.2, abs=0.05) and given[0, 2] == 0.1
+    assert given[0, 3] == pytest.approx(1.0, abs=0.05) and given[0, 0] == 1.0
+    assert context[0, 0] == 0.0 and torch.equal(context[0, 1:], given[0, 1:])
+    # A given dimension the edit sets itself is edited, not held.
+    both = edited.clone()
+    both[0, 2] = 0.9
+    assert Coupling.fit(reference, given=(2,)).follow(vectors, both)[0][0, 2] == 0.9
+    with pytest.raises(ProtodiffError, match="given dimensions"):
+        Coupling.fit(reference, given=(4,))
+
+
 def test_duplicate_dimensions_stay_finite():
     """Two identical dimensions make the covariance singular; the solve is ridged, not NaN."""
     a = torch.randn(100, 1, generator=torch.Generator().manual_seed(1))
@@ -72,6 +99,8 @@ def test_bad_input_is_one_line():
         coupling.follow(torch.zeros(2, 3), torch.zeros(2, 3))
     with pytest.raises(ValueError, match="follow must be"):
         EditSettings(follow="sideways")  # type: ignore[arg-type]
+    with pytest.raises(ProtodiffError, match="needs --set follow=regression"):
+        EditSettings(given=("proto_01",))
 
 
 def test_follow_regression_edits_differ_and_need_a_reference(tiny_patronus):

@@ -16,6 +16,13 @@ labels: only the vectors of images of the training distribution. The edit's *gui
 then applied to the edited dimensions alone: it amplifies the difference between the followed
 vector and the same vector with the edited dimensions at their old values, so the followers are
 context and are not amplified themselves (docs/steering.md measures both).
+
+A coupling may also be *given* dimensions: the regression is then on the edited dimensions and
+those together, with the given ones held at their values. A follower that moves with the edited
+prototype only because, in the data, it comes with another concept (a warm cast is mostly seen on
+a light background, so a plain regression lightens the background with it) stays where it is
+when that concept's prototype is given; those that move with the edited one whatever the other
+concept does still follow.
 """
 
 from __future__ import annotations
@@ -39,24 +46,30 @@ RIDGE = 1e-4
 
 @dataclass(frozen=True)
 class Coupling:
-    """The covariance (K, K) of a condition's dimensions over real images (see the module)."""
+    """The covariance (K, K) of a condition's dimensions over real images, and the dimensions the
+    followers are regressed on besides the edited ones, held (see the module)."""
 
     covariance: Tensor
+    given: tuple[int, ...] = ()
 
     @classmethod
-    def fit(cls, reference: Tensor) -> Coupling:
+    def fit(cls, reference: Tensor, given: tuple[int, ...] = ()) -> Coupling:
         """From the condition vectors (N, K) of N >= 2 real images."""
         if reference.dim() != 2 or len(reference) < 2:
             raise ProtodiffError(
                 f"a coupling needs the condition vectors of at least 2 real images as (N, K), got shape {tuple(reference.shape)}"
             )
-        return cls(torch.cov(reference.detach().float().T).reshape(reference.shape[1], reference.shape[1]))
+        k = reference.shape[1]
+        if any(not 0 <= g < k for g in given):
+            raise ProtodiffError(f"given dimensions {list(given)} are not all among the condition's {k}")
+        return cls(torch.cov(reference.detach().float().T).reshape(k, k), tuple(sorted(set(given))))
 
     def follow(self, vectors: Tensor, edited: Tensor) -> tuple[Tensor, Tensor]:
         """``edited`` (B, K) with the dimensions each row did not change (against ``vectors``) moved
         to their conditional mean, and the *context* of each row: the followed vector with the
         changed dimensions back at their values in ``vectors`` (what guidance amplifies away from).
-        Rows that change nothing come back unchanged."""
+        Rows that change nothing come back unchanged; the given dimensions an edit does not set
+        keep their values."""
         if vectors.shape != edited.shape or vectors.shape[-1] != len(self.covariance):
             raise ProtodiffError(
                 f"follow: vectors {tuple(vectors.shape)} and edits {tuple(edited.shape)} must both be (B, {len(self.covariance)})"
@@ -69,11 +82,14 @@ class Coupling:
                 continue
             rows = (changed == pattern).all(dim=1)
             j = pattern.nonzero().flatten()
-            c_jj = covariance[j][:, j]
-            c_jj = c_jj + RIDGE * c_jj.diagonal().mean().clamp_min(1e-12) * torch.eye(len(j), device=c_jj.device)
-            slopes = torch.linalg.solve(c_jj, covariance[j]).T  # (K, |J|): each dimension on the edited ones
+            held = torch.tensor([g for g in self.given if not pattern[g]], dtype=torch.long, device=j.device)
+            on = torch.cat([j, held])  # the regressors: the edited dimensions, then the given ones
+            c_on = covariance[on][:, on]
+            c_on = c_on + RIDGE * c_on.diagonal().mean().clamp_min(1e-12) * torch.eye(len(on), device=c_on.device)
+            slopes = torch.linalg.solve(c_on, covariance[on]).T[:, : len(j)]  # (K, |J|): each dimension on the edited ones
             delta = edited[rows][:, j] - vectors[rows][:, j]
             moved = vectors[rows] + delta @ slopes.T
+            moved[:, held] = vectors[rows][:, held]
             moved[:, j] = edited[rows][:, j]
             followed[rows] = moved
             context[rows] = moved.clone()
@@ -93,8 +109,9 @@ def follow_or_hold(coupling: Coupling | None, vectors: Tensor, edited: Tensor) -
     return (edited, vectors) if coupling is None else coupling.follow(vectors, edited)
 
 
-def coupling_for(follow: str, reference: Tensor) -> Coupling | None:
+def coupling_for(follow: str, reference: Tensor, given: tuple[int, ...] = ()) -> Coupling | None:
     """What an edit with this ``follow`` setting moves the other dimensions by: a coupling fitted on
-    the ``reference`` vectors for ``regression``, None (they are held) for ``none``."""
+    the ``reference`` vectors for ``regression`` (regressed on the ``given`` dimensions too), None
+    (they are held) for ``none``."""
     check_follow(follow)
-    return Coupling.fit(reference) if follow == "regression" else None
+    return Coupling.fit(reference, given) if follow == "regression" else None

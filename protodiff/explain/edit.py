@@ -12,6 +12,7 @@ explore``'s sliders alike: change them there, and both follow.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from protodiff.contracts.sampler import Callback, Sampler
 from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError, UnsupportedModel
 from protodiff.explain.coupling import Coupling, Follow, check_follow, coupling_for
-from protodiff.explain.dimensions import observed_range, parse_changes, parse_sweep, warn_outside
+from protodiff.explain.dimensions import dimension_index, observed_range, parse_changes, parse_sweep, warn_outside
 from protodiff.figures import save_image_grid
 from protodiff.model import EDIT_GUIDANCE, ConditionedDiffusion
 from protodiff.validation import at_least
@@ -72,12 +73,25 @@ class EditSettings:
     #: dimensions alone. A global attribute carried by several prototypes (a dark background) is
     #: added only so (docs/steering.md).
     follow: Follow = "none"
+    #: With ``follow: regression``, dimensions (names or indices) the followers are regressed on
+    #: besides the edited ones, and held: the prototype of a concept that, in the data, comes with
+    #: the edited one (a light background with a warm cast) keeps the followers from adding it too.
+    given: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         at_least(0.0, guidance=self.guidance)
         if self.start is not None:
             at_least(0, start=self.start)
         check_follow(self.follow)
+        if self.given and self.follow != "regression":
+            raise ProtodiffError(
+                f"given={list(self.given)} says what the followers of an edit are regressed on; it needs --set follow=regression"
+            )
+
+    def coupling(self, reference: Tensor, names: Sequence[str]) -> Coupling | None:
+        """What these settings' edits move the other dimensions by (see :func:`coupling_for`), the
+        given dimensions looked up among the condition's ``names``."""
+        return coupling_for(self.follow, reference, tuple(dimension_index(name, names) for name in self.given))
 
     def condition(
         self, model: ConditionedDiffusion, x0: Tensor, vectors: Tensor, coupling: Coupling | None
@@ -217,7 +231,7 @@ class EditExplainer(Explainer):
         vectors, x_T = invert_batch(model, batch, sampler)
         reference = encode_split(model, data, limit=c.reference).vectors if data is not None else vectors.cpu()
         low, high = observed_range(reference)
-        coupling = coupling_for(c.follow, reference)
+        coupling = c.coupling(reference, names)
         edited_vectors = vectors
         for change in changes:
             edited_vectors = change.apply(edited_vectors)
@@ -240,6 +254,7 @@ class EditExplainer(Explainer):
             "guidance": c.guidance,
             "start": c.start,
             "follow": c.follow,
+            "given": list(c.given),
         }
         figures = {}
         if changes:

@@ -28,7 +28,6 @@ from protodiff.contracts.explainer import Explainer, Explanation
 from protodiff.contracts.sampler import Sampler
 from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError
-from protodiff.explain.coupling import coupling_for
 from protodiff.explain.edit import EditSettings, require_vector
 
 if TYPE_CHECKING:
@@ -180,7 +179,7 @@ def effect_matrix(
     x_T = settings.starting_noise(model, images, vectors, sampler, generator)
     reference = vectors if reference is None else reference.to(vectors.device)
     high = enhanced_values(reference, quantile)
-    coupling = coupling_for(settings.follow, reference)
+    coupling = settings.coupling(reference, model.conditioner.names)
     n, k = vectors.shape
     edited = enhanced_batch(vectors, high)
     regenerated = settings.edit_many(

@@ -42,7 +42,7 @@ from protodiff.contracts.sampler import StepInfo
 from protodiff.devices import resolve_device
 from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError
-from protodiff.explain.coupling import coupling_for, follow_or_hold
+from protodiff.explain.coupling import follow_or_hold
 from protodiff.explain.dimensions import dimension_index, observed_range
 from protodiff.explain.edit import EditSettings, require_vector
 from protodiff.explain.effects import EffectsExplainer, enhanced_values, strongest_rows
@@ -248,7 +248,7 @@ class Explorer:
         self.reference = encode_split(model, self.data, limit=reference).vectors
         self.low, self.high = observed_range(self.reference)
         #: What ``follow: regression`` moves the unedited dimensions by (None when edits hold them).
-        self.coupling = coupling_for(self.settings.follow, self.reference)
+        self.coupling = self.settings.coupling(self.reference, model.conditioner.names)
         #: Saved effect matrices and shortcut rankings of this run, and one line per one that would not read.
         self.effects: list[SavedEffects] = []
         self.notes: list[str] = []
