@@ -80,7 +80,8 @@ A lever changes only how the edit is made, on the same trained model:
                   oracle for diagnosis (it reads labels), asking whether the leak of a followed edit
                   is the mark detectors it moves;
 ``given``         with ``regress``, the followers move by their regression on the edited dimension
-                  *with the other attributes' detectors held*: the partial slopes of a multiple
+                  *with the other attributes' detectors held* (``--set given=[...]`` of an edit,
+                  these detectors given): the partial slopes of a multiple
                   regression on the edited dimension and, for every attribute but the one it detects
                   best (the highest AUROC), the dimension other than it that separates that attribute
                   best either way round (|AUROC - 0.5|, by the labels); a follower that moves
@@ -126,6 +127,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from protodiff.explain.coupling import Coupling
 from protodiff.provenance import code_version
 
 #: The amounts (``extrap`` values) among which the ``amount`` lever's calibration chooses.
@@ -290,26 +292,18 @@ class Steering:
         """Per attribute, the dimension that detects it best (the highest AUROC)."""
         return self.auroc.argmax(dim=0).tolist()
 
-    @cached_property
-    def given_slopes(self) -> Tensor:
-        """(K, K) the ``given`` lever's slopes: column j, every dimension's partial slope on j in
-        its regression on j and, for every attribute but the one j detects best, the dimension
-        other than j that separates it best (either way round: a dark background is detected by
-        the *low* values of a light-patch prototype); those detectors' own slopes are 0."""
-        covariance = torch.cov(self.vectors.T).double()
-        separation, own = (self.auroc - 0.5).abs(), self.auroc.argmax(dim=1).tolist()
-        columns = []
-        for j in range(len(covariance)):
-            others = separation.clone()
-            others[j] = -1
-            held = sorted({int(others[:, a].argmax()) for a in range(len(self.names)) if a != own[j]})
-            jh = [j, *held]
-            c = covariance[jh][:, jh]
-            c = c + 1e-4 * c.diagonal().mean() * torch.eye(len(jh), dtype=c.dtype)
-            columns.append(torch.linalg.solve(c, covariance[jh])[0])  # (K,): the slopes on j
-        return torch.stack(columns, dim=1).float()
+    def given_for(self, j: int) -> tuple[int, ...]:
+        """The dimensions the ``given`` lever regresses j's followers on besides j: for every
+        attribute but the one j detects best, the dimension other than j that separates it best
+        either way round (a dark background is detected by the *low* values of a light-patch
+        prototype)."""
+        separation, own = (self.auroc - 0.5).abs(), int(self.auroc[j].argmax())
+        separation[j] = -1
+        return tuple(sorted({int(separation[:, a].argmax()) for a in range(len(self.names)) if a != own}))
 
     def target(self, vectors: Tensor, dims: list[int], lever: Lever) -> Tensor:
+        if lever.given:
+            return self.followed_given(vectors, dims, lever)
         edited = vectors.clone()
         for j in dims:
             if lever.mode:
@@ -324,7 +318,7 @@ class Steering:
             elif lever.regress and lever.scale:
                 edited = self.rescaled(vectors, j, value)
             elif lever.regress:
-                slopes = self.given_slopes[:, j] if lever.given else self.slopes[:, j]
+                slopes = self.slopes[:, j]
                 if lever.sparse is not None:  # only the dimensions correlated with j follow
                     slopes = torch.where(self.correlation[:, j].abs() > lever.sparse, slopes, 0.0)
                 if lever.keep_marks:  # the oracle: mark detectors held
@@ -332,6 +326,16 @@ class Steering:
                 edited += (value - vectors[:, j : j + 1]) * slopes[None]
             edited[:, j] = value
         return edited
+
+    def followed_given(self, vectors: Tensor, dims: list[int], lever: Lever) -> Tensor:
+        """``vectors`` with ``dims`` raised (lowered) as ``extrap`` says and the rest followed as an
+        edit with ``follow: regression`` and ``given`` these dimensions' ``given_for`` does."""
+        edited = vectors.clone()
+        for j in dims:
+            end = self.low[j] if lever.lower else self.high[j]
+            edited[:, j] = self.median[j] + lever.extrap * (end - self.median[j])
+        given = tuple(sorted({g for j in dims for g in self.given_for(j)} - set(dims)))
+        return Coupling.fit(self.vectors, given).follow(vectors, edited)[0]
 
     def mode_shift(self, j: int, lower: bool) -> Tensor:
         """(K,) the ``mode`` lever's shift for dimension j: the mean test vector of the images in j's

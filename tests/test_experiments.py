@@ -277,10 +277,14 @@ def test_the_given_lever_follows_with_the_other_attributes_detectors_held():
     probe.vectors = torch.stack([warm, light, light, warm], dim=1) + noise
     probe.labels, probe.names = torch.stack([warm, light], dim=1), ["warm", "light"]
     covariance = torch.cov(probe.vectors.T)
-    plain = covariance[:, 0] / covariance[0, 0]
-    assert plain[1] > 0.5  # the light prototype follows the warm one through the data's coupling
-    assert probe.detectors() == [0, 2]
-    torch.testing.assert_close(probe.given_slopes[:, 0], torch.tensor([1.0, 0.0, 0.0, 1.0]), atol=0.05, rtol=0)
+    probe.slopes = covariance / covariance.diagonal()[None, :]
+    probe.median, probe.high, probe.low = probe.vectors.median(dim=0).values, torch.ones(4), torch.zeros(4)
+    images = torch.tensor([[0.0, 0.2, 0.1, 0.0]])
+    plain = probe.target(images, [0], steering.Lever.parse("regress"))
+    assert plain[0, 1] - images[0, 1] > 0.5  # the light prototype follows the warm one through the data's coupling
+    assert probe.detectors() == [0, 2] and probe.given_for(0) == (2,)
+    given = probe.target(images, [0], steering.Lever.parse("regress+given"))
+    torch.testing.assert_close(given[0], torch.tensor([1.0, 0.2, 0.1, 1.0]), atol=0.05, rtol=0)
 
 
 def test_steering_reports_the_standard_errors_of_success_and_leakage_over_images():
