@@ -125,6 +125,39 @@ def test_names_from_detection_stand_beside_names_from_edits(run, tmp_path):
         "detects: " in line and "AUROC" in line for line in lines if "(no evidence)" not in line
     )
     assert "concept groups" in output  # listed, or "none", after the dimensions
+    # Per attribute the judge sees both ways on these images: its detector and the edit's ``given``.
+    block = output.split("attribute detectors")[1].splitlines()[1:]
+    assert block and all("AUROC" in line and "--set follow=regression --set given=[" in line for line in block)
+
+
+def test_each_attribute_has_a_detector_either_way_round_and_an_edit_of_it_is_given_the_others():
+    """From a (dimensions x attributes) AUROC table: a dimension's detection is its best-separated
+    attribute either way round; an attribute's detector is the dimension that separates it best
+    (a dark background by a light prototype's low values); an edit of one dimension is given, for
+    each other attribute, the best dimension other than itself; an attribute the judge saw on all
+    images or none (NaN) has no detector and is given nothing."""
+    from protodiff.explain.naming import attribute_detectors, detections, given_for
+
+    nan = float("nan")
+    table = torch.tensor(
+        [  # red, dark, warm, constant
+            [0.98, 0.50, 0.55, nan],  # 0: red
+            [0.52, 0.04, 0.80, nan],  # 1: light (no dark), also warm
+            [0.50, 0.20, 0.90, nan],  # 2: warm
+            [0.50, 0.50, 0.50, nan],  # 3: nothing
+        ]
+    )
+    attributes = ["red", "dark", "warm", "constant"]
+    assert [(d.attribute, d.name) for d in detections(table, attributes)] == [
+        ("red", "red"),
+        ("dark", "no dark"),
+        ("warm", "warm"),
+        ("red", "red"),  # ties at 0.5 separation: the first attribute, with no evidence to speak of
+    ]
+    assert [(d.index, d.name) for d in attribute_detectors(table, attributes)] == [(0, "red"), (1, "no dark"), (2, "warm")]
+    assert given_for(table, 2, attributes.index("warm")) == [0, 1]  # red's and dark's detectors
+    assert given_for(table, 1, attributes.index("dark")) == [0, 2]  # warm's best is 1 itself: the next, 2
+    assert given_for(table, 1, attributes.index("warm")) == [0, 2]  # dark's best other than 1: dimension 2 (0.20)
 
 
 def test_concept_groups_join_correlated_dimensions_and_take_one_name():

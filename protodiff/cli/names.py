@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from protodiff.errors import ProtodiffError
 from protodiff.schema import OptionalKey, SchemaError, check, read_json
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 #: Two dimensions whose activations over real images correlate above this are one concept group.
 GROUP_CORRELATION = 0.5
@@ -107,7 +112,7 @@ def names(
     each. Nothing is renamed unless `--apply`.
     """
     from protodiff.checkpoint import load_model, resolve_checkpoint, set_condition_names
-    from protodiff.explain.naming import concept_groups, detections, evidence, group_name, proposals
+    from protodiff.explain.naming import auroc_table, concept_groups, detections, evidence, group_name, proposals
 
     path = resolve_checkpoint(checkpoint)
     model, config = load_model(path)
@@ -123,18 +128,21 @@ def names(
         current[int(index)] = name.strip()
     if effects is not None or classifier is not None:
         suggestions = read_suggestions(effects, len(current)) if effects is not None else None
-        detected = vectors = None
+        detected = vectors = table = None
+        attributes: list[str] = []
         if classifier is not None:
             from protodiff.encoding import encode_split
             from protodiff.metrics.attribute_classifier import AttributeClassifier
 
             data = config.data.build().open(split)
             vectors = encode_split(model, data, limit=images).vectors  # read by detection and the groups
-            detected = detections(model, data, AttributeClassifier.load(classifier), images, vectors)
+            judge = AttributeClassifier.load(classifier)
+            table, attributes = auroc_table(model, data, judge, images, vectors), list(judge.attribute_names)
+            detected = detections(table, attributes)
         proposed = proposals(len(current), suggestions, detected, min_effect=min_effect, min_auroc=min_auroc)
         for j, name in enumerate(current):
             click.echo(f"{j:3d}  {name:<16} -> {proposed.get(j, '-'):<22} ({evidence(j, suggestions, detected)})")
-        if vectors is not None:
+        if vectors is not None and table is not None:
             groups = concept_groups(vectors, GROUP_CORRELATION)
             click.echo(
                 f"concept groups (activations correlated > {GROUP_CORRELATION} over {len(vectors)} images; "
@@ -144,6 +152,7 @@ def names(
             )
             for members in groups:
                 click.echo(f"     {' + '.join(current[j] for j in members):<40} -> {group_name(members, proposed)}")
+            echo_attribute_detectors(table, attributes, current)
         if not apply:
             return
         current = [proposed.get(i, name) for i, name in enumerate(current)]
@@ -151,3 +160,23 @@ def names(
         set_condition_names(path, current)
     for i, name in enumerate(current):
         click.echo(f"{i:3d}  {name}")
+
+
+def echo_attribute_detectors(table: Tensor, attributes: list[str], names: list[str]) -> None:
+    """Per attribute, the dimension that detects it best and the ``given`` that follows an edit of
+    it with the other attributes' detectors held (docs/steering.md measures that edit)."""
+    from protodiff.explain.naming import attribute_detectors, given_for
+
+    click.echo(
+        "attribute detectors (raise one, or lower a 'no' one, to add its attribute; its followers given the others' detectors):"
+    )
+    for detector in attribute_detectors(table, attributes):
+        # A name with a space or a comma would not survive --set's list; its index does.
+        given = ",".join(
+            names[g] if re.fullmatch(r"[\w.-]+", names[g]) else str(g)
+            for g in given_for(table, detector.index, attributes.index(detector.attribute))
+        )
+        click.echo(
+            f"     {detector.name:<20} {names[detector.index]:<12} AUROC {detector.auroc:.2f}"
+            f"  --set follow=regression --set given=[{given}]"
+        )

@@ -45,16 +45,17 @@ class Detection:
 
 
 @torch.no_grad()
-def detections(
+def auroc_table(
     model: ConditionedDiffusion,
     data: LabeledImages,
     classifier: AttributeClassifier,
     images: int = 512,
     vectors: Tensor | None = None,
-) -> list[Detection]:
-    """Each dimension's best-separated attribute over the first ``images`` of ``data``, with the
-    classifier's calls as the truth (an attribute it sees on all or none of them is skipped).
-    ``vectors``: those images' condition vectors, when the caller has encoded them already."""
+) -> Tensor:
+    """(K, A): how well each dimension separates each of the classifier's attributes over the first
+    ``images`` of ``data``, with the classifier's calls as the truth (AUROC; NaN for an attribute
+    it sees on all or none of them). ``vectors``: those images' condition vectors, when the caller
+    has encoded them already."""
     from sklearn.metrics import roc_auc_score
 
     from protodiff.encoding import encode_split
@@ -62,20 +63,49 @@ def detections(
     count = min(images, len(data))
     if vectors is None:
         vectors = encode_split(model, data, limit=count).vectors
-    vectors = vectors[:count].numpy()
+    values = vectors[:count].numpy()
     pictures = torch.stack([data[i][0] for i in range(count)]).to(next(classifier.parameters()).device)
     calls = (classifier.predict_proba(pictures) > 0.5).numpy()
+    table = torch.full((values.shape[1], calls.shape[1]), float("nan"))
+    for a in range(calls.shape[1]):
+        if calls[:, a].all() or not calls[:, a].any():
+            continue
+        for j in range(values.shape[1]):
+            table[j, a] = float(roc_auc_score(calls[:, a], values[:, j]))
+    return table
+
+
+def detections(table: Tensor, attributes: list[str]) -> list[Detection]:
+    """Each dimension's best-separated attribute (either way round) in an :func:`auroc_table`."""
+    separation = (table - 0.5).abs().nan_to_num(-1.0)
     out = []
-    for j in range(vectors.shape[1]):
-        best: Detection | None = None
-        for a, name in enumerate(classifier.attribute_names):
-            if calls[:, a].all() or not calls[:, a].any():
-                continue
-            found = Detection(j, name, float(roc_auc_score(calls[:, a], vectors[:, j])))
-            if best is None or found.separation > best.separation:
-                best = found
-        out.append(best or Detection(j, "", 0.5))
+    for j in range(len(table)):
+        a = int(separation[j].argmax())
+        out.append(Detection(j, attributes[a], float(table[j, a])) if separation[j, a] >= 0 else Detection(j, "", 0.5))
     return out
+
+
+def attribute_detectors(table: Tensor, attributes: list[str]) -> list[Detection]:
+    """Per attribute the table can judge, the dimension that separates it best either way round (a
+    dark background is often detected by the *low* values of a light-patch prototype)."""
+    separation = (table - 0.5).abs()
+    return [
+        Detection(int(separation[:, a].argmax()), name, float(table[int(separation[:, a].argmax()), a]))
+        for a, name in enumerate(attributes)
+        if not separation[:, a].isnan().all()
+    ]
+
+
+def given_for(table: Tensor, edited: int, attribute: int) -> list[int]:
+    """What an edit of dimension ``edited`` that adds ``attribute`` (a column of ``table``) is best
+    followed *given*: for every other attribute, the dimension other than ``edited`` that separates
+    it best either way round. Held, they keep the followers from adding what comes with the edited
+    concept in the data (docs/steering.md, "Following, given the other attributes")."""
+    separation = (table - 0.5).abs().nan_to_num(-1.0)
+    separation[edited] = -1.0
+    return sorted(
+        {int(separation[:, b].argmax()) for b in range(table.shape[1]) if b != attribute and not table[:, b].isnan().all()}
+    )
 
 
 def proposals(
