@@ -293,13 +293,11 @@ class Steering:
         return self.auroc.argmax(dim=0).tolist()
 
     def given_for(self, j: int) -> tuple[int, ...]:
-        """The dimensions the ``given`` lever regresses j's followers on besides j: for every
-        attribute but the one j detects best, the dimension other than j that separates it best
-        either way round (a dark background is detected by the *low* values of a light-patch
-        prototype)."""
-        separation, own = (self.auroc - 0.5).abs(), int(self.auroc[j].argmax())
-        separation[j] = -1
-        return tuple(sorted({int(separation[:, a].argmax()) for a in range(len(self.names)) if a != own}))
+        """The dimensions the ``given`` lever regresses j's followers on besides j: the library's
+        rule (``names --detect`` prints it), for the attribute j detects best, on the labels."""
+        from protodiff.explain.naming import given_for
+
+        return tuple(given_for(self.auroc, j, int(self.auroc[j].argmax())))
 
     def target(self, vectors: Tensor, dims: list[int], lever: Lever) -> Tensor:
         if lever.given:
