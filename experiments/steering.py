@@ -307,8 +307,7 @@ class Steering:
             if lever.mode:
                 edited += self.mode_shift(j, lever.lower)
                 continue
-            end = self.low[j] if lever.lower else self.high[j]
-            value = self.median[j] + lever.extrap * (end - self.median[j])
+            value = self.edited_value(j, lever)
             if lever.transport is not None:
                 edited = self.transported(vectors, j, value, lever.transport)
             elif lever.match is not None:
@@ -325,13 +324,18 @@ class Steering:
             edited[:, j] = value
         return edited
 
+    def edited_value(self, j: int, lever: Lever) -> Tensor:
+        """What an edit sets dimension j to: its plausible maximum (minimum with ``lower``), or
+        ``extrap`` times as far from its median."""
+        end = self.low[j] if lever.lower else self.high[j]
+        return self.median[j] + lever.extrap * (end - self.median[j])
+
     def followed_given(self, vectors: Tensor, dims: list[int], lever: Lever) -> Tensor:
         """``vectors`` with ``dims`` raised (lowered) as ``extrap`` says and the rest followed as an
         edit with ``follow: regression`` and ``given`` these dimensions' ``given_for`` does."""
         edited = vectors.clone()
         for j in dims:
-            end = self.low[j] if lever.lower else self.high[j]
-            edited[:, j] = self.median[j] + lever.extrap * (end - self.median[j])
+            edited[:, j] = self.edited_value(j, lever)
         given = tuple(sorted({g for j in dims for g in self.given_for(j)} - set(dims)))
         return Coupling.fit(self.vectors, given).follow(vectors, edited)[0]
 

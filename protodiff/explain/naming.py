@@ -88,11 +88,11 @@ def detections(table: Tensor, attributes: list[str]) -> list[Detection]:
 def attribute_detectors(table: Tensor, attributes: list[str]) -> list[Detection]:
     """Per attribute the table can judge, the dimension that separates it best either way round (a
     dark background is often detected by the *low* values of a light-patch prototype)."""
-    separation = (table - 0.5).abs()
+    best = (table - 0.5).abs().nan_to_num(-1.0).argmax(dim=0).tolist()
     return [
-        Detection(int(separation[:, a].argmax()), name, float(table[int(separation[:, a].argmax()), a]))
-        for a, name in enumerate(attributes)
-        if not separation[:, a].isnan().all()
+        Detection(j, name, float(table[j, a]))
+        for a, (j, name) in enumerate(zip(best, attributes, strict=True))
+        if not table[:, a].isnan().all()
     ]
 
 
