@@ -87,6 +87,11 @@ A lever changes only how the edit is made, on the same trained model:
                   best either way round (|AUROC - 0.5|, by the labels); a follower that moves
                   with the edited one only through another attribute (a warm cast that comes with a
                   light background in the data) stays, and those detectors are held;
+``local<k>``      with ``given``, the edited dimension is raised to its maximum over the k test images
+                  (100 by default) nearest the image in the given dimensions, not over all of them:
+                  to where the prototype goes on images that read like this one on the other
+                  attributes (a warm prototype's maximum over all images is a warm *light* image's;
+                  on a dark one the cast reads lower);
 ``amount``        each dimension raised by each of ``AMOUNTS`` (as ``extrap``) on the calibration
                   images, and the editors chosen among (dimension, amount) pairs: how far to raise
                   is chosen with the dimension, on the same images (a prototype whose maximum is
@@ -127,13 +132,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from protodiff.explain.coupling import Coupling
+from protodiff.explain.coupling import Coupling, local_quantile
 from protodiff.provenance import code_version
 
 #: The amounts (``extrap`` values) among which the ``amount`` lever's calibration chooses.
 AMOUNTS = (0.5, 0.7, 1.0, 1.5)
 #: Test images on each side of a ``transport`` edit (the old value's neighbours and the new one's).
 NEIGHBOURS = 100
+#: Test images over which the ``local`` lever takes an edited dimension's maximum (those nearest the
+#: image in the given dimensions): a tenth of the 1000.
+LOCAL = 100
 #: Images averaged on each side of a ``match`` edit (those nearest the edited image elsewhere).
 MATCHED = 5
 #: Where ``inject`` copies the unedited regeneration's features: (decoder level, block), the first
@@ -182,6 +190,7 @@ NUMBERS: dict[str, tuple[str, type, int | None]] = {
     "inject": ("inject", int, None),
     "transport": ("transport", int, NEIGHBOURS),
     "match": ("match", int, MATCHED),
+    "local": ("local", int, LOCAL),
 }
 
 
@@ -209,6 +218,7 @@ class Lever:
     mode: bool = False
     given: bool = False
     amount: bool = False
+    local: int | None = None
 
     @classmethod
     def parse(cls, text: str) -> Lever:
@@ -334,10 +344,18 @@ class Steering:
         """``vectors`` with ``dims`` raised (lowered) as ``extrap`` says and the rest followed as an
         edit with ``follow: regression`` and ``given`` these dimensions' ``given_for`` does."""
         edited = vectors.clone()
-        for j in dims:
-            edited[:, j] = self.edited_value(j, lever)
         given = tuple(sorted({g for j in dims for g in self.given_for(j)} - set(dims)))
+        for j in dims:
+            edited[:, j] = self.edited_value(j, lever) if lever.local is None else self.local_end(vectors, j, given, lever)
         return Coupling.fit(self.vectors, given).follow(vectors, edited)[0]
+
+    def local_end(self, vectors: Tensor, j: int, given: tuple[int, ...], lever: Lever) -> Tensor:
+        """(N,) the ``local`` lever's value of dimension j for each of ``vectors``: its maximum
+        (minimum with ``lower``) over the ``lever.local`` test images nearest the image in the
+        ``given`` dimensions (the library's ``local_quantile``, as ``--to NAME=max`` with
+        ``neighbours``), ``extrap`` times as far from its median."""
+        end = local_quantile(self.vectors, vectors, j, given, lever.local, 0.0 if lever.lower else 1.0)
+        return self.median[j] + lever.extrap * (end - self.median[j])
 
     def mode_shift(self, j: int, lower: bool) -> Tensor:
         """(K,) the ``mode`` lever's shift for dimension j: the mean test vector of the images in j's

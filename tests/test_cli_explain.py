@@ -90,6 +90,29 @@ def test_edit_follows_by_regression_when_asked_and_a_bad_setting_is_one_line(run
     assert out.count("\n") == 1 and "proto_0x" in out
 
 
+def test_edit_to_max_is_the_plausible_maximum_or_the_local_one(runs, tmp_path):
+    """``--to NAME=max`` sets the dimension to its maximum over the reference images, the same on
+    every image; with ``neighbours`` and ``given``, to its maximum among the images nearest each one
+    in the given dimensions: one value per image, none above the global one."""
+    run = runs["patronus"]
+    common = ["--to", "proto_00=max", "--n", "3", "--set", "sampler.steps=2", "--set", "reference=16"]
+    invoke("explain", "edit", run, *common, "--out", str(tmp_path / "max"))
+    meta = json.loads((tmp_path / "max" / "meta.json").read_text())
+    top = torch.tensor(meta["after"]["proto_00"])
+    assert meta["changes"][0]["value"] == "max" and (top == top[0]).all()
+    assert top[0] == meta["observed_range"]["proto_00"][1]
+    local = [*common, "--set", "follow=regression", "--set", "given=[proto_01,proto_02]", "--set", "neighbours=3"]
+    invoke("explain", "edit", run, *local, "--out", str(tmp_path / "local"))
+    meta = json.loads((tmp_path / "local" / "meta.json").read_text())
+    near = torch.tensor(meta["after"]["proto_00"])
+    assert meta["neighbours"] == 3 and (near <= top).all() and not torch.equal(near, top)
+    assert (tmp_path / "local" / "edit.png").is_file()
+    out = invoke("explain", "edit", run, *common, "--set", "neighbours=3", code=2)
+    assert out.count("\n") == 1 and "given=[" in out
+    out = invoke("explain", "edit", run, "--shift", "proto_00=max", "--n", "1", code=2)
+    assert out.count("\n") == 1 and "'max' is not a number" in out
+
+
 def test_a_plugins_explainer_appears_with_no_change_to_the_command(runs, tmp_path):
     class Brightness(Explainer):
         """Mean brightness of each image (a throw-away explainer)."""

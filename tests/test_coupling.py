@@ -9,7 +9,7 @@ import torch
 
 from protodiff.config import ComponentSpec
 from protodiff.errors import ProtodiffError
-from protodiff.explain.coupling import Coupling
+from protodiff.explain.coupling import Coupling, local_quantile
 from protodiff.explain.dimensions import OutOfRangeWarning
 from protodiff.explain.edit import EditSettings
 
@@ -101,6 +101,61 @@ def test_bad_input_is_one_line():
         EditSettings(follow="sideways")  # type: ignore[arg-type]
     with pytest.raises(ProtodiffError, match="needs --set follow=regression"):
         EditSettings(given=("proto_01",))
+
+
+def _backgrounds(n: int = 2000) -> torch.Tensor:
+    """A "warm" dimension 0 that reads up to 1.0 on a light background (dimension 1 near 1) and
+    only up to 0.3 on a dark one (near 0), and an unrelated dimension 2."""
+    g = torch.Generator().manual_seed(1)
+    light = torch.rand(n, generator=g) < 0.5
+    background = light.float() + 0.05 * torch.randn(n, generator=g)
+    warm = torch.rand(n, generator=g) * torch.where(light, 1.0, 0.3)
+    return torch.stack([warm, background, torch.randn(n, generator=g)], dim=1)
+
+
+def test_local_quantile_is_the_maximum_among_images_alike_in_the_given_dimensions():
+    reference = _backgrounds()
+    dark, light = torch.tensor([[0.1, 0.0, 0.0]]), torch.tensor([[0.1, 1.0, 0.0]])
+    queries = torch.cat([dark, light])
+    local = local_quantile(reference, queries, 0, given=[1], neighbours=100)
+    assert 0.25 < local[0] <= 0.3 + 1e-6 and local[1] > 0.9  # the dark image's maximum is a dark image's
+    # Over every reference image it is the plain quantile, whatever the image.
+    everywhere = local_quantile(reference, queries, 0, given=[1], neighbours=len(reference), quantile=0.9)
+    assert torch.allclose(everywhere, torch.quantile(reference[:, 0], 0.9).expand(2))
+    # The dimension itself is not among those the neighbours are found by.
+    assert torch.equal(local_quantile(reference, queries, 0, given=[0, 1], neighbours=100), local)
+    with pytest.raises(ProtodiffError, match="give at least one besides 0"):
+        local_quantile(reference, queries, 0, given=[0], neighbours=100)
+    with pytest.raises(ProtodiffError, match="between 2 and the 2000 reference images, got 5000"):
+        local_quantile(reference, queries, 0, given=[1], neighbours=5000)
+
+
+def test_effects_raise_to_the_local_maximum_when_asked(tiny_patronus):
+    """``effects`` with ``neighbours``: one enhanced value per image; over every reference image it
+    is the plain effect matrix; it needs ``given``."""
+    from protodiff.explain.effects import EffectsExplainer, effect_matrix, enhanced_batch, local_enhanced_values
+    from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
+
+    model, images, reference = tiny_patronus
+    vectors = model.encode(images).vector.detach()
+    given = (1, 2)
+    high = local_enhanced_values(reference, vectors, given, neighbours=4, quantile=1.0)
+    assert high.shape == vectors.shape
+    assert torch.equal(high[:, 3], local_quantile(reference, vectors, 3, given, 4))
+    batch = enhanced_batch(vectors, high).view(len(high[0]) + 1, len(vectors), -1)
+    assert torch.equal(batch[4, :, 3], high[:, 3]) and torch.equal(batch[4, :, 2], vectors[:, 2])
+
+    classifier = AttributeClassifier(["mark", "tint"], images.shape[1], images.shape[-1], ClassifierConfig(widths=(4, 8))).eval()
+    sampler = model.sampler("ddim", steps=2)
+    settings = EditSettings(follow="regression", given=("proto_01", "proto_02"))
+    common = dict(sampler=sampler, reference=reference, settings=settings)
+    plain = effect_matrix(model, images, classifier, **common)
+    everywhere = effect_matrix(model, images, classifier, neighbours=len(reference), **common)
+    near = effect_matrix(model, images, classifier, neighbours=2, **common)
+    assert torch.allclose(plain.change, everywhere.change, atol=1e-6)
+    assert not torch.allclose(plain.change, near.change, atol=1e-5)
+    with pytest.raises(ValueError, match="name them with --set given"):
+        EffectsExplainer.Config(neighbours=100, follow="regression")
 
 
 def test_follow_regression_edits_differ_and_need_a_reference(tiny_patronus):

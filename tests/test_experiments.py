@@ -153,7 +153,7 @@ def smoke(name: str, out: Path, inputs: tuple[Path, Path]) -> list[str]:
             "--classifier",
             judge,
             "--levers",
-            "plain,guide3+group,match2+lower,regress+scale+lower+hold300,regress+keepmarks+from300,split1,regress+given+amount+inject200,mode+lower",
+            "plain,guide3+group,match2+lower,regress+scale+lower+hold300,regress+keepmarks+from300,split1,regress+given+amount+inject200,regress+given+local2+focus+guide1.5,mode+lower",
         ]
         + ["--calibrate", "2", "--images", "2", "--sampler", "ddim", "--steps", "3", "--out", str(out)],
         "exponential_stages": [run, "--classifier", judge, "--images", "2", "--steps", "30", "--out", str(out)],
@@ -285,6 +285,13 @@ def test_the_given_lever_follows_with_the_other_attributes_detectors_held():
     assert probe.detectors() == [0, 2] and probe.given_for(0) == (2,)
     given = probe.target(images, [0], steering.Lever.parse("regress+given"))
     torch.testing.assert_close(given[0], torch.tensor([1.0, 0.2, 0.1, 1.0]), atol=0.05, rtol=0)
+    # ``local``: raised to its maximum among the 100 images nearest in the light detector, the
+    # library's local maximum, and followed as with ``given``.
+    from protodiff.explain.coupling import local_quantile
+
+    local = probe.target(images, [0], steering.Lever.parse("regress+given+local"))
+    assert local[0, 0] == local_quantile(probe.vectors, images, 0, (2,), 100)[0] != probe.high[0]
+    assert local[0, 2] == images[0, 2] and local[0, 3] - images[0, 3] > 0.5
 
 
 def test_steering_reports_the_standard_errors_of_success_and_leakage_over_images():

@@ -23,10 +23,17 @@ prototype only because, in the data, it comes with another concept (a warm cast 
 a light background, so a plain regression lightens the background with it) stays where it is
 when that concept's prototype is given; those that move with the edited one whatever the other
 concept does still follow.
+
+How far to raise the edited dimension can be read the same way (:func:`local_quantile`): its
+plausible maximum over all real images is where the images that have the most of its concept put it
+(a warm prototype's is a warm image with a light background), and on an image unlike those
+(a dark one) that value asks for the other concept too. Its maximum over the real images nearest
+the image in the given dimensions (those that read like it on the other concepts) asks for less.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -115,3 +122,40 @@ def coupling_for(follow: str, reference: Tensor, given: tuple[int, ...] = ()) ->
     (they are held) for ``none``."""
     check_follow(follow)
     return Coupling.fit(reference, given) if follow == "regression" else None
+
+
+def check_neighbours(neighbours: int | None, given: Sequence[str]) -> None:
+    """A one-line error unless ``neighbours`` (a config's local maximum) is unset, or at least 2 with
+    ``given`` dimensions to find the neighbours by."""
+    if neighbours is None:
+        return
+    if neighbours < 2:
+        raise ValueError(f"neighbours must be at least 2, got {neighbours}")
+    if not given:
+        raise ValueError(
+            "neighbours takes a dimension's maximum among the images nearest in the given dimensions; "
+            "name them with --set given=[...] (protodiff names RUN --detect JUDGE prints them per attribute)"
+        )
+
+
+def local_quantile(
+    reference: Tensor, vectors: Tensor, dimension: int, given: Sequence[int], neighbours: int, quantile: float = 1.0
+) -> Tensor:
+    """(N,) for each of ``vectors`` (N, K), the ``quantile`` of ``dimension`` over the ``neighbours``
+    ``reference`` vectors (real images) nearest it in the ``given`` dimensions other than
+    ``dimension`` (Euclidean, each standardised over the reference): how far the dimension goes
+    among images that read like this one on the other concepts (see the module)."""
+    on = [g for g in given if g != dimension]
+    if not on:
+        raise ProtodiffError(
+            "a local maximum is taken among the images nearest in the given dimensions; "
+            f"give at least one besides {dimension} (--set given=[...])"
+        )
+    if not 2 <= neighbours <= len(reference):
+        raise ProtodiffError(f"neighbours must be between 2 and the {len(reference)} reference images, got {neighbours}")
+    reference = reference.detach().float().to(vectors.device)
+    known = reference[:, on]
+    centre, spread = known.mean(dim=0), known.std(dim=0).clamp_min(1e-6)
+    distances = torch.cdist((vectors[:, on].float() - centre) / spread, (known - centre) / spread)
+    nearest = reference[:, dimension][distances.topk(neighbours, dim=1, largest=False).indices]  # (N, neighbours)
+    return torch.quantile(nearest, quantile, dim=1)

@@ -1,5 +1,9 @@
 """Condition dimensions by name: what ``--to proto_03=3.0``, ``--shift`` and ``--sweep`` parse into.
 
+``--to proto_03=max`` (or ``min``) sets a dimension to its plausible maximum (minimum): the caller
+resolves it per image against real images (:meth:`Change.apply`'s ``extreme``), as ``effects``
+enhances a dimension.
+
 Names are the checkpoint's (``protodiff names``), so an edit reads the same words a figure shows.
 A value far outside what real images produce is allowed (extrapolation is the point of a sweep)
 but warned about, naming the range observed, since the denoiser never saw it in training.
@@ -51,27 +55,55 @@ def _number(text: str, item: str) -> float:
     return value
 
 
+#: The words ``--to NAME=...`` takes besides a number: the dimension's plausible maximum or minimum.
+EXTREMES = ("max", "min")
+
+
 @dataclass(frozen=True)
 class Change:
-    """Set (``shift=False``) or shift dimension ``index`` by ``value``."""
+    """Set (``shift=False``) or shift dimension ``index`` by ``value``; set it to its plausible
+    maximum or minimum when ``value`` is one of :data:`EXTREMES`."""
 
     index: int
-    value: float
+    value: float | str
     shift: bool = False
 
-    def apply(self, vector: Tensor) -> Tensor:
+    @property
+    def extreme(self) -> str | None:
+        """``max`` or ``min`` when this change sets the dimension to an extreme, else None."""
+        return self.value if isinstance(self.value, str) else None
+
+    def apply(self, vector: Tensor, extreme: Tensor | None = None) -> Tensor:
+        """``vector`` (N, K) changed; an extreme change sets the dimension to ``extreme``, one value
+        per row (resolved by the caller against real images)."""
         out = vector.clone()
-        out[:, self.index] = out[:, self.index] + self.value if self.shift else self.value
+        if self.extreme is not None:
+            if extreme is None:
+                raise ProtodiffError(f"{self.extreme} needs the real images it is the extreme of (a data split)")
+            out[:, self.index] = extreme.to(out)
+        else:
+            value = float(self.value)
+            out[:, self.index] = out[:, self.index] + value if self.shift else value
         return out
+
+    def label(self, names: Sequence[str]) -> str:
+        """``proto_03=2.5``, ``proto_03+=0.5`` or ``proto_03=max``, as a figure's title says it."""
+        value = self.value if isinstance(self.value, str) else f"{self.value:g}"
+        return f"{names[self.index]}{'+=' if self.shift else '='}{value}"
 
 
 def parse_changes(to: Sequence[str], shift: Sequence[str], names: Sequence[str]) -> list[Change]:
-    """``NAME=VALUE`` settings and ``NAME=+DELTA`` shifts as :class:`Change` s, in that order."""
+    """``NAME=VALUE`` (or ``NAME=max``, ``NAME=min``) settings and ``NAME=+DELTA`` shifts as
+    :class:`Change` s, in that order."""
     changes = []
     for items, shifting, what in ((to, False, "VALUE"), (shift, True, "+DELTA")):
         for item in items:
             name, value = _pair(item, what)
-            changes.append(Change(dimension_index(name, names), _number(value, item), shifting))
+            index = dimension_index(name, names)
+            if not shifting and value in EXTREMES:
+                changes.append(Change(index, value))
+            else:
+                changes.append(Change(index, _number(value, item), shifting))
     return changes
 
 

@@ -28,8 +28,8 @@ from protodiff.contracts.explainer import Explainer, Explanation, flag
 from protodiff.contracts.sampler import Callback, Sampler
 from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError, UnsupportedModel
-from protodiff.explain.coupling import Coupling, Follow, check_follow, coupling_for
-from protodiff.explain.dimensions import dimension_index, observed_range, parse_changes, parse_sweep, warn_outside
+from protodiff.explain.coupling import Coupling, Follow, check_follow, check_neighbours, coupling_for, local_quantile
+from protodiff.explain.dimensions import Change, dimension_index, observed_range, parse_changes, parse_sweep, warn_outside
 from protodiff.figures import save_image_grid
 from protodiff.model import EDIT_GUIDANCE, ConditionedDiffusion
 from protodiff.validation import at_least
@@ -88,10 +88,13 @@ class EditSettings:
                 f"given={list(self.given)} says what the followers of an edit are regressed on; it needs --set follow=regression"
             )
 
+    def given_indices(self, names: Sequence[str]) -> tuple[int, ...]:
+        """The given dimensions' indices among the condition's ``names`` (a one-line error for an unknown one)."""
+        return tuple(dimension_index(name, names) for name in self.given)
+
     def coupling(self, reference: Tensor, names: Sequence[str]) -> Coupling | None:
-        """What these settings' edits move the other dimensions by (see :func:`coupling_for`), the
-        given dimensions looked up among the condition's ``names``."""
-        return coupling_for(self.follow, reference, tuple(dimension_index(name, names) for name in self.given))
+        """What these settings' edits move the other dimensions by (see :func:`coupling_for`)."""
+        return coupling_for(self.follow, reference, self.given_indices(names))
 
     def condition(
         self, model: ConditionedDiffusion, x0: Tensor, vectors: Tensor, coupling: Coupling | None
@@ -198,17 +201,34 @@ class EditExplainer(Explainer):
 
     @dataclass
     class Config(EditSettings):
-        to: list[str] = flag("Set a dimension: NAME=VALUE, e.g. --to proto_03=3.0 (repeatable).")
+        to: list[str] = flag("Set a dimension: NAME=VALUE or NAME=max|min, e.g. --to proto_03=3.0 (repeatable).")
         shift: list[str] = flag("Shift a dimension: NAME=DELTA, e.g. --shift proto_03=+1.5 (repeatable).")
         sweep: list[str] = flag("An extrapolation strip: NAME=START:STOP:COUNT, e.g. --sweep proto_03=0:3:7.")
-        #: Real images of the split whose observed range each value is checked against.
+        #: Real images of the split whose observed range each value is checked against (and that
+        #: ``--to NAME=max`` is the maximum over).
         reference: int = 256
+        #: With ``given``: ``--to NAME=max`` (``min``) is the maximum over only this many reference
+        #: images, those nearest each image in the given dimensions (as ``effects``' setting).
+        neighbours: int | None = None
         #: Images regenerated per forward pass.
         batch_size: int = 64
 
         def __post_init__(self) -> None:
             super().__post_init__()
             at_least(1, reference=self.reference, batch_size=self.batch_size)
+            check_neighbours(self.neighbours, self.given)
+
+        def extreme(self, change: Change, vectors: Tensor, reference: Tensor, names: Sequence[str]) -> Tensor | None:
+            """What ``change`` sets its dimension to on each of ``vectors`` when it is ``max`` or
+            ``min``: the extreme over the ``reference`` vectors, or over the ``neighbours`` of them
+            nearest each image in the given dimensions. None for a number."""
+            if change.extreme is None:
+                return None
+            quantile = 1.0 if change.extreme == "max" else 0.0
+            if self.neighbours is not None:
+                given = self.given_indices(names)
+                return local_quantile(reference, vectors, change.index, given, self.neighbours, quantile)
+            return torch.quantile(reference[:, change.index].float(), quantile).expand(len(vectors))
 
     def explain(
         self,
@@ -234,7 +254,7 @@ class EditExplainer(Explainer):
         coupling = c.coupling(reference, names)
         edited_vectors = vectors
         for change in changes:
-            edited_vectors = change.apply(edited_vectors)
+            edited_vectors = change.apply(edited_vectors, c.extreme(change, vectors, reference.to(vectors.device), names))
             warn_outside(change.index, edited_vectors[:, change.index].tolist(), low, high, names)
         for sweep in sweeps:
             warn_outside(sweep.index, sweep.values, low, high, names)
@@ -255,6 +275,7 @@ class EditExplainer(Explainer):
             "start": c.start,
             "follow": c.follow,
             "given": list(c.given),
+            "neighbours": c.neighbours,
         }
         figures = {}
         if changes:
@@ -262,7 +283,7 @@ class EditExplainer(Explainer):
                 model, batch, edited_vectors, origin, sampler=sampler, chunk=c.batch_size, coupling=coupling, generator=generator
             )
             tensors["edited"], tensors["edited_vectors"] = edited, c.condition(model, batch, edited_vectors, coupling)[0]
-            label = ", ".join(f"{names[ch.index]}{'+=' if ch.shift else '='}{ch.value:g}" for ch in changes)
+            label = ", ".join(change.label(names) for change in changes)
             columns = [("real", batch), ("reconstructed", reconstructed), ("edited", edited)]
             figures["edit.png"] = lambda path, cols=columns, t=label: save_image_grid(path, cols, per_row=1, title=f"edit: {t}")
         for sweep in sweeps:

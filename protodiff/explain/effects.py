@@ -28,6 +28,7 @@ from protodiff.contracts.explainer import Explainer, Explanation
 from protodiff.contracts.sampler import Sampler
 from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError
+from protodiff.explain.coupling import check_neighbours, local_quantile
 from protodiff.explain.edit import EditSettings, require_vector
 
 if TYPE_CHECKING:
@@ -142,12 +143,20 @@ def enhanced_values(vectors: Tensor, quantile: float) -> Tensor:
     return torch.quantile(vectors.float(), quantile, dim=0)
 
 
+def local_enhanced_values(reference: Tensor, vectors: Tensor, given: tuple[int, ...], neighbours: int, quantile: float) -> Tensor:
+    """(N, K) each dimension's enhanced value on each image: its ``quantile`` over the ``neighbours``
+    reference vectors nearest the image in the ``given`` dimensions (:func:`local_quantile`)."""
+    dims = range(vectors.shape[1])
+    return torch.stack([local_quantile(reference, vectors, j, given, neighbours, quantile) for j in dims], dim=1)
+
+
 def enhanced_batch(vectors: Tensor, high: Tensor) -> Tensor:
-    """(K + 1) N vectors: block 0 the originals, block j + 1 with dimension j set to ``high[j]``."""
+    """(K + 1) N vectors: block 0 the originals, block j + 1 with dimension j set to ``high[..., j]``
+    (``high`` (K,) one value per dimension, or (N, K) one per image)."""
     n, k = vectors.shape
     edited = vectors.repeat(k + 1, 1)
     for j in range(k):
-        edited[(j + 1) * n : (j + 2) * n, j] = high[j]
+        edited[(j + 1) * n : (j + 2) * n, j] = high[..., j]
     return edited
 
 
@@ -160,6 +169,7 @@ def effect_matrix(
     sampler: Sampler,
     reference: Tensor | None = None,
     quantile: float = 1.0,
+    neighbours: int | None = None,
     chunk: int = 64,
     settings: EditSettings | None = None,
     generator: torch.Generator | None = None,
@@ -168,7 +178,8 @@ def effect_matrix(
 
     A dimension's enhanced value is the ``quantile`` of its values over ``reference`` vectors of
     real images (default: those of ``images``), which are also what ``follow: regression`` fits
-    its coupling on. Every edit is made as ``settings`` say (default:
+    its coupling on; with ``neighbours``, over that many reference vectors nearest each image in
+    ``settings``' given dimensions, a value per image (:func:`local_enhanced_values`). Every edit is made as ``settings`` say (default:
     ``EditSettings()``, as ``protodiff explain edit`` makes it), all (dimension, image) edits
     batched ``chunk`` at a time from the same starting noise as the unedited reference.
     """
@@ -178,8 +189,12 @@ def effect_matrix(
     vectors = model.encode(images).vector.detach()
     x_T = settings.starting_noise(model, images, vectors, sampler, generator)
     reference = vectors if reference is None else reference.to(vectors.device)
-    high = enhanced_values(reference, quantile)
-    coupling = settings.coupling(reference, model.conditioner.names)
+    names = model.conditioner.names
+    if neighbours is None:
+        high = enhanced_values(reference, quantile)
+    else:
+        high = local_enhanced_values(reference, vectors, settings.given_indices(names), neighbours, quantile)
+    coupling = settings.coupling(reference, names)
     n, k = vectors.shape
     edited = enhanced_batch(vectors, high)
     regenerated = settings.edit_many(
@@ -187,7 +202,7 @@ def effect_matrix(
     )
     probs = classifier.predict_proba(regenerated).view(k + 1, n, -1)
     change = probs[1:] - probs[:1]  # (K, N, A)
-    return EffectMatrix(model.conditioner.names, list(classifier.attribute_names), change.cpu(), probs[0].cpu())
+    return EffectMatrix(names, list(classifier.attribute_names), change.cpu(), probs[0].cpu())
 
 
 def matrix_tensors(matrix: EffectMatrix) -> dict[str, Tensor]:
@@ -255,6 +270,11 @@ class EffectsExplainer(Explainer):
         quantile: float = 1.0
         #: Real images of the split over which each dimension's plausible maximum is taken.
         reference: int = 256
+        #: With ``given``: take the quantile on each image over only this many reference images, those
+        #: nearest it in the given dimensions: a prototype is raised to where it goes on images that
+        #: read like this one on the other concepts (docs/steering.md: the warm cast on a dark
+        #: background, measured at 100 of 1000 reference images). None: over all of them.
+        neighbours: int | None = None
         #: Images regenerated per forward pass.
         batch_size: int = 64
 
@@ -264,6 +284,7 @@ class EffectsExplainer(Explainer):
                 raise ValueError("quantile must be in [0, 1]")
             if self.reference < 1 or self.batch_size < 1:
                 raise ValueError("reference and batch_size must be positive")
+            check_neighbours(self.neighbours, self.given)
 
     def matrix(
         self,
@@ -284,6 +305,7 @@ class EffectsExplainer(Explainer):
             sampler=c.sampler.build(schedule=model.schedule),
             reference=reference,
             quantile=c.quantile,
+            neighbours=c.neighbours,
             chunk=c.batch_size,
             settings=c,
             generator=generator,
@@ -300,6 +322,8 @@ class EffectsExplainer(Explainer):
     ) -> Explanation:
         matrix = self.matrix(model, batch, classifier, data, generator)
         meta = {**matrix.to_json(), "suggestions": matrix.suggestions(), "images": len(batch), "quantile": self.config.quantile}
+        c = self.config
+        meta |= {"guidance": c.guidance, "follow": c.follow, "given": list(c.given), "neighbours": c.neighbours}
         return Explanation("effects", matrix_tensors(matrix), meta, {"effects.png": lambda path: plot_effects(matrix, path)})
 
 
