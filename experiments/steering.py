@@ -346,15 +346,17 @@ class Steering:
         edited = vectors.clone()
         given = tuple(sorted({g for j in dims for g in self.given_for(j)} - set(dims)))
         for j in dims:
-            edited[:, j] = self.edited_value(j, lever) if lever.local is None else self.local_end(vectors, j, given, lever)
+            edited[:, j] = (
+                self.edited_value(j, lever) if lever.local is None else self.local_end(vectors, j, given, lever.local, lever)
+            )
         return Coupling.fit(self.vectors, given).follow(vectors, edited)[0]
 
-    def local_end(self, vectors: Tensor, j: int, given: tuple[int, ...], lever: Lever) -> Tensor:
+    def local_end(self, vectors: Tensor, j: int, given: tuple[int, ...], neighbours: int, lever: Lever) -> Tensor:
         """(N,) the ``local`` lever's value of dimension j for each of ``vectors``: its maximum
-        (minimum with ``lower``) over the ``lever.local`` test images nearest the image in the
+        (minimum with ``lower``) over the ``neighbours`` test images nearest the image in the
         ``given`` dimensions (the library's ``local_quantile``, as ``--to NAME=max`` with
         ``neighbours``), ``extrap`` times as far from its median."""
-        end = local_quantile(self.vectors, vectors, j, given, lever.local, 0.0 if lever.lower else 1.0)
+        end = local_quantile(self.vectors, vectors, j, given, neighbours, 0.0 if lever.lower else 1.0)
         return self.median[j] + lever.extrap * (end - self.median[j])
 
     def mode_shift(self, j: int, lower: bool) -> Tensor:

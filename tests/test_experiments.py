@@ -192,7 +192,7 @@ def test_each_script_runs_on_a_tiny_budget_writing_only_under_its_out(name, inpu
         assert rows and all(row["code"] == code for row in rows), path
     if name == "steering":  # each result says which sampler inverted and regenerated, when not the run's
         results = [json.loads(line) for line in (isolated / "results.jsonl").read_text().splitlines()]
-        assert [r["sampler"] for r in results] == [{"name": "ddim", "steps": 3}] * 8
+        assert [r["sampler"] for r in results] == [{"name": "ddim", "steps": 3}] * 9
     if name == "counterfactual":  # every global attribute, each row on the images that lack it
         results = [json.loads(line) for line in (isolated / "results.jsonl").read_text().splitlines()]
         assert [r["attribute"] for r in results] == ["dark_bg", "warm_cast", "gradient"]
