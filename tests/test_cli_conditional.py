@@ -128,6 +128,11 @@ def test_names_from_detection_stand_beside_names_from_edits(run, tmp_path):
     # Per attribute the judge sees both ways on these images: its detector and the edit's ``given``.
     block = output.split("attribute detectors")[1].splitlines()[1:]
     assert block and all("AUROC" in line and "--set follow=regression --set given=[" in line for line in block)
+    # Each line is an edit: the detector to its extreme (a "no" detector lowered), as --to says it.
+    for line in block:
+        *attribute, dimension = line.split("AUROC")[0].split()
+        extreme = "min" if attribute[0] == "no" else "max"
+        assert f"--to {dimension}={extreme} --set follow=regression" in line
 
 
 def test_each_attribute_has_a_detector_either_way_round_and_an_edit_of_it_is_given_the_others():

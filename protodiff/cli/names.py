@@ -163,8 +163,9 @@ def names(
 
 
 def echo_attribute_detectors(table: Tensor, attributes: list[str], names: list[str]) -> None:
-    """Per attribute, the dimension that detects it best and the ``given`` that follows an edit of
-    it with the other attributes' detectors held (docs/steering.md measures that edit)."""
+    """Per attribute, the dimension that detects it best and the edit that adds it: the detector
+    raised to its maximum (a "no" one lowered to its minimum), followed with the other attributes'
+    detectors ``given`` (docs/steering.md measures that edit), as ``explain edit`` options."""
     from protodiff.explain.naming import attribute_detectors, given_for
 
     click.echo(
@@ -172,11 +173,15 @@ def echo_attribute_detectors(table: Tensor, attributes: list[str], names: list[s
     )
     for detector in attribute_detectors(table, attributes):
         # A name with a space or a comma would not survive --set's list; its index does.
-        given = ",".join(
-            names[g] if re.fullmatch(r"[\w.-]+", names[g]) else str(g)
-            for g in given_for(table, detector.index, attributes.index(detector.attribute))
-        )
+        given = ",".join(option_name(names, g) for g in given_for(table, detector.index, attributes.index(detector.attribute)))
+        extreme = "max" if detector.auroc >= 0.5 else "min"
         click.echo(
             f"     {detector.name:<20} {names[detector.index]:<12} AUROC {detector.auroc:.2f}"
-            f"  --set follow=regression --set given=[{given}]"
+            f"  --to {option_name(names, detector.index)}={extreme} --set follow=regression --set given=[{given}]"
         )
+
+
+def option_name(names: list[str], index: int) -> str:
+    """Dimension ``index`` as a command-line option names it: by name, or by its index when the name
+    has a space or a comma, which would not survive ``--to`` or ``--set``'s list."""
+    return names[index] if re.fullmatch(r"[\w.-]+", names[index]) else str(index)
