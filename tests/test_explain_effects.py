@@ -261,6 +261,24 @@ def test_success_counts_only_images_that_lacked_the_attribute_and_leakage_the_ot
         EffectMatrix(["proto_00"], ["mark", "tint"], change).success_and_leakage()
 
 
+def test_the_largest_flip_is_the_other_attribute_that_flips_most_often():
+    """Four images lack the mark; raising the dimension flips the tint on two of them and the
+    background on none: leakage is the mean over the two others (0.25), the largest flip 0.5."""
+    before = torch.tensor([[0.1, 0.1, 0.1]] * 4 + [[0.9, 0.1, 0.1]])  # images 0-3 lack the mark, image 4 has it
+    change = torch.zeros(1, 5, 3)
+    change[0, :4, 0] = 0.8  # every image lacking the mark gains it
+    change[0, :2, 1] = 0.8  # the tint turns on in two of them
+    change[0, 4, 2] = 0.8  # the background turns on in the image that had the mark: not counted
+    matrix = EffectMatrix(["proto_00"], ["mark", "tint", "background"], change, before)
+    success, leakage = matrix.success_and_leakage()
+    largest = matrix.largest_flip()
+    assert (success[0, 0].item(), leakage[0, 0].item(), largest[0, 0].item()) == (1.0, 0.25, 0.5)
+    # Every image lacks the tint: the edit adds it to two of five, and flips the mark on four of
+    # them and the background on one.
+    assert success[0, 1].item() == pytest.approx(0.4) and largest[0, 1].item() == pytest.approx(0.8)
+    assert matrix.to_json()["largest_flip"][0][0] == 0.5
+
+
 def test_every_edit_defaults_to_one_guidance_and_shortcuts_to_the_measured_one():
     """model.edit, EditSettings and every explainer that edits share EDIT_GUIDANCE; the shortcut
     ranking keeps 1, at which its planted-shortcut runs are measured."""

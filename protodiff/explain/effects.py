@@ -78,17 +78,31 @@ class EffectMatrix:
         unedited regeneration) that have it once dimension j is raised; ``leakage``, over those
         same images, the mean share of the other attributes whose decision flips. NaN where no
         image lacks the attribute. Needs ``before``."""
+        has, lacking, flipped = self._decisions()
+        count = lacking.sum(dim=0)  # (A,)
+        success = (has.float() * lacking[None]).sum(dim=1) / count
+        others = flipped.sum(dim=2, keepdim=True) - flipped  # flips of the other attributes, per (j, n, a)
+        leakage = (others / max(1, len(self.attributes) - 1) * lacking[None]).sum(dim=1) / count
+        return success, leakage
+
+    def largest_flip(self) -> Tensor:
+        """(K, A) over the images lacking attribute a, the share on which the other attribute that
+        flips most often flips once dimension j is raised: what ``leakage``, a mean over the other
+        attributes, dilutes (a background that turns on a quarter of the images is a leakage of
+        0.036 among eight attributes). NaN where no image lacks a. Needs ``before``."""
+        _, lacking, flipped = self._decisions()
+        share = torch.einsum("knb,na->kab", flipped, lacking) / lacking.sum(dim=0)[None, :, None]  # (K, A, A)
+        share.diagonal(dim1=1, dim2=2).zero_()  # a's own flip is its success, not a leak
+        return share.amax(dim=2).where(lacking.sum(dim=0) > 0, float("nan"))
+
+    def _decisions(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The judge's decisions after each edit (K, N, A), which images lacked each attribute before
+        (N, A, as 0/1) and which decisions each edit flipped (K, N, A, as 0/1)."""
         if self.before is None:
             raise ValueError("success and leakage need the unedited probabilities (before)")
         had = self.before > 0.5  # (N, A)
         has = (self.before[None] + self.change) > 0.5  # (K, N, A)
-        lacking = (~had).float()  # (N, A)
-        count = lacking.sum(dim=0)  # (A,)
-        success = (has.float() * lacking[None]).sum(dim=1) / count
-        flipped = (has != had[None]).float()  # (K, N, A)
-        others = flipped.sum(dim=2, keepdim=True) - flipped  # flips of the other attributes, per (j, n, a)
-        leakage = (others / max(1, len(self.attributes) - 1) * lacking[None]).sum(dim=1) / count
-        return success, leakage
+        return has, (~had).float(), (has != had[None]).float()
 
     def to_json(self) -> dict:
         out = {
@@ -101,7 +115,10 @@ class EffectMatrix:
         if self.before is not None:
             success, leakage = self.success_and_leakage()
             out.update(
-                success=_rounded(success), leakage=_rounded(leakage), lacking=[int(v) for v in (self.before <= 0.5).sum(dim=0)]
+                success=_rounded(success),
+                leakage=_rounded(leakage),
+                largest_flip=_rounded(self.largest_flip()),
+                lacking=[int(v) for v in (self.before <= 0.5).sum(dim=0)],
             )
         return out
 
@@ -211,6 +228,7 @@ def matrix_tensors(matrix: EffectMatrix) -> dict[str, Tensor]:
     if matrix.before is not None:
         tensors["before"] = matrix.before
         tensors["success"], tensors["leakage"] = matrix.success_and_leakage()
+        tensors["largest_flip"] = matrix.largest_flip()
     return tensors
 
 
