@@ -142,6 +142,11 @@ def test_effects_raise_to_the_local_maximum_when_asked(tiny_patronus):
     high = local_enhanced_values(reference, vectors, given, neighbours=4, quantile=1.0)
     assert high.shape == vectors.shape
     assert torch.equal(high[:, 3], local_quantile(reference, vectors, 3, given, 4))
+    # With one given dimension, that dimension has no other to find neighbours by: its plain maximum.
+    alone = local_enhanced_values(reference, vectors, (1,), neighbours=4, quantile=1.0)
+    assert (alone[:, 1] == reference[:, 1].max()).all() and torch.equal(
+        alone[:, 3], local_quantile(reference, vectors, 3, (1,), 4)
+    )
     batch = enhanced_batch(vectors, high).view(len(high[0]) + 1, len(vectors), -1)
     assert torch.equal(batch[4, :, 3], high[:, 3]) and torch.equal(batch[4, :, 2], vectors[:, 2])
 

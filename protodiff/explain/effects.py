@@ -162,9 +162,19 @@ def enhanced_values(vectors: Tensor, quantile: float) -> Tensor:
 
 def local_enhanced_values(reference: Tensor, vectors: Tensor, given: tuple[int, ...], neighbours: int, quantile: float) -> Tensor:
     """(N, K) each dimension's enhanced value on each image: its ``quantile`` over the ``neighbours``
-    reference vectors nearest the image in the ``given`` dimensions (:func:`local_quantile`)."""
-    dims = range(vectors.shape[1])
-    return torch.stack([local_quantile(reference, vectors, j, given, neighbours, quantile) for j in dims], dim=1)
+    reference vectors nearest the image in the ``given`` dimensions other than itself
+    (:func:`local_quantile`); the one given dimension, when only one is given, has nothing to find
+    neighbours by and takes its quantile over all of them."""
+    plain = enhanced_values(reference, quantile)
+    return torch.stack(
+        [
+            local_quantile(reference, vectors, j, given, neighbours, quantile)
+            if set(given) - {j}
+            else plain[j].to(vectors).expand(len(vectors))
+            for j in range(vectors.shape[1])
+        ],
+        dim=1,
+    )
 
 
 def enhanced_batch(vectors: Tensor, high: Tensor) -> Tensor:
@@ -196,9 +206,10 @@ def effect_matrix(
     A dimension's enhanced value is the ``quantile`` of its values over ``reference`` vectors of
     real images (default: those of ``images``), which are also what ``follow: regression`` fits
     its coupling on; with ``neighbours``, over that many reference vectors nearest each image in
-    ``settings``' given dimensions, a value per image (:func:`local_enhanced_values`). Every edit is made as ``settings`` say (default:
-    ``EditSettings()``, as ``protodiff explain edit`` makes it), all (dimension, image) edits
-    batched ``chunk`` at a time from the same starting noise as the unedited reference.
+    ``settings``' given dimensions, a value per image (:func:`local_enhanced_values`). Every edit
+    is made as ``settings`` say (default: ``EditSettings()``, as ``protodiff explain edit`` makes
+    it), all (dimension, image) edits batched ``chunk`` at a time from the same starting noise as
+    the unedited reference.
     """
     require_vector(model, "effects")
     settings = settings or EditSettings()
