@@ -334,10 +334,11 @@ class Steering:
             edited[:, j] = value
         return edited
 
-    def edited_value(self, j: int, lever: Lever) -> Tensor:
-        """What an edit sets dimension j to: its plausible maximum (minimum with ``lower``), or
-        ``extrap`` times as far from its median."""
-        end = self.low[j] if lever.lower else self.high[j]
+    def edited_value(self, j: int, lever: Lever, end: Tensor | None = None) -> Tensor:
+        """What an edit sets dimension j to: ``end``, by default its plausible maximum (minimum with
+        ``lower``), or ``extrap`` times as far from its median."""
+        if end is None:
+            end = self.low[j] if lever.lower else self.high[j]
         return self.median[j] + lever.extrap * (end - self.median[j])
 
     def followed_given(self, vectors: Tensor, dims: list[int], lever: Lever) -> Tensor:
@@ -356,8 +357,9 @@ class Steering:
         (minimum with ``lower``) over the ``neighbours`` test images nearest the image in the
         ``given`` dimensions (the library's ``local_quantile``, as ``--to NAME=max`` with
         ``neighbours``), ``extrap`` times as far from its median."""
-        end = local_quantile(self.vectors, vectors, j, given, neighbours, 0.0 if lever.lower else 1.0)
-        return self.median[j] + lever.extrap * (end - self.median[j])
+        return self.edited_value(
+            j, lever, local_quantile(self.vectors, vectors, j, given, neighbours, 0.0 if lever.lower else 1.0)
+        )
 
     def mode_shift(self, j: int, lower: bool) -> Tensor:
         """(K,) the ``mode`` lever's shift for dimension j: the mean test vector of the images in j's

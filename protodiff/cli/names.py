@@ -172,7 +172,6 @@ def echo_attribute_detectors(table: Tensor, attributes: list[str], names: list[s
         "attribute detectors (raise one, or lower a 'no' one, to add its attribute; its followers given the others' detectors):"
     )
     for detector in attribute_detectors(table, attributes):
-        # A name with a space or a comma would not survive --set's list; its index does.
         given = ",".join(option_name(names, g) for g in given_for(table, detector.index, attributes.index(detector.attribute)))
         extreme = "max" if detector.auroc >= 0.5 else "min"
         click.echo(
