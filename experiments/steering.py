@@ -92,6 +92,10 @@ A lever changes only how the edit is made, on the same trained model:
                   to where the prototype goes on images that read like this one on the other
                   attributes (a warm prototype's maximum over all images is a warm *light* image's;
                   on a dark one the cast reads lower);
+``detgroup``      the edited dimension with its *detection group*: the dimensions that, with it,
+                  detect the attribute it separates best (the library's ``detection_group``, on the
+                  labels; what ``names --detect`` edits), each raised to its own maximum (two
+                  triangle prototypes, each on different triangles, raised together);
 ``amount``        each dimension raised by each of ``AMOUNTS`` (as ``extrap``) on the calibration
                   images, and the editors chosen among (dimension, amount) pairs: how far to raise
                   is chosen with the dimension, on the same images (a prototype whose maximum is
@@ -174,6 +178,7 @@ FLAGS = {
     "mode": "mode",
     "given": "given",
     "amount": "amount",
+    "detgroup": "detection_group",
 }
 #: Levers that take a number (``guide2``): the name, and the field it sets, the number's type and
 #: the value a bare name takes (None: the number is required).
@@ -219,6 +224,7 @@ class Lever:
     given: bool = False
     amount: bool = False
     local: int | None = None
+    detection_group: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Lever:
@@ -464,6 +470,15 @@ class Steering:
     def group_of(self, j: int) -> list[int]:
         return sorted({j, *torch.nonzero(self.correlation[j] > 0.5).flatten().tolist()})
 
+    def detection_group_of(self, j: int) -> list[int]:
+        """j with the other members of the detection group (``names --detect``'s rule, on the labels)
+        of the attribute it separates best either way round; j alone when it is not a member."""
+        from protodiff.explain.naming import detection_group
+
+        attribute = int((self.auroc[j] - 0.5).abs().argmax())
+        members = detection_group(self.vectors, self.labels.bool(), self.auroc, attribute).members
+        return members if j in members else [j]
+
     @torch.inference_mode()
     def regenerate(self, part: slice, dims_per_edit: list[list[int]], lever: Lever) -> tuple[Tensor, Tensor]:
         """Judge probabilities (E, N, A) of the edits and (N, A) of the unedited regenerations."""
@@ -485,6 +500,8 @@ class Steering:
         edits = []
         for dims in dims_per_edit:
             dims = sorted({k for j in dims for k in (self.group_of(j) if lever.group else [j])})
+            if lever.detection_group:
+                dims = sorted({k for j in dims for k in self.detection_group_of(j)})
             edited = self.target(vectors, dims, lever)
             condition = edited
             if lever.inject is not None:

@@ -165,6 +165,41 @@ def test_each_attribute_has_a_detector_either_way_round_and_an_edit_of_it_is_giv
     assert given_for(table, 1, attributes.index("warm")) == [0, 2]  # dark's best other than 1: dimension 2 (0.20)
 
 
+def test_a_detection_group_joins_the_dimensions_that_each_detect_part_of_an_attribute():
+    """Two uncorrelated dimensions that each fire on half of the triangles (AUROC ~0.75 each) are one
+    detection group (together ~1.0); a noisier copy of a member adds nothing and stays out, as does a
+    dimension that reads the triangles but the dark background better; two "no dark" dimensions,
+    each on half the dark images, are a group read from the low end; an edit of a group is given
+    the other attribute's best detector, never a member."""
+    from protodiff.explain.naming import auroc_table, detection_group, given_for
+
+    g = torch.Generator().manual_seed(0)
+    n = 400
+    triangle, half, dark = (torch.rand(3, n, generator=g) < 0.5).unbind(0)
+    noise = lambda: 0.1 * torch.randn(n, generator=g)  # noqa: E731
+    vectors = torch.stack(
+        [
+            (triangle & half).float() + noise(),  # 0: the triangles of one kind
+            (triangle & ~half).float() + noise(),  # 1: the others
+            (triangle & half).float() + 1.5 * noise(),  # 2: a noisier copy of 0
+            0.25 * triangle.float() + 0.3 * dark.float() + 4 * noise(),  # 3: a little of both, dark more
+            -(dark & half).float() + noise(),  # 4: light, where half the dark images are
+            -(dark & ~half).float() + noise(),  # 5: light, where the others are
+        ],
+        dim=1,
+    )
+    calls = torch.stack([triangle, dark], dim=1)
+    table = auroc_table(vectors, calls)
+    assert float(table[:, 0].max()) < 0.8 and (table[3, 1] - 0.5).abs() > (table[3, 0] - 0.5).abs()
+    triangles = detection_group(vectors, calls, table, 0)
+    assert triangles.members == [1, 0] and triangles.separation > 0.99
+    darks = detection_group(vectors, calls, table, 1)
+    assert sorted(darks.members) == [4, 5] and darks.separation > 0.99
+    assert given_for(table, triangles.members, 0) == [darks.members[0]]
+    assert given_for(table, darks.members, 1) == [1]
+    assert detection_group(vectors, calls, table, 0, gain=0.5).members == [1]  # a higher bar: the best alone
+
+
 def test_concept_groups_join_correlated_dimensions_and_take_one_name():
     """Dimensions correlated above the threshold over real images are one group, transitively; the
     group is named by its members' proposals, counters dropped, disagreements both shown."""

@@ -153,7 +153,7 @@ def smoke(name: str, out: Path, inputs: tuple[Path, Path]) -> list[str]:
             "--classifier",
             judge,
             "--levers",
-            "plain,guide3+group,match2+lower,regress+scale+lower+hold300,regress+keepmarks+from300,split1,regress+given+amount+inject200,regress+given+local2+focus+guide1.5,mode+lower",
+            "plain,guide3+group,match2+lower,regress+scale+lower+hold300,regress+keepmarks+from300,split1,regress+given+amount+inject200,regress+given+local2+focus+guide1.5,mode+lower,regress+given+detgroup",
         ]
         + ["--calibrate", "2", "--images", "2", "--sampler", "ddim", "--steps", "3", "--out", str(out)],
         "exponential_stages": [run, "--classifier", judge, "--images", "2", "--steps", "30", "--out", str(out)],
@@ -192,7 +192,7 @@ def test_each_script_runs_on_a_tiny_budget_writing_only_under_its_out(name, inpu
         assert rows and all(row["code"] == code for row in rows), path
     if name == "steering":  # each result says which sampler inverted and regenerated, when not the run's
         results = [json.loads(line) for line in (isolated / "results.jsonl").read_text().splitlines()]
-        assert [r["sampler"] for r in results] == [{"name": "ddim", "steps": 3}] * 9
+        assert [r["sampler"] for r in results] == [{"name": "ddim", "steps": 3}] * 10
     if name == "counterfactual":  # every global attribute, each row on the images that lack it
         results = [json.loads(line) for line in (isolated / "results.jsonl").read_text().splitlines()]
         assert [r["attribute"] for r in results] == ["dark_bg", "warm_cast", "gradient"]
@@ -292,6 +292,24 @@ def test_the_given_lever_follows_with_the_other_attributes_detectors_held():
     local = probe.target(images, [0], steering.Lever.parse("regress+given+local"))
     assert local[0, 0] == local_quantile(probe.vectors, images, 0, (2,), 100)[0] != probe.high[0]
     assert local[0, 2] == images[0, 2] and local[0, 3] - images[0, 3] > 0.5
+
+
+def test_the_detgroup_lever_raises_the_library_detection_group_with_the_edited_dimension():
+    """steering.py's ``detgroup``: two triangle prototypes, each on half the triangles, are raised
+    together whichever is edited (the library's ``detection_group`` on the labels); a dimension of
+    no group is raised alone."""
+    steering = module("steering")
+    generator = torch.Generator().manual_seed(0)
+    triangle, half = (torch.rand(2, 2000, generator=generator) < 0.5).unbind(0)
+    noise = 0.1 * torch.randn(2000, 3, generator=generator)
+    probe = object.__new__(steering.Steering)
+    probe.vectors = torch.stack([(triangle & half).float(), (triangle & ~half).float(), torch.zeros(2000)], dim=1) + noise
+    probe.labels, probe.names = triangle[:, None].long(), ["triangle"]
+    probe.median, probe.high, probe.low = torch.zeros(3), torch.ones(3), -torch.ones(3)
+    assert probe.detection_group_of(0) == probe.detection_group_of(1) and sorted(probe.detection_group_of(1)) == [0, 1]
+    assert probe.detection_group_of(2) == [2]
+    images = torch.zeros(1, 3)
+    assert probe.target(images, probe.detection_group_of(0), steering.Lever.parse("plain")).tolist() == [[1.0, 1.0, 0.0]]
 
 
 def test_steering_reports_the_standard_errors_of_success_and_leakage_over_images():

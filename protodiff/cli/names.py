@@ -112,7 +112,15 @@ def names(
     each. Nothing is renamed unless `--apply`.
     """
     from protodiff.checkpoint import load_model, resolve_checkpoint, set_condition_names
-    from protodiff.explain.naming import auroc_table, concept_groups, detections, evidence, group_name, proposals
+    from protodiff.explain.naming import (
+        auroc_table,
+        concept_groups,
+        detections,
+        evidence,
+        group_name,
+        judge_calls,
+        proposals,
+    )
 
     path = resolve_checkpoint(checkpoint)
     model, config = load_model(path)
@@ -128,7 +136,7 @@ def names(
         current[int(index)] = name.strip()
     if effects is not None or classifier is not None:
         suggestions = read_suggestions(effects, len(current)) if effects is not None else None
-        detected = vectors = table = None
+        detected = vectors = table = calls = None
         attributes: list[str] = []
         if classifier is not None:
             from protodiff.encoding import encode_split
@@ -137,12 +145,13 @@ def names(
             data = config.data.build().open(split)
             vectors = encode_split(model, data, limit=images).vectors  # read by detection and the groups
             judge = AttributeClassifier.load(classifier)
-            table, attributes = auroc_table(model, data, judge, images, vectors), list(judge.attribute_names)
+            calls = judge_calls(data, judge, images)
+            table, attributes = auroc_table(vectors, calls), list(judge.attribute_names)
             detected = detections(table, attributes)
         proposed = proposals(len(current), suggestions, detected, min_effect=min_effect, min_auroc=min_auroc)
         for j, name in enumerate(current):
             click.echo(f"{j:3d}  {name:<16} -> {proposed.get(j, '-'):<22} ({evidence(j, suggestions, detected)})")
-        if vectors is not None and table is not None:
+        if vectors is not None and table is not None and calls is not None:
             groups = concept_groups(vectors, GROUP_CORRELATION)
             click.echo(
                 f"concept groups (activations correlated > {GROUP_CORRELATION} over {len(vectors)} images; "
@@ -152,7 +161,7 @@ def names(
             )
             for members in groups:
                 click.echo(f"     {' + '.join(current[j] for j in members):<40} -> {group_name(members, proposed)}")
-            echo_attribute_detectors(table, attributes, current)
+            echo_attribute_detectors(table, attributes, current, vectors, calls)
         if not apply:
             return
         current = [proposed.get(i, name) for i, name in enumerate(current)]
@@ -162,21 +171,27 @@ def names(
         click.echo(f"{i:3d}  {name}")
 
 
-def echo_attribute_detectors(table: Tensor, attributes: list[str], names: list[str]) -> None:
+def echo_attribute_detectors(table: Tensor, attributes: list[str], names: list[str], vectors: Tensor, calls: Tensor) -> None:
     """Per attribute, the dimension that detects it best and the edit that adds it: the detector
     raised to its maximum (a "no" one lowered to its minimum), followed with the other attributes'
-    detectors ``given`` (docs/steering.md measures that edit), as ``explain edit`` options."""
-    from protodiff.explain.naming import attribute_detectors, given_for
+    detectors ``given`` (docs/steering.md measures that edit). Where other dimensions detect what
+    it misses (its detection group), the edit raises them all."""
+    from protodiff.explain.naming import attribute_detectors, detection_group, given_for
 
     click.echo(
-        "attribute detectors (raise one, or lower a 'no' one, to add its attribute; its followers given the others' detectors):"
+        "attribute detectors (raise one, or lower a 'no' one, to add its attribute; with the dimensions that "
+        "detect it together; its followers given the others' detectors):"
     )
     for detector in attribute_detectors(table, attributes):
-        given = ",".join(option_name(names, g) for g in given_for(table, detector.index, attributes.index(detector.attribute)))
+        attribute = attributes.index(detector.attribute)
+        group = detection_group(vectors, calls, table, attribute)
+        given = ",".join(option_name(names, g) for g in given_for(table, group.members, attribute))
         extreme = "max" if detector.auroc >= 0.5 else "min"
+        together = f", together {group.separation:.2f}" if len(group.members) > 1 else ""
+        changes = " ".join(f"--to {option_name(names, j)}={extreme}" for j in group.members)
         click.echo(
-            f"     {detector.name:<20} {names[detector.index]:<12} AUROC {detector.auroc:.2f}"
-            f"  --to {option_name(names, detector.index)}={extreme} --set follow=regression --set given=[{given}]"
+            f"     {detector.name:<20} {' + '.join(names[j] for j in group.members):<12} "
+            f"AUROC {detector.auroc:.2f}{together}  {changes} --set follow=regression --set given=[{given}]"
         )
 
 

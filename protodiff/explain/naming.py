@@ -8,11 +8,15 @@ two need not agree: a Patronus prototype may detect a mark without drawing it wh
 name is proposed from the edit when its effect is large enough, else from detection; both kinds
 of evidence are shown beside it. Prototypes whose activations rise and fall together over real
 images are one *concept group* (:func:`concept_groups`): an edit with ``follow: regression`` moves
-them as one, and ``names`` shows each group under one name.
+them as one, and ``names`` shows each group under one name. Prototypes that each detect part of
+one attribute, and need not fire together at all (two triangle prototypes, each on different
+triangles), are its *detection group* (:func:`detection_group`): raised together, they add it
+where one alone adds it to half the images.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,7 +27,6 @@ if TYPE_CHECKING:
 
     from protodiff.contracts.dataset import LabeledImages
     from protodiff.metrics.attribute_classifier import AttributeClassifier
-    from protodiff.model import ConditionedDiffusion
 
 
 @dataclass(frozen=True)
@@ -44,35 +47,80 @@ class Detection:
         return self.attribute if self.auroc >= 0.5 else f"no {self.attribute}"
 
 
+#: A dimension joins an attribute's detection group when the group then separates the attribute
+#: at least this much better (AUROC; docs/steering.md, "Split detectors", measures it).
+GROUP_GAIN = 0.05
+
+
 @torch.no_grad()
-def auroc_table(
-    model: ConditionedDiffusion,
-    data: LabeledImages,
-    classifier: AttributeClassifier,
-    images: int = 512,
-    vectors: Tensor | None = None,
-) -> Tensor:
-    """(K, A): how well each dimension separates each of the classifier's attributes over the first
-    ``images`` of ``data``, with the classifier's calls as the truth (AUROC; NaN for an attribute
-    it sees on all or none of them). ``vectors``: those images' condition vectors, when the caller
-    has encoded them already."""
+def judge_calls(data: LabeledImages, classifier: AttributeClassifier, images: int = 512) -> Tensor:
+    """(N, A) bool: whether the classifier sees each of its attributes on the first ``images`` of
+    ``data`` (the truth :func:`auroc_table` and :func:`detection_group` read, so no dataset labels are needed)."""
+    count = min(images, len(data))
+    pictures = torch.stack([data[i][0] for i in range(count)]).to(next(classifier.parameters()).device)
+    return (classifier.predict_proba(pictures) > 0.5).cpu()
+
+
+def auroc_table(vectors: Tensor, calls: Tensor) -> Tensor:
+    """(K, A): how well each dimension of ``vectors`` (N, K) separates each attribute of ``calls``
+    (N, A, whether each image has it), as an AUROC; NaN for an attribute on all or none of them."""
     from sklearn.metrics import roc_auc_score
 
-    from protodiff.encoding import encode_split
-
-    count = min(images, len(data))
-    if vectors is None:
-        vectors = encode_split(model, data, limit=count).vectors
-    values = vectors[:count].numpy()
-    pictures = torch.stack([data[i][0] for i in range(count)]).to(next(classifier.parameters()).device)
-    calls = (classifier.predict_proba(pictures) > 0.5).numpy()
-    table = torch.full((values.shape[1], calls.shape[1]), float("nan"))
-    for a in range(calls.shape[1]):
-        if calls[:, a].all() or not calls[:, a].any():
+    values, truth = vectors[: len(calls)].float().numpy(), calls.numpy()
+    table = torch.full((values.shape[1], truth.shape[1]), float("nan"))
+    for a in range(truth.shape[1]):
+        if truth[:, a].all() or not truth[:, a].any():
             continue
         for j in range(values.shape[1]):
-            table[j, a] = float(roc_auc_score(calls[:, a], values[:, j]))
+            table[j, a] = float(roc_auc_score(truth[:, a], values[:, j]))
     return table
+
+
+@dataclass(frozen=True)
+class DetectionGroup:
+    """Dimensions that detect one attribute between them (:func:`detection_group`): ``members``,
+    the best detector first, and how well they separate it together (an AUROC >= 0.5, whichever
+    way round the members read it)."""
+
+    members: list[int]
+    separation: float
+
+
+def detection_group(vectors: Tensor, calls: Tensor, table: Tensor, attribute: int, gain: float = GROUP_GAIN) -> DetectionGroup:
+    """The dimensions that detect ``attribute`` between them, its best detector first.
+
+    Starting from the dimension that separates it best either way round (``table``, an
+    :func:`auroc_table` of ``vectors`` against ``calls``), add the dimension that most raises the
+    group's AUROC, while that rises by at least ``gain``. The group's score on an image is its
+    highest member's rank among the images (a "no" detector's rank from the top): an image has
+    the attribute when *any* member says so, which is what two prototypes that each read part of
+    it (different triangles) say together and neither says alone. Only dimensions that separate
+    this attribute best of all, the same way round, may join: the best detector of another
+    attribute would raise the score through what the attributes share, and an edit holds it
+    (``given``)."""
+    from sklearn.metrics import roc_auc_score
+
+    separation = (table - 0.5).abs().nan_to_num(-1.0)
+    first = int(separation[:, attribute].argmax())
+    upward = bool(table[first, attribute] > 0.5)
+    truth = calls[:, attribute].numpy()
+    values = vectors[: len(calls)].float()
+    ranks = values.argsort(dim=0).argsort(dim=0).float() / max(len(values) - 1, 1)
+    ranks = ranks if upward else 1.0 - ranks
+    candidates = [
+        j
+        for j in range(len(table))
+        if j != first and int(separation[j].argmax()) == attribute and bool(table[j, attribute] > 0.5) == upward
+    ]
+    group, score = [first], float(table[first, attribute] if upward else 1.0 - table[first, attribute])
+    while candidates:
+        scores = [float(roc_auc_score(truth, ranks[:, [*group, j]].amax(dim=1).numpy())) for j in candidates]
+        best = max(range(len(candidates)), key=scores.__getitem__)
+        if scores[best] - score < gain:
+            break
+        group.append(candidates.pop(best))
+        score = scores[best]
+    return DetectionGroup(group, score)
 
 
 def detections(table: Tensor, attributes: list[str]) -> list[Detection]:
@@ -96,13 +144,13 @@ def attribute_detectors(table: Tensor, attributes: list[str]) -> list[Detection]
     ]
 
 
-def given_for(table: Tensor, edited: int, attribute: int) -> list[int]:
-    """What an edit of dimension ``edited`` that adds ``attribute`` (a column of ``table``) is best
-    followed *given*: for every other attribute, the dimension other than ``edited`` that separates
-    it best either way round. Held, they keep the followers from adding what comes with the edited
-    concept in the data (docs/steering.md, "Following, given the other attributes")."""
+def given_for(table: Tensor, edited: int | Sequence[int], attribute: int) -> list[int]:
+    """What an edit of dimension ``edited`` (or of a detection group) that adds ``attribute`` (a
+    column of ``table``) is best followed *given*: for every other attribute, the dimension not
+    edited that separates it best either way round. Held, they keep the followers from adding what
+    comes with the edited concept in the data (docs/steering.md, "Following, given the other attributes")."""
     separation = (table - 0.5).abs().nan_to_num(-1.0)
-    separation[edited] = -1.0
+    separation[[edited] if isinstance(edited, int) else list(edited)] = -1.0
     return sorted(
         {int(separation[:, b].argmax()) for b in range(table.shape[1]) if b != attribute and not table[:, b].isnan().all()}
     )
