@@ -176,7 +176,10 @@ def test_a_detection_group_joins_the_dimensions_that_each_detect_part_of_an_attr
     g = torch.Generator().manual_seed(0)
     n = 400
     triangle, half, dark = (torch.rand(3, n, generator=g) < 0.5).unbind(0)
-    noise = lambda: 0.1 * torch.randn(n, generator=g)  # noqa: E731
+
+    def noise():
+        return 0.1 * torch.randn(n, generator=g)
+
     vectors = torch.stack(
         [
             (triangle & half).float() + noise(),  # 0: the triangles of one kind
