@@ -98,15 +98,15 @@ def detection_group(vectors: Tensor, calls: Tensor, table: Tensor, attribute: in
     this attribute best of all, the same way round, may join: the best detector of another
     attribute would raise the score through what the attributes share, and an edit holds it
     (``given``)."""
+    from scipy.stats import rankdata
     from sklearn.metrics import roc_auc_score
 
     separation = (table - 0.5).abs().nan_to_num(-1.0)
     first = int(separation[:, attribute].argmax())
     upward = bool(table[first, attribute] > 0.5)
     truth = calls[:, attribute].numpy()
-    values = vectors[: len(calls)].float()
-    ranks = values.argsort(dim=0).argsort(dim=0).float() / max(len(values) - 1, 1)
-    ranks = ranks if upward else 1.0 - ranks
+    values = vectors[: len(calls)].float().numpy()
+    ranks = torch.from_numpy(rankdata(values if upward else -values, axis=0))  # ties share a rank
     candidates = [
         j
         for j in range(len(table))
