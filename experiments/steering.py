@@ -136,7 +136,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from protodiff.explain.coupling import Coupling, local_quantile
+from protodiff.explain.coupling import Coupling, ModeShift, local_quantile
 from protodiff.provenance import code_version
 
 #: The amounts (``extrap`` values) among which the ``amount`` lever's calibration chooses.
@@ -369,18 +369,8 @@ class Steering:
 
     def mode_shift(self, j: int, lower: bool) -> Tensor:
         """(K,) the ``mode`` lever's shift for dimension j: the mean test vector of the images in j's
-        extreme mixture component minus the mean of the rest."""
-        from sklearn.mixture import GaussianMixture  # type: ignore[import-untyped]
-
-        values = self.vectors[:, j : j + 1].numpy()
-        fits = [GaussianMixture(k, random_state=0).fit(values) for k in range(1, 6)]
-        mixture = min(fits, key=lambda fit: fit.bic(values))
-        if mixture.n_components == 1:  # one mode: no concept to move towards
-            return torch.zeros(self.vectors.shape[1])
-        means = mixture.means_.ravel()
-        extreme = int(means.argmin() if lower else means.argmax())
-        there = torch.from_numpy(mixture.predict(values) == extreme)
-        return self.vectors[there].mean(dim=0) - self.vectors[~there].mean(dim=0)
+        extreme mixture component minus the mean of the rest (the library's ``follow: mode``)."""
+        return ModeShift.fit(self.vectors).shift(j, lower)
 
     def rescaled(self, vectors: Tensor, j: int, value: Tensor) -> Tensor:
         """``vectors`` with dimension j set to ``value`` and every other dimension moved by a

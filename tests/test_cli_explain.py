@@ -88,6 +88,13 @@ def test_edit_follows_by_regression_when_asked_and_a_bad_setting_is_one_line(run
     assert not torch.allclose(held["edited_vectors"][:, 2:], held["vectors"][:, 2:])
     out = invoke("explain", "edit", run, *common, "--set", "follow=regression", "--set", "given=[proto_0x]", code=2)
     assert out.count("\n") == 1 and "proto_0x" in out
+    # ``mode``: the whole vector moves by the edited dimension's mode shift over the reference
+    # images; this untrained model's proto_00 has one mode over 16, so the edit says it moves nothing.
+    out = invoke("explain", "edit", run, *common, "--set", "follow=mode", "--out", str(tmp_path / "mode"))
+    meta = json.loads((tmp_path / "mode" / "meta.json").read_text())
+    moved = load_file(str(tmp_path / "mode" / "tensors.safetensors"))
+    assert meta["follow"] == "mode" and "dimension 0 has one mode over the 16 reference images" in out
+    assert torch.equal(moved["edited_vectors"], moved["vectors"])
 
 
 def test_edit_to_max_is_the_plausible_maximum_or_the_local_one(runs, tmp_path):

@@ -9,7 +9,7 @@ import torch
 
 from protodiff.config import ComponentSpec
 from protodiff.errors import ProtodiffError
-from protodiff.explain.coupling import Coupling, local_quantile
+from protodiff.explain.coupling import Coupling, ModeShift, OneModeWarning, coupling_for, local_quantile
 from protodiff.explain.dimensions import OutOfRangeWarning
 from protodiff.explain.edit import EditSettings
 
@@ -161,6 +161,60 @@ def test_effects_raise_to_the_local_maximum_when_asked(tiny_patronus):
     assert not torch.allclose(plain.change, near.change, atol=1e-5)
     with pytest.raises(ValueError, match="name them with --set given"):
         EffectsExplainer.Config(neighbours=100, follow="regression")
+
+
+def test_a_mode_shift_moves_the_whole_condition_towards_the_edited_dimension_extreme_mode():
+    """``follow: mode``: a light prototype whose values have two modes (dark images low, light ones
+    high) and two more background prototypes that move with the split. Lowering the light prototype
+    moves every row by the dark images' mean vector minus the light ones' (whatever value was asked
+    for), raising it by the reverse; a row that changes nothing stays; the context is the row itself;
+    a dimension with one mode has nothing to move towards."""
+    g = torch.Generator().manual_seed(0)
+    dark = torch.rand(3000, generator=g) < 0.4
+    light = torch.where(dark, 0.1, 0.9) + 0.03 * torch.randn(3000, generator=g)
+    reference = torch.stack(
+        [light, torch.where(dark, 1.0, 0.0), torch.where(dark, -0.5, 0.5), torch.randn(3000, generator=g)], dim=1
+    ) + 0.02 * torch.randn(3000, 4, generator=g)
+    shifts = ModeShift.fit(reference)
+    towards_dark = reference[dark].mean(dim=0) - reference[~dark].mean(dim=0)
+    torch.testing.assert_close(shifts.shift(0, lower=True), towards_dark)
+    torch.testing.assert_close(shifts.shift(0, lower=False), -towards_dark)
+    with pytest.warns(OneModeWarning, match="dimension 3 has one mode"):
+        assert not shifts.shift(3).any()  # a Gaussian: nothing to move towards
+    vectors = reference[:3].clone()
+    edited = vectors.clone()
+    edited[0, 0], edited[1, 0] = vectors[0, 0] - 5.0, vectors[1, 0] + 0.01  # lowered (how far: unread), raised
+    followed, context = shifts.follow(vectors, edited)
+    torch.testing.assert_close(followed[0], vectors[0] + towards_dark)
+    torch.testing.assert_close(followed[1], vectors[1] - towards_dark)
+    assert torch.equal(followed[2], vectors[2]) and torch.equal(context, vectors)
+    assert isinstance(coupling_for("mode", reference), ModeShift) and coupling_for("none", reference) is None
+    with pytest.raises(ProtodiffError, match="must both be"):
+        shifts.follow(vectors[:, :3], edited[:, :3])
+    with pytest.raises(ProtodiffError, match="needs --set follow=regression"):
+        EditSettings(follow="mode", given=("proto_01",))
+
+
+def test_follow_mode_edits_regenerate_under_the_shifted_condition(tiny_patronus):
+    """Through ``EditSettings``: an edit with ``follow: mode`` regenerates under the row moved by the
+    edited dimension's mode shift, guided away from the row itself, and differs from the held edit."""
+    model, images, reference = tiny_patronus
+    sampler = model.sampler("ddim", steps=2)
+    vectors = model.encode(images).vector
+    x_T = model.invert(images, condition=vectors, sampler=sampler)
+    g = torch.Generator().manual_seed(0)
+    two_modes = reference.repeat(20, 1) + 0.01 * torch.randn(20 * len(reference), reference.shape[1], generator=g)
+    two_modes[::2, 0] += 1.0  # dimension 0: half the images one mode, half another
+    shifts = ModeShift.fit(two_modes)
+    edited = vectors.clone()
+    edited[:, 0] += 0.1
+    settings = EditSettings(guidance=2.0, follow="mode")
+    condition, context = settings.condition(model, images, edited, shifts)
+    torch.testing.assert_close(condition, vectors + shifts.shift(0))
+    assert torch.equal(context, vectors) and shifts.shift(0)[0] > 0.9
+    moved = settings.edit(model, images, edited, sampler=sampler, x_T=x_T, coupling=shifts)
+    held = EditSettings(guidance=2.0).edit(model, images, edited, sampler=sampler, x_T=x_T)
+    assert not torch.allclose(moved, held, atol=1e-4)
 
 
 def test_follow_regression_edits_differ_and_need_a_reference(tiny_patronus):

@@ -24,7 +24,6 @@ from protodiff import Registries, hookimpl
 from protodiff.contracts.dataset import LabeledImages
 from protodiff.contracts.explainer import Explainer, Explanation, flag
 from protodiff.encoding import encode_split
-from protodiff.explain.coupling import Coupling
 from protodiff.explain.dimensions import dimension_index
 from protodiff.explain.edit import EditSettings
 from protodiff.figures import BACKGROUND, CELL_GAP, GROUP_GAP, INK, MARGIN, MIN_CELL, font, save_image, to_pil
@@ -92,7 +91,7 @@ class PrototypesExplainer(Explainer):
         rows = torch.arange(p * n)
         edited = vectors.repeat(p, 1)
         edited[rows, which] = targets[which].to(edited)
-        coupling = Coupling.fit(reference.vectors) if c.follow == "regression" else None
+        coupling = c.coupling(reference.vectors, names)
         generated = c.edit_many(
             model, batch, edited, x_T, sampler=sampler, chunk=c.batch_size, coupling=coupling, generator=generator
         )

@@ -24,6 +24,16 @@ a light background, so a plain regression lightens the background with it) stays
 when that concept's prototype is given; those that move with the edited one whatever the other
 concept does still follow.
 
+``follow: mode`` (:class:`ModeShift`) moves the whole condition instead, by a difference in means
+read off the edited dimension alone: its values over real images are fitted with a Gaussian mixture
+(1-5 components, by BIC), the component with the highest mean (the lowest, for an edit that
+lowers it) is taken as "the concept is there", and the edit moves every dimension by the mean
+vector of those images minus that of the others. A dark background that is the *absence* of what
+a light-patch prototype detects is a mode of that prototype's values, and the images in it
+differ from the rest in every prototype that reads the background; this is the one edit measured
+to add it on the recipe's seeds (docs/steering.md). The value the edit asks for says only which
+way.
+
 How far to raise the edited dimension can be read the same way (:func:`local_quantile`): its
 plausible maximum over all real images is where the images that have the most of its concept put it
 (a warm prototype's is a warm image with a light background), and on an image unlike those
@@ -33,18 +43,34 @@ the image in the given dimensions (those that read like it on the other concepts
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
 import torch
 from torch import Tensor
 
 from protodiff.errors import ProtodiffError
 
-#: What the dimensions an edit does not set do: ``none`` holds them, ``regression`` follows (:class:`Coupling`).
-Follow = Literal["none", "regression"]
-FOLLOW: tuple[Follow, ...] = ("none", "regression")
+#: What the dimensions an edit does not set do: ``none`` holds them, ``regression`` follows
+#: (:class:`Coupling`), ``mode`` moves the whole condition towards the edited dimension's extreme mode
+#: (:class:`ModeShift`).
+Follow = Literal["none", "regression", "mode"]
+FOLLOW: tuple[Follow, ...] = ("none", "regression", "mode")
+
+#: The most mixture components :class:`ModeShift` fits to one dimension's values (chosen by BIC).
+MAX_MODES = 5
+
+
+class Follower(Protocol):
+    """What an edit's other dimensions do (:class:`Coupling`, :class:`ModeShift`)."""
+
+    def follow(self, vectors: Tensor, edited: Tensor) -> tuple[Tensor, Tensor]:
+        """The condition each row of ``edited`` is regenerated under, and the context guidance
+        amplifies away from."""
+        ...
+
 
 #: Added to the diagonal of C_JJ (relative to its mean variance) so a solve over near-duplicate
 #: dimensions stays finite.
@@ -104,24 +130,96 @@ class Coupling:
         return followed, context
 
 
+class OneModeWarning(UserWarning):
+    """``follow: mode`` was asked to move towards a mode of a dimension whose values have only one."""
+
+
+@dataclass(frozen=True)
+class ModeShift:
+    """``follow: mode``: an edit of dimension j moves the whole condition by the mean vector of the
+    real images in j's highest mixture component (lowest, when the edit lowers j) minus the mean of
+    the others (see the module)."""
+
+    reference: Tensor
+    #: dimension -> its shifts towards the highest and the lowest mode, fitted when first asked for.
+    fitted: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def fit(cls, reference: Tensor) -> ModeShift:
+        """From the condition vectors (N, K) of N >= 2 real images (each shift is fitted when first asked for)."""
+        if reference.dim() != 2 or len(reference) < 2:
+            raise ProtodiffError(
+                f"a mode shift needs the condition vectors of at least 2 real images as (N, K), got shape {tuple(reference.shape)}"
+            )
+        return cls(reference.detach().float().cpu())
+
+    def shift(self, dimension: int, lower: bool = False) -> Tensor:
+        """(K,) the move towards ``dimension``'s highest mode (lowest with ``lower``); zeros, with a
+        warning, when its values have one mode (no concept to move towards)."""
+        if dimension not in self.fitted:
+            self.fitted[dimension] = self._fit(dimension)
+            if not self.fitted[dimension][0].any():
+                warnings.warn(
+                    f"dimension {dimension} has one mode over the {len(self.reference)} reference images: "
+                    "follow=mode leaves the condition as it is (more reference images, or follow=regression)",
+                    OneModeWarning,
+                    stacklevel=3,
+                )
+        return self.fitted[dimension][int(lower)]
+
+    def _fit(self, dimension: int) -> tuple[Tensor, Tensor]:
+        from sklearn.mixture import GaussianMixture
+
+        values = self.reference[:, dimension : dimension + 1].numpy()
+        fits = [GaussianMixture(k, random_state=0).fit(values) for k in range(1, min(MAX_MODES, len(values)) + 1)]
+        mixture = min(fits, key=lambda fit: fit.bic(values))
+        if mixture.n_components == 1:
+            zero = torch.zeros(self.reference.shape[1])
+            return zero, zero
+        means, component = mixture.means_.ravel(), torch.from_numpy(mixture.predict(values))
+        shifts = []
+        for extreme in (int(means.argmax()), int(means.argmin())):
+            there = component == extreme
+            shifts.append(self.reference[there].mean(dim=0) - self.reference[~there].mean(dim=0))
+        return shifts[0], shifts[1]
+
+    def follow(self, vectors: Tensor, edited: Tensor) -> tuple[Tensor, Tensor]:
+        """Each row of ``vectors`` moved by the shift of every dimension ``edited`` changes, towards
+        its highest mode where the edit raises it and its lowest where it lowers it (the value
+        asked for says only which way); the context is the row itself, so guidance amplifies the
+        whole move. Rows that change nothing come back unchanged."""
+        if vectors.shape != edited.shape or vectors.shape[-1] != self.reference.shape[1]:
+            raise ProtodiffError(
+                f"follow: vectors {tuple(vectors.shape)} and edits {tuple(edited.shape)} must both be (B, {self.reference.shape[1]})"
+            )
+        moved = vectors.clone()
+        for row, dimension in (edited != vectors).nonzero().tolist():
+            lower = bool(edited[row, dimension] < vectors[row, dimension])
+            moved[row] += self.shift(dimension, lower).to(moved)
+        return moved, vectors
+
+
 def check_follow(follow: str) -> None:
     """A one-line error unless ``follow`` is one of :data:`FOLLOW` (every edit's config checks it)."""
     if follow not in FOLLOW:
         raise ValueError(f"follow must be {' or '.join(repr(f) for f in FOLLOW)}, got {follow!r}")
 
 
-def follow_or_hold(coupling: Coupling | None, vectors: Tensor, edited: Tensor) -> tuple[Tensor, Tensor]:
-    """``edited`` as :meth:`Coupling.follow` moves it, with its context; without a coupling (the
-    dimensions held) ``edited`` itself, its context ``vectors``, the unedited condition."""
+def follow_or_hold(coupling: Follower | None, vectors: Tensor, edited: Tensor) -> tuple[Tensor, Tensor]:
+    """``edited`` as the follower (:meth:`Coupling.follow`, :meth:`ModeShift.follow`) moves it, with
+    its context; without one (the dimensions held) ``edited`` itself, its context ``vectors``, the
+    unedited condition."""
     return (edited, vectors) if coupling is None else coupling.follow(vectors, edited)
 
 
-def coupling_for(follow: str, reference: Tensor, given: tuple[int, ...] = ()) -> Coupling | None:
-    """What an edit with this ``follow`` setting moves the other dimensions by: a coupling fitted on
-    the ``reference`` vectors for ``regression`` (regressed on the ``given`` dimensions too), None
-    (they are held) for ``none``."""
+def coupling_for(follow: str, reference: Tensor, given: tuple[int, ...] = ()) -> Follower | None:
+    """What an edit with this ``follow`` setting moves the other dimensions by, fitted on the
+    ``reference`` vectors: a :class:`Coupling` for ``regression`` (regressed on the ``given``
+    dimensions too), a :class:`ModeShift` for ``mode``, None (they are held) for ``none``."""
     check_follow(follow)
-    return Coupling.fit(reference, given) if follow == "regression" else None
+    if follow == "regression":
+        return Coupling.fit(reference, given)
+    return ModeShift.fit(reference) if follow == "mode" else None
 
 
 def check_neighbours(neighbours: int | None, given: Sequence[str]) -> None:

@@ -28,7 +28,7 @@ from protodiff.contracts.explainer import Explainer, Explanation, flag
 from protodiff.contracts.sampler import Callback, Sampler
 from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError, UnsupportedModel
-from protodiff.explain.coupling import Coupling, Follow, check_follow, check_neighbours, coupling_for, local_quantile
+from protodiff.explain.coupling import Follow, Follower, check_follow, check_neighbours, coupling_for, local_quantile
 from protodiff.explain.dimensions import Change, dimension_index, observed_range, parse_changes, parse_sweep, warn_outside
 from protodiff.figures import save_image_grid
 from protodiff.model import EDIT_GUIDANCE, ConditionedDiffusion
@@ -71,7 +71,9 @@ class EditSettings:
     #: to their conditional mean given the edited ones over real images (:class:`Coupling`: the
     #: prototypes that fire with an edited one follow it), and guidance then amplifies the edited
     #: dimensions alone. A global attribute carried by several prototypes (a dark background) is
-    #: added only so (docs/steering.md).
+    #: added only so (docs/steering.md). ``mode`` moves the whole condition by the difference
+    #: between the real images in the edited dimension's extreme mode and the rest (:class:`ModeShift
+    #: <protodiff.explain.coupling.ModeShift>`; the edit's value says only which way).
     follow: Follow = "none"
     #: With ``follow: regression``, dimensions (names or indices) the followers are regressed on
     #: besides the edited ones, and held: the prototype of a concept that, in the data, comes with
@@ -92,22 +94,22 @@ class EditSettings:
         """The given dimensions' indices among the condition's ``names`` (a one-line error for an unknown one)."""
         return tuple(dimension_index(name, names) for name in self.given)
 
-    def coupling(self, reference: Tensor, names: Sequence[str]) -> Coupling | None:
+    def coupling(self, reference: Tensor, names: Sequence[str]) -> Follower | None:
         """What these settings' edits move the other dimensions by (see :func:`coupling_for`)."""
         return coupling_for(self.follow, reference, self.given_indices(names))
 
     def condition(
-        self, model: ConditionedDiffusion, x0: Tensor, vectors: Tensor, coupling: Coupling | None
+        self, model: ConditionedDiffusion, x0: Tensor, vectors: Tensor, coupling: Follower | None
     ) -> tuple[Tensor, Tensor | None]:
         """The vectors ``x0`` is regenerated under for the edit ``vectors``, and the context guidance
-        amplifies away from (None: ``x0``'s own condition). With ``follow: regression`` the
-        dimensions an edit leaves alone follow the ones it sets, as ``coupling`` (fitted on real
-        images' vectors) says."""
+        amplifies away from (None: ``x0``'s own condition). With ``follow: regression`` (or
+        ``mode``) the dimensions an edit leaves alone move as ``coupling`` (fitted on real images'
+        vectors) says."""
         if self.follow == "none":
             return vectors, None
         if coupling is None:
             raise ProtodiffError(
-                "follow=regression moves the other dimensions as real images' vectors co-vary; "
+                f"follow={self.follow} moves the other dimensions as real images' vectors say; "
                 "give the reference images it is fitted on (a data split), or --set follow=none"
             )
         return coupling.follow(model.encode(x0.to(model.device)).vector.detach(), vectors.to(model.device))
@@ -120,7 +122,7 @@ class EditSettings:
         *,
         sampler: Sampler | None = None,
         x_T: Tensor | None = None,
-        coupling: Coupling | None = None,
+        coupling: Follower | None = None,
         generator: torch.Generator | None = None,
         callback: Callback | None = None,
     ) -> Tensor:
@@ -164,7 +166,7 @@ class EditSettings:
         *,
         sampler: Sampler,
         chunk: int,
-        coupling: Coupling | None = None,
+        coupling: Follower | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """``x0`` (N images) edited to each of ``vectors`` (R * N rows, block r being the r-th edit of

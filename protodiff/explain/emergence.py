@@ -36,7 +36,7 @@ from protodiff.contracts.explainer import Explainer, Explanation
 from protodiff.contracts.sampler import Sampler, StepInfo, randn
 from protodiff.encoding import encode_split
 from protodiff.errors import ProtodiffError
-from protodiff.explain.coupling import Coupling, Follow, check_follow, coupling_for, follow_or_hold
+from protodiff.explain.coupling import Follow, Follower, check_follow, coupling_for, follow_or_hold
 from protodiff.explain.edit import invert_batch, require_vector
 from protodiff.explain.effects import check_classifier, enhanced_batch, enhanced_values
 from protodiff.figures import save_image_grid
@@ -243,7 +243,7 @@ def partial_regeneration(
     starts: int,
     generator: torch.Generator | None = None,
     guidance: float = 1.0,
-    coupling: Coupling | None = None,
+    coupling: Follower | None = None,
 ) -> Partial:
     """Diffuse ``images`` to each of ``starts`` timesteps of ``sampler``'s walk, enhance ``dimensions[a]``
     (one per attribute) in their ``vectors`` (the others following as ``coupling`` says, if given),
