@@ -276,7 +276,7 @@ def test_the_command_edits_as_its_set_options_say(monkeypatch):
     assert result.exit_code == 0, result.output
     assert (seen["settings"].follow, seen["settings"].guidance) == ("regression", 1.0)
     result = CliRunner().invoke(main, ["explore", "runs/anything", "--set", "follow=sideways"])
-    assert result.exit_code == 2 and "follow: expected one of 'none', 'regression', got 'sideways'" in result.output
+    assert result.exit_code == 2 and "follow: expected one of 'none', 'regression', 'mode', got 'sideways'" in result.output
     assert "Traceback" not in result.output
 
 

@@ -51,7 +51,7 @@ from typing import Literal, Protocol
 import torch
 from torch import Tensor
 
-from protodiff.errors import ProtodiffError
+from protodiff.errors import ProtodiffError, ProtodiffWarning
 
 #: What the dimensions an edit does not set do: ``none`` holds them, ``regression`` follows
 #: (:class:`Coupling`), ``mode`` moves the whole condition towards the edited dimension's extreme mode
@@ -130,7 +130,7 @@ class Coupling:
         return followed, context
 
 
-class OneModeWarning(UserWarning):
+class OneModeWarning(ProtodiffWarning):
     """``follow: mode`` was asked to move towards a mode of a dimension whose values have only one."""
 
 
