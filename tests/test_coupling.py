@@ -166,9 +166,10 @@ def test_effects_raise_to_the_local_maximum_when_asked(tiny_patronus):
 def test_a_mode_shift_moves_the_whole_condition_towards_the_edited_dimension_extreme_mode():
     """``follow: mode``: a light prototype whose values have two modes (dark images low, light ones
     high) and two more background prototypes that move with the split. Lowering the light prototype
-    moves every row by the dark images' mean vector minus the light ones' (whatever value was asked
-    for), raising it by the reverse; a row that changes nothing stays; the context is the row itself;
-    a dimension with one mode has nothing to move towards."""
+    of a light image moves it by the dark images' mean vector minus the light ones' (whatever value
+    was asked for), raising it on a dark image by the reverse; an image already in the mode it is
+    moved towards stays, as does a row that changes nothing; the context is the row itself; a
+    dimension with one mode has nothing to move towards."""
     g = torch.Generator().manual_seed(0)
     dark = torch.rand(3000, generator=g) < 0.4
     light = torch.where(dark, 0.1, 0.9) + 0.03 * torch.randn(3000, generator=g)
@@ -181,13 +182,19 @@ def test_a_mode_shift_moves_the_whole_condition_towards_the_edited_dimension_ext
     torch.testing.assert_close(shifts.shift(0, lower=False), -towards_dark)
     with pytest.warns(OneModeWarning, match="dimension 3 has one mode"):
         assert not shifts.shift(3).any()  # a Gaussian: nothing to move towards
-    vectors = reference[:3].clone()
+    a_light, a_dark = reference[~dark][0], reference[dark][0]
+    vectors = torch.stack([a_light, a_dark, a_dark, a_light, a_light])
     edited = vectors.clone()
-    edited[0, 0], edited[1, 0] = vectors[0, 0] - 5.0, vectors[1, 0] + 0.01  # lowered (how far: unread), raised
+    edited[0, 0] -= 5.0  # a light image lowered (how far: unread)
+    edited[1, 0] += 0.01  # a dark one raised
+    edited[2, 0] -= 0.01  # a dark one lowered: already there
+    edited[3, 0] += 0.01  # a light one raised: already there
     followed, context = shifts.follow(vectors, edited)
     torch.testing.assert_close(followed[0], vectors[0] + towards_dark)
     torch.testing.assert_close(followed[1], vectors[1] - towards_dark)
-    assert torch.equal(followed[2], vectors[2]) and torch.equal(context, vectors)
+    torch.testing.assert_close(followed[2:], vectors[2:])
+    assert torch.equal(context, vectors)
+    torch.testing.assert_close(shifts.outside(0, torch.tensor([0.9, 0.1]), lower=True), torch.tensor([1.0, 0.0]))
     assert isinstance(coupling_for("mode", reference), ModeShift) and coupling_for("none", reference) is None
     with pytest.raises(ProtodiffError, match="must both be"):
         shifts.follow(vectors[:, :3], edited[:, :3])

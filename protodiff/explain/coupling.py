@@ -28,7 +28,8 @@ concept does still follow.
 read off the edited dimension alone: its values over real images are fitted with a Gaussian mixture
 (1-5 components, by BIC), the component with the highest mean (the lowest, for an edit that
 lowers it) is taken as "the concept is there", and the edit moves every dimension by the mean
-vector of those images minus that of the others. A dark background that is the *absence* of what
+vector of those images minus that of the others, times how far the image is from that mode (an
+image already in it stays). A dark background that is the *absence* of what
 a light-patch prototype detects is a mode of that prototype's values, and the images in it
 differ from the rest in every prototype that reads the background; this is the one edit measured
 to add it on the recipe's seeds (docs/steering.md). The value the edit asks for says only which
@@ -46,7 +47,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import Tensor
@@ -141,8 +142,9 @@ class ModeShift:
     the others (see the module)."""
 
     reference: Tensor
-    #: dimension -> its shifts towards the highest and the lowest mode, fitted when first asked for.
-    fitted: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict, compare=False, repr=False)
+    #: dimension -> its mixture (None: one mode) and its shifts towards the highest and the lowest
+    #: mode, fitted when first asked for.
+    fitted: dict[int, tuple[Any, Tensor, Tensor]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def fit(cls, reference: Tensor) -> ModeShift:
@@ -156,18 +158,31 @@ class ModeShift:
     def shift(self, dimension: int, lower: bool = False) -> Tensor:
         """(K,) the move towards ``dimension``'s highest mode (lowest with ``lower``); zeros, with a
         warning, when its values have one mode (no concept to move towards)."""
+        return self._fitted(dimension)[1 + int(lower)]
+
+    def outside(self, dimension: int, values: Tensor, lower: bool = False) -> Tensor:
+        """How far each of ``values`` (of ``dimension``) is from its highest mode (lowest with
+        ``lower``): one minus the mixture's posterior of that component, 1 for a one-mode dimension."""
+        mixture = self._fitted(dimension)[0]
+        if mixture is None:
+            return torch.ones(len(values))
+        extreme = int(mixture.means_.ravel().argmin() if lower else mixture.means_.ravel().argmax())
+        posterior = mixture.predict_proba(values.detach().float().cpu().reshape(-1, 1).numpy())[:, extreme]
+        return 1.0 - torch.from_numpy(posterior).float()
+
+    def _fitted(self, dimension: int) -> tuple[Any, Tensor, Tensor]:
         if dimension not in self.fitted:
             self.fitted[dimension] = self._fit(dimension)
-            if not self.fitted[dimension][0].any():
+            if self.fitted[dimension][0] is None:
                 warnings.warn(
                     f"dimension {dimension} has one mode over the {len(self.reference)} reference images: "
                     "follow=mode leaves the condition as it is (more reference images, or follow=regression)",
                     OneModeWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
-        return self.fitted[dimension][int(lower)]
+        return self.fitted[dimension]
 
-    def _fit(self, dimension: int) -> tuple[Tensor, Tensor]:
+    def _fit(self, dimension: int) -> tuple[Any, Tensor, Tensor]:
         from sklearn.mixture import GaussianMixture
 
         values = self.reference[:, dimension : dimension + 1].numpy()
@@ -175,19 +190,20 @@ class ModeShift:
         mixture = min(fits, key=lambda fit: fit.bic(values))
         if mixture.n_components == 1:
             zero = torch.zeros(self.reference.shape[1])
-            return zero, zero
+            return None, zero, zero
         means, component = mixture.means_.ravel(), torch.from_numpy(mixture.predict(values))
         shifts = []
         for extreme in (int(means.argmax()), int(means.argmin())):
             there = component == extreme
             shifts.append(self.reference[there].mean(dim=0) - self.reference[~there].mean(dim=0))
-        return shifts[0], shifts[1]
+        return mixture, shifts[0], shifts[1]
 
     def follow(self, vectors: Tensor, edited: Tensor) -> tuple[Tensor, Tensor]:
         """Each row of ``vectors`` moved by the shift of every dimension ``edited`` changes, towards
         its highest mode where the edit raises it and its lowest where it lowers it (the value
-        asked for says only which way); the context is the row itself, so guidance amplifies the
-        whole move. Rows that change nothing come back unchanged."""
+        asked for says only which way), times how far the row is from that mode (:meth:`outside`):
+        an image already in it stays as it is. The context is the row itself, so guidance
+        amplifies the whole move. Rows that change nothing come back unchanged."""
         if vectors.shape != edited.shape or vectors.shape[-1] != self.reference.shape[1]:
             raise ProtodiffError(
                 f"follow: vectors {tuple(vectors.shape)} and edits {tuple(edited.shape)} must both be (B, {self.reference.shape[1]})"
@@ -195,7 +211,8 @@ class ModeShift:
         moved = vectors.clone()
         for row, dimension in (edited != vectors).nonzero().tolist():
             lower = bool(edited[row, dimension] < vectors[row, dimension])
-            moved[row] += self.shift(dimension, lower).to(moved)
+            away = self.outside(dimension, vectors[row, dimension : dimension + 1], lower).to(moved)
+            moved[row] += away * self.shift(dimension, lower).to(moved)
         return moved, vectors
 
 
