@@ -371,8 +371,9 @@ class Steering:
         """(K,) the ``mode`` lever's shift for dimension j: the mean test vector of the images in j's
         extreme mixture component minus the mean of the rest (the library's ``ModeShift.shift``).
         Every image moves by it; ``follow: mode`` moves an image by it times how far the image is
-        from that mode, which on the images lacking the dark background is 1 (the same figures,
-        measured on seeds 0, 1, 2 and 4), and leaves an image already in the mode as it is."""
+        from that mode, which leaves an image already in the mode as it is and, on the images
+        lacking the dark background, gives the same figures on seeds 0-2 (measured; on seed 4's
+        dimension 18, 0.72 success against 0.75)."""
         return ModeShift.fit(self.vectors).shift(j, lower)
 
     def rescaled(self, vectors: Tensor, j: int, value: Tensor) -> Tensor:
