@@ -260,6 +260,11 @@ def test_prototypes_gallery_boxes_the_turned_up_prototype_deterministically(runs
     invoke(*args, "--set", "follow=regression", "--seed", "2", "--out", str(tmp_path / "follow"))
     followed = load_file(str(tmp_path / "follow" / "tensors.safetensors"))["regenerated"]
     assert not torch.allclose(followed, tensors["regenerated"], atol=1e-5)
+    # ``given`` is honoured too: proto_00 held, the followers regressed on it as well.
+    given = ["--set", "follow=regression", "--set", "given=[proto_00]", "--seed", "2", "--out", str(tmp_path / "given")]
+    invoke(*args, *given)
+    held = load_file(str(tmp_path / "given" / "tensors.safetensors"))["regenerated"]
+    assert not torch.allclose(held, followed, atol=1e-5)
     # A DiffAE direction moves every dimension: nothing is left to follow.
     out = invoke("explain", "attribute-edit", runs["patronus"], "--set", "follow=regression", code=2)
     assert out.count("\n") == 1 and "follow must be 'none'" in out
