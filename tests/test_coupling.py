@@ -222,6 +222,15 @@ def test_follow_mode_edits_regenerate_under_the_shifted_condition(tiny_patronus)
     moved = settings.edit(model, images, edited, sampler=sampler, x_T=x_T, coupling=shifts)
     held = EditSettings(guidance=2.0).edit(model, images, edited, sampler=sampler, x_T=x_T)
     assert not torch.allclose(moved, held, atol=1e-4)
+    # ``effects`` under the same setting: its mode shifts are fitted on the reference it is given.
+    from protodiff.explain.effects import effect_matrix
+    from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
+
+    classifier = AttributeClassifier(["mark"], images.shape[1], images.shape[-1], ClassifierConfig(widths=(4, 8))).eval()
+    plain = effect_matrix(model, images, classifier, sampler=sampler, reference=two_modes)
+    with pytest.warns(OneModeWarning, match="one mode"):  # the other dimensions: nothing to move towards
+        shifted = effect_matrix(model, images, classifier, sampler=sampler, reference=two_modes, settings=settings)
+    assert torch.allclose(plain.before, shifted.before, atol=1e-6) and not torch.allclose(plain.change, shifted.change)
 
 
 def test_follow_regression_edits_differ_and_need_a_reference(tiny_patronus):
