@@ -166,8 +166,7 @@ class ModeShift:
         mixture = self._fitted(dimension)[0]
         if mixture is None:
             return torch.ones(len(values))
-        extreme = int(mixture.means_.ravel().argmin() if lower else mixture.means_.ravel().argmax())
-        posterior = mixture.predict_proba(values.detach().float().cpu().reshape(-1, 1).numpy())[:, extreme]
+        posterior = mixture.predict_proba(values.detach().float().cpu().reshape(-1, 1).numpy())[:, _extreme(mixture, lower)]
         return 1.0 - torch.from_numpy(posterior).float()
 
     def _fitted(self, dimension: int) -> tuple[Any, Tensor, Tensor]:
@@ -191,10 +190,10 @@ class ModeShift:
         if mixture.n_components == 1:
             zero = torch.zeros(self.reference.shape[1])
             return None, zero, zero
-        means, component = mixture.means_.ravel(), torch.from_numpy(mixture.predict(values))
+        component = torch.from_numpy(mixture.predict(values))
         shifts = []
-        for extreme in (int(means.argmax()), int(means.argmin())):
-            there = component == extreme
+        for lower in (False, True):
+            there = component == _extreme(mixture, lower)
             shifts.append(self.reference[there].mean(dim=0) - self.reference[~there].mean(dim=0))
         return mixture, shifts[0], shifts[1]
 
@@ -214,6 +213,12 @@ class ModeShift:
             away = self.outside(dimension, vectors[row, dimension : dimension + 1], lower).to(moved)
             moved[row] += away * self.shift(dimension, lower).to(moved)
         return moved, vectors
+
+
+def _extreme(mixture: Any, lower: bool) -> int:
+    """The component of a fitted 1-D Gaussian mixture with the highest mean (lowest with ``lower``)."""
+    means = mixture.means_.ravel()
+    return int(means.argmin() if lower else means.argmax())
 
 
 def check_follow(follow: str) -> None:
