@@ -8,7 +8,9 @@ classifier judges every regeneration. Two kinds of edit:
   attribute on the run's codes of the train split, the code moved ``amount * sqrt(D)`` standard
   deviations along the attribute's normal. Any run, any conditioner.
   With ``--direction mean-difference`` the code is moved instead by ``amount`` times the
-  attribute's mean difference (the mean train code with it minus that of those without).
+  attribute's mean difference (the mean train code with it minus that of those without); with
+  ``--direction conditional`` by that difference among the train images with the same other
+  attributes as the image (the judge calls the image's).
 * ``dimension``: one dimension set to its plausible maximum (``protodiff explain effects``), the
   dimension chosen per attribute as the one whose enhancement turns the attribute on most *on
   other images* (test images ``images..2*images``), so the choice is not scored on the images it
@@ -44,6 +46,9 @@ from protodiff.io import write_json
 from protodiff.metrics.attribute_classifier import AttributeClassifier
 from protodiff.model import EDIT_GUIDANCE
 from protodiff.provenance import code_version
+
+#: Each direction's row name in the table.
+EDIT_NAMES = {"normal": "direction", "mean-difference": "mean-diff", "conditional": "cond-diff"}
 
 
 def scores(before: torch.Tensor, after: torch.Tensor, target: int) -> dict[str, float]:
@@ -97,7 +102,7 @@ def measure(run: str, judge: AttributeClassifier, args) -> list[dict[str, Any]]:
             results.append(
                 {
                     "run": run,
-                    "edit": f"{'direction' if args.direction == 'normal' else 'mean-diff'} {amount:g}",
+                    "edit": f"{EDIT_NAMES[args.direction]} {amount:g}",
                     "attribute": name,
                     **scores(before, after, a),
                     "direction_accuracy": edit.meta["direction_accuracy"][name],
@@ -148,9 +153,10 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--amounts", default="0.3,1.0", help="Edit amounts (0.3 is DiffAE's example for its normal).")
     parser.add_argument(
         "--direction",
-        choices=["normal", "mean-difference"],
+        choices=list(EDIT_NAMES),
         default="normal",
-        help="DiffAE's classifier normal, or each attribute's mean difference (attribute-edit's direction).",
+        help="DiffAE's classifier normal, each attribute's mean difference, or that difference given the image's "
+        "other attributes (attribute-edit's direction).",
     )
     parser.add_argument(
         "--leakage-over",

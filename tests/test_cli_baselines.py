@@ -16,9 +16,9 @@ from protodiff.cli import main
 MODES = {"diffae": "scale", "infodiff": "adagn"}
 
 
-def invoke(*args: str) -> str:
+def invoke(*args: str, code: int = 0) -> str:
     result = CliRunner().invoke(main, list(args))
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == code, result.output
     return result.output
 
 
@@ -121,3 +121,6 @@ def test_diffae_editing_runs_on_every_vector_conditioner(run, tmp_path):
     invoke("explain", "attribute-edit", str(path), *options, "--set", "direction=mean-difference", "--out", str(out / "mean"))
     meta = json.loads((out / "mean" / "meta.json").read_text())
     assert meta["direction"] == "mean-difference" and meta["amount"] == 1.0  # its own unit
+    # The difference given the image's other attributes reads them with a judge: refused without one.
+    out = invoke("explain", "attribute-edit", str(path), *options, "--set", "direction=conditional", code=2)
+    assert out.count("\n") == 1 and "pass --classifier DIR" in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -153,6 +154,47 @@ def test_diffae_edits_and_prototype_edits_go_through_the_same_call(tiny_model):
 DDIM_2 = ComponentSpec("sampler", "ddim", raw={"steps": 2})
 
 
+def test_the_conditional_difference_moves_a_reading_that_changes_with_another_attribute():
+    # Attribute a ("dark") changes dimension 0 on images without b ("a mark") and dimension 1 on those
+    # with it: the mark is read by another dimension on a dark image. One shift averages the two.
+    generator = torch.Generator().manual_seed(0)
+    labels = (torch.rand(4000, 3, generator=generator) > 0.5).long()
+    a, b, c = labels.float().unbind(dim=1)
+    codes = torch.randn(4000, 3, generator=generator) * 0.1
+    codes[:, 0] += a * (1 - b)
+    codes[:, 1] += a * b + 0.5 * b
+    codes[:, 2] += 2 * c  # an attribute that does not interact with a
+    directions = AttributeDirections.fit(codes, labels, ["a", "b", "c"], steps=1)
+    torch.testing.assert_close(directions.difference[0], torch.tensor([0.5, 0.5, 0.0]), atol=0.05, rtol=0)
+    torch.testing.assert_close(directions.given_difference[0], torch.tensor([1.0, 0.0, 0.0]), atol=0.03, rtol=0)
+    torch.testing.assert_close(directions.interaction[0, 1], torch.tensor([-1.0, 1.0, 0.0]), atol=0.03, rtol=0)
+    torch.testing.assert_close(directions.interaction[0, 2], torch.zeros(3), atol=0.03, rtol=0)
+    assert (directions.interaction[0, 0] == 0).all()  # an image's own value of a is not read
+    called = torch.tensor([[0, 0, 1], [1, 1, 0]])  # a's column differs from the image's a: ignored
+    step = directions.shift_given(codes[:2], called, "a", 1.0) - codes[:2]
+    torch.testing.assert_close(step, torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), atol=0.05, rtol=0)
+    torch.testing.assert_close(directions.shift_given(codes[:2], called, "a", -2.0) - codes[:2], -2 * step)
+    with pytest.raises(ProtodiffError, match=r"2 codes and attributes of shape \(2, 2\): one row per code"):
+        directions.shift_given(codes[:2], called[:, :2], "a", 1.0)
+
+
+def test_a_rare_pair_of_attributes_takes_the_average_difference():
+    # b co-occurs with a on fewer than MIN_CELL images: no interaction is fitted from so few.
+    from protodiff_diffae.editing import MIN_CELL
+
+    generator = torch.Generator().manual_seed(1)
+    a = (torch.rand(2000, generator=generator) > 0.5).long()
+    b = torch.zeros(2000, dtype=torch.long)
+    b[torch.nonzero(a == 0)[:300, 0]] = 1
+    b[torch.nonzero(a == 1)[: MIN_CELL - 1, 0]] = 1
+    codes = torch.randn(2000, 2, generator=generator) + 3 * (a * b).float()[:, None]
+    directions = AttributeDirections.fit(codes, torch.stack([a, b], dim=1), ["a", "b"], steps=1)
+    assert (directions.interaction[0, 1] == 0).all() and (directions.interaction[1, 0] == 0).all()
+    b[torch.nonzero(a == 1)[:MIN_CELL, 0]] = 1  # one more: every combination has MIN_CELL images
+    directions = AttributeDirections.fit(codes, torch.stack([a, b], dim=1), ["a", "b"], steps=1)
+    assert (directions.interaction[0, 1] != 0).all()
+
+
 def test_attribute_edit_judges_every_edit_like_a_prototype_edit(tiny_model, tmp_path):
     from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
 
@@ -172,6 +214,27 @@ def test_attribute_edit_judges_every_edit_like_a_prototype_edit(tiny_model, tmp_
     torch.testing.assert_close(again.tensors["change"], change)  # deterministic
     explanation.save(tmp_path / "out")
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"tensors.safetensors", "meta.json", "edit.png", "effects.png"}
+
+
+def test_the_conditional_attribute_edit_reads_each_images_attributes_with_the_judge(tiny_model):
+    from protodiff.errors import OptionError
+    from protodiff.metrics.attribute_classifier import AttributeClassifier, ClassifierConfig
+
+    data = tiny_model_data()
+    images = torch.stack([data[i][0] for i in range(3)])
+    config = AttributeEditExplainer.Config(attribute=["dark_bg"], direction="conditional", fit_images=64, steps=1, sampler=DDIM_2)
+    assert config.amount == 1.0
+    with pytest.raises(OptionError, match="^direction=conditional reads each image's other attributes with a judge"):
+        AttributeEditExplainer(config).explain(tiny_model, images, train=data)
+    classifier = AttributeClassifier.for_dataset(data, ClassifierConfig(widths=(4,))).eval()
+    explanation = AttributeEditExplainer(config).explain(tiny_model, images, train=data, classifier=classifier)
+    called = (classifier.predict_proba(images) > 0.5).float()
+    torch.testing.assert_close(explanation.tensors["called"], called)
+    assert explanation.meta["direction"] == "conditional" and explanation.tensors["edited"].shape == (3, 1, *images.shape[1:])
+    mean = AttributeEditExplainer(replace(config, direction="mean-difference")).explain(
+        tiny_model, images, train=data, classifier=classifier
+    )
+    assert "called" not in mean.tensors and not torch.allclose(mean.tensors["edited"], explanation.tensors["edited"])
 
 
 def test_attribute_edit_refuses_an_unknown_attribute_in_one_line(tiny_model):

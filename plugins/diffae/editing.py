@@ -19,7 +19,12 @@ same edit can be tried on Patronus' s or an InfoDiffusion latent. Beside DiffAE'
 fit keeps each attribute's *mean difference* (the mean code of the images with it minus that of
 those without; ``direction="mean-difference"``): one shift that moves a code by what, on average,
 separates the two groups, in the code's own units, where the normal moves it a fixed number of
-standard deviations along the most discriminative axis. ``protodiff explain attribute-edit
+standard deviations along the most discriminative axis. ``direction="conditional"`` moves each code
+by the mean difference *among images with the same other attributes as its own* (a regression of
+the codes on the attribute, the others, and the attribute times each other, fitted on the same
+codes; each image's other attributes called by a judge): on a dark background a mark is read by
+other prototypes than on a light one, and one shift for every image moves that reading for none of
+them. ``protodiff explain attribute-edit
 RUN`` (:class:`AttributeEditExplainer`) does it for any run, and with ``--classifier`` judges every
 edit the way ``effects`` judges a prototype's: the change of every attribute, target and off-target.
 """
@@ -51,6 +56,10 @@ if TYPE_CHECKING:
 
 #: DiffAE's classifier training: 300,000 samples in batches of 32 (templates_cls.py).
 PUBLISHED_STEPS = 300_000 // 32
+#: Fitted codes each of the four combinations of two attributes (neither, either, both) needs before
+#: the conditional difference of one reads the other: with fewer, the interaction would be the noise
+#: of a handful of images, and the pair takes the average difference instead.
+MIN_CELL = 20
 
 
 @dataclass
@@ -63,6 +72,10 @@ class AttributeDirections:
     weight: Tensor  # (A, D), in the standardised space
     bias: Tensor  # (A,)
     difference: Tensor  # (A, D): the mean code with each attribute minus the mean code without it
+    #: (A, D) and (A, A, D): each attribute's difference given the others, and how it changes with
+    #: each other attribute an image has (:func:`conditional_differences`).
+    given_difference: Tensor
+    interaction: Tensor
 
     @classmethod
     def fit(
@@ -108,7 +121,8 @@ class AttributeDirections:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-        return cls(list(attribute_names), mean, std, weight.detach(), bias.detach(), difference)
+        given_difference, interaction = conditional_differences(vectors, present)
+        return cls(list(attribute_names), mean, std, weight.detach(), bias.detach(), difference, given_difference, interaction)
 
     @classmethod
     def for_model(
@@ -160,6 +174,19 @@ class AttributeDirections:
         step = amount * self.difference[self.index(attribute)]
         return (vectors.float().cpu() + step).to(device=vectors.device, dtype=vectors.dtype)
 
+    def shift_given(self, vectors: Tensor, attributes: Tensor, attribute: str, amount: float) -> Tensor:
+        """Codes moved by ``amount`` times ``attribute``'s difference among images with the same other
+        attributes as each code's own image (``attributes``: (N, A), 0/1, called on those images; the
+        edited attribute's own column is not read), on ``vectors``' device."""
+        if attributes.shape != (vectors.shape[0], len(self.attribute_names)):
+            raise ProtodiffError(
+                f"{vectors.shape[0]} codes and attributes of shape {tuple(attributes.shape)}: one row per code, "
+                f"one column per attribute ({len(self.attribute_names)})"
+            )
+        a = self.index(attribute)
+        step = self.given_difference[a] + attributes.float().cpu() @ self.interaction[a]
+        return (vectors.float().cpu() + amount * step).to(device=vectors.device, dtype=vectors.dtype)
+
 
 class AttributeEditExplainer(Explainer):
     """DiffAE's attribute editing on any vector conditioner: each attribute's linear-classifier normal
@@ -173,10 +200,12 @@ class AttributeEditExplainer(Explainer):
 
         attribute: list[str] = flag("An attribute to edit, e.g. --attribute red_square (repeatable; default: all).")
         #: ``normal``: DiffAE's, along the classifier's unit normal; ``mean-difference``: by the mean
-        #: code with the attribute minus the mean code without it.
-        direction: Literal["normal", "mean-difference"] = "normal"
+        #: code with the attribute minus the mean code without it; ``conditional``: by that
+        #: difference among the fitted images with the same other attributes as the image (which
+        #: the classifier calls on it: needs ``--classifier``).
+        direction: Literal["normal", "mean-difference", "conditional"] = "normal"
         #: How far to move. ``normal``: in DiffAE's unit (``amount * sqrt(D)`` standard deviations
-        #: along the unit normal; DiffAE's manipulate.ipynb uses 0.3); ``mean-difference``: in
+        #: along the unit normal; DiffAE's manipulate.ipynb uses 0.3); the differences: in
         #: multiples of the difference. Default: 0.3 and 1.0. Negative removes the attribute.
         amount: float | None = None
         #: Codes of the train split the classifiers are fitted on (DiffAE: the whole split).
@@ -191,7 +220,7 @@ class AttributeEditExplainer(Explainer):
             if self.fit_images < 2 or self.steps < 1 or self.batch_size < 1:
                 raise ValueError("fit_images must be at least 2, steps and batch_size positive")
             if self.amount is None:
-                self.amount = 0.3 if self.direction == "normal" else 1.0
+                self.amount = 0.3 if self.direction == "normal" else 1.0  # the differences: in their own unit
             finite(amount=self.amount)
             if self.follow != "none":  # a direction moves every dimension: none is left to follow
                 raise ValueError("attribute-edit moves every dimension along a direction; follow must be 'none'")
@@ -210,6 +239,11 @@ class AttributeEditExplainer(Explainer):
         require_vector(model, "attribute-edit")
         if classifier is not None:
             check_classifier(classifier, list(train.attribute_names))
+        elif c.direction == "conditional":
+            raise OptionError(
+                "direction=conditional reads each image's other attributes with a judge: pass --classifier DIR "
+                "(protodiff classifier train)"
+            )
         unknown = [name for name in c.attribute if name not in train.attribute_names]
         if unknown:  # before the directions are fitted
             raise OptionError(f"no direction for {unknown[0]!r}; known: {', '.join(train.attribute_names) or 'none'}")
@@ -223,8 +257,15 @@ class AttributeEditExplainer(Explainer):
         x_T = c.starting_noise(model, batch, vectors, sampler, generator)
         n = len(batch)
         amount = float(c.amount)  # resolved from the direction by the config
-        move = directions.move if c.direction == "normal" else directions.shift
-        edited = torch.cat([vectors] + [move(vectors, name, amount) for name in attributes])
+        called = None
+        if c.direction == "conditional":
+            assert classifier is not None  # refused above
+            called = (classifier.predict_proba(batch.to(model.device)) > 0.5).float().cpu()
+            moved = [directions.shift_given(vectors, called, name, amount) for name in attributes]
+        else:
+            move = directions.move if c.direction == "normal" else directions.shift
+            moved = [move(vectors, name, amount) for name in attributes]
+        edited = torch.cat([vectors, *moved])
         images = c.edit_many(model, batch, edited, x_T, sampler=sampler, chunk=c.batch_size, generator=generator)
         images = images.view(len(attributes) + 1, n, *batch.shape[1:])
         labels = [f"{name} {amount:+g}" for name in attributes]
@@ -236,6 +277,8 @@ class AttributeEditExplainer(Explainer):
             "edited": images[1:].transpose(0, 1),
             "directions": directions.weight,
         }
+        if called is not None:  # what each edit's difference was conditioned on
+            tensors["called"] = called
         meta = {
             "attributes": attributes,
             "direction": c.direction,
@@ -246,7 +289,10 @@ class AttributeEditExplainer(Explainer):
         columns = [("real", batch), ("reconstructed", images[0])] + list(zip(labels, images[1:]))
         figures = {
             "edit.png": lambda path: save_image_grid(
-                path, columns, per_row=1, title=f"attribute edits: each attribute's {c.direction}, amount {amount:+g}"
+                path,
+                columns,
+                per_row=1,
+                title=f"attribute edits: each attribute's {DIRECTION_TITLES[c.direction]}, amount {amount:+g}",
             )
         }
         if classifier is not None:
@@ -256,6 +302,46 @@ class AttributeEditExplainer(Explainer):
             meta.update(matrix.to_json())
             figures["effects.png"] = lambda path: plot_effects(matrix, path, title="effect of each attribute edit")
         return Explanation("attribute-edit", tensors, meta, figures)
+
+
+#: What each direction is called in a figure's title.
+DIRECTION_TITLES = {
+    "normal": "normal",
+    "mean-difference": "mean difference",
+    "conditional": "mean difference given the image's other attributes",
+}
+
+
+def conditional_differences(vectors: Tensor, present: Tensor) -> tuple[Tensor, Tensor]:
+    """Each attribute's mean difference given the others: (A, D) and (A, A, D).
+
+    For attribute a, the codes (N, D) are regressed (least squares) on 1, a, every other attribute b
+    and a * b; the difference of an image whose other attributes are y is ``given[a] + y @
+    interaction[a]``: what having a changes among images that share y, each other attribute
+    changing it by its own amount (with a single other attribute, exactly the difference of the
+    group means within each of its two values). An interaction a * b enters only where each
+    of the four combinations of a and b has ``MIN_CELL`` fitted codes; an attribute that never varies
+    takes no part (the least-norm solution leaves its coefficients at zero).
+    """
+    rows, count = present.shape
+    y = present.float()
+    ones = torch.ones(rows, 1)
+    given = torch.zeros(count, vectors.shape[1])
+    interaction = torch.zeros(count, count, vectors.shape[1])
+    for a in range(count):
+        others = [b for b in range(count) if b != a]
+        crossed = [b for b in others if _every_combination(present[:, a], present[:, b])]
+        design = torch.cat([ones, y[:, [a]], y[:, others], y[:, [a]] * y[:, crossed]], dim=1)
+        coefficients = torch.linalg.lstsq(design.double(), vectors.double(), driver="gelsd").solution.float()
+        given[a] = coefficients[1]
+        interaction[a, crossed] = coefficients[2 + len(others) :]
+    return given, interaction
+
+
+def _every_combination(a: Tensor, b: Tensor) -> bool:
+    """Whether each of the four combinations of two 0/1 columns has ``MIN_CELL`` rows."""
+    has_a, has_b = a > 0.5, b > 0.5
+    return all(int(((has_a == p) & (has_b == q)).sum()) >= MIN_CELL for p in (True, False) for q in (True, False))
 
 
 def _accuracy(directions: AttributeDirections, model: ConditionedDiffusion, data: LabeledImages, limit: int) -> dict:
