@@ -169,13 +169,16 @@ def test_the_conditional_difference_moves_a_reading_that_changes_with_another_at
     torch.testing.assert_close(directions.given_difference[0], torch.tensor([1.0, 0.0, 0.0]), atol=0.03, rtol=0)
     torch.testing.assert_close(directions.interaction[0, 1], torch.tensor([-1.0, 1.0, 0.0]), atol=0.03, rtol=0)
     torch.testing.assert_close(directions.interaction[0, 2], torch.zeros(3), atol=0.03, rtol=0)
-    assert (directions.interaction[0, 0] == 0).all()  # an image's own value of a is not read
-    called = torch.tensor([[0, 0, 1], [1, 1, 0]])  # a's column differs from the image's a: ignored
-    step = directions.shift_given(codes[:2], called, "a", 1.0) - codes[:2]
-    torch.testing.assert_close(step, torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), atol=0.05, rtol=0)
-    torch.testing.assert_close(directions.shift_given(codes[:2], called, "a", -2.0) - codes[:2], -2 * step)
+    assert (directions.interaction[0, 0] == 0).all()
+    called = torch.tensor([[0, 0, 1], [0, 1, 0], [1, 1, 0]])  # as a judge calls three images
+    step = directions.shift_given(codes[:3], called, "a", 1.0) - codes[:3]
+    expected = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])  # the third has a: it stays
+    torch.testing.assert_close(step, expected, atol=0.05, rtol=0)
+    removed = directions.shift_given(codes[:3], called, "a", -2.0) - codes[:3]  # only the third has a to remove
+    torch.testing.assert_close(removed[:2], torch.zeros(2, 3))
+    torch.testing.assert_close(removed[2], torch.tensor([0.0, -2.0, 0.0]), atol=0.05, rtol=0)
     with pytest.raises(ProtodiffError, match=r"2 codes and attributes of shape \(2, 2\): one row per code"):
-        directions.shift_given(codes[:2], called[:, :2], "a", 1.0)
+        directions.shift_given(codes[:2], called[:2, :2], "a", 1.0)
 
 
 def test_a_rare_pair_of_attributes_takes_the_average_difference():
@@ -231,6 +234,7 @@ def test_the_conditional_attribute_edit_reads_each_images_attributes_with_the_ju
     called = (classifier.predict_proba(images) > 0.5).float()
     torch.testing.assert_close(explanation.tensors["called"], called)
     assert explanation.meta["direction"] == "conditional" and explanation.tensors["edited"].shape == (3, 1, *images.shape[1:])
+    assert explanation.meta["left_as_they_are"] == {"dark_bg": int(called[:, data.attribute_names.index("dark_bg")].sum())}
     mean = AttributeEditExplainer(replace(config, direction="mean-difference")).explain(
         tiny_model, images, train=data, classifier=classifier
     )

@@ -13,6 +13,8 @@ space and maps back. The edited code is rendered from the image's own DDIM inver
     z = model.encode(x0).vector
     smiling = model.edit(x0, directions.move(z, "Smiling", 0.3))      # DiffAE's edit
     s = z.clone(); s[:, 3] = 3.0; edited = model.edit(x0, s)          # a Patronus edit, same call
+    called = judge.predict_proba(x0) > 0.5                           # each image's attributes
+    dark = model.edit(x0, directions.shift_given(z, called, "dark_bg", 1.0), guidance=1)
 
 Nothing here is specific to z_sem: any condition vector has linear attribute directions, so the
 same edit can be tried on Patronus' s or an InfoDiffusion latent. Beside DiffAE's normal the same
@@ -22,7 +24,8 @@ separates the two groups, in the code's own units, where the normal moves it a f
 standard deviations along the most discriminative axis. ``direction="conditional"`` moves each code
 by the mean difference *among images with the same other attributes as its own* (a regression of
 the codes on the attribute, the others, and the attribute times each other, fitted on the same
-codes; each image's other attributes called by a judge): on a dark background a mark is read by
+codes; each image's attributes called by a judge, and an image that already has the attribute
+left as it is): on a dark background a mark is read by
 other prototypes than on a light one, and one shift for every image moves that reading for none of
 them. ``protodiff explain attribute-edit
 RUN`` (:class:`AttributeEditExplainer`) does it for any run, and with ``--classifier`` judges every
@@ -176,16 +179,21 @@ class AttributeDirections:
 
     def shift_given(self, vectors: Tensor, attributes: Tensor, attribute: str, amount: float) -> Tensor:
         """Codes moved by ``amount`` times ``attribute``'s difference among images with the same other
-        attributes as each code's own image (``attributes``: (N, A), 0/1, called on those images; the
-        edited attribute's own column is not read), on ``vectors``' device."""
+        attributes as each code's own image (``attributes``: (N, A), 0/1, called on those images), on
+        ``vectors``' device. A code whose image already is what the edit asks (has the attribute, for
+        a positive amount; lacks it, for a negative one) stays: moved again, a dark image's marks
+        fade (seen in a strip), and there is nothing to add."""
         if attributes.shape != (vectors.shape[0], len(self.attribute_names)):
             raise ProtodiffError(
                 f"{vectors.shape[0]} codes and attributes of shape {tuple(attributes.shape)}: one row per code, "
                 f"one column per attribute ({len(self.attribute_names)})"
             )
         a = self.index(attribute)
-        step = self.given_difference[a] + attributes.float().cpu() @ self.interaction[a]
-        return (vectors.float().cpu() + amount * step).to(device=vectors.device, dtype=vectors.dtype)
+        called = attributes.float().cpu()
+        step = self.given_difference[a] + called @ self.interaction[a]
+        done = called[:, a] > 0.5 if amount > 0 else called[:, a] < 0.5
+        moved = vectors.float().cpu() + amount * step * (~done).float()[:, None]
+        return moved.to(device=vectors.device, dtype=vectors.dtype)
 
 
 class AttributeEditExplainer(Explainer):
@@ -295,6 +303,10 @@ class AttributeEditExplainer(Explainer):
                 title=f"attribute edits: each attribute's {DIRECTION_TITLES[c.direction]}, amount {amount:+g}",
             )
         }
+        if called is not None:  # per attribute, the images already as the edit asks: left as they are
+            meta["left_as_they_are"] = {
+                name: int(((called[:, directions.index(name)] > 0.5) == (amount > 0)).sum()) for name in attributes
+            }
         if classifier is not None:
             probs = classifier.predict_proba(images.flatten(0, 1)).view(len(attributes) + 1, n, -1)
             matrix = EffectMatrix(labels, list(classifier.attribute_names), (probs[1:] - probs[:1]).cpu(), probs[0].cpu())
