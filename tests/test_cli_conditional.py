@@ -126,7 +126,10 @@ def test_names_from_detection_stand_beside_names_from_edits(run, tmp_path):
     )
     assert "concept groups" in output  # listed, or "none", after the dimensions
     # Per attribute the judge sees both ways on these images: its detector and the edit's ``given``.
-    block = output.split("attribute detectors")[1].splitlines()[1:]
+    block, hint = output.split("attribute detectors")[1].split("an attribute none of these edits adds")
+    block = block.splitlines()[1:]
+    # Then the edit that adds a background on every run measured, for this run and judge.
+    assert f"explain attribute-edit {run} --attribute NAME --classifier {tmp_path / 'judge'} --set direction=conditional" in hint
     assert block and all("AUROC" in line and "--set follow=regression --set given=[" in line for line in block)
     # Each line is an edit: the detector to its extreme (a "no" detector lowered), as --to says it.
     for line in block:

@@ -162,6 +162,11 @@ def names(
             for members in groups:
                 click.echo(f"     {' + '.join(current[j] for j in members):<40} -> {group_name(members, proposed)}")
             echo_attribute_detectors(table, attributes, current, vectors, calls)
+            click.echo(
+                "an attribute none of these edits adds (a background, on some runs): its mean difference given each "
+                f"image's other attributes, fitted on labels: protodiff explain attribute-edit {checkpoint} "
+                f"--attribute NAME --classifier {classifier} --set direction=conditional --set guidance=1"
+            )
         if not apply:
             return
         current = [proposed.get(i, name) for i, name in enumerate(current)]
