@@ -25,10 +25,9 @@ standard deviations along the most discriminative axis. ``direction="conditional
 by the mean difference *among images with the same other attributes as its own* (a regression of
 the codes on the attribute, the others, and the attribute times each other, fitted on the same
 codes; each image's attributes called by a judge, and an image that already has the attribute
-left as it is): on a dark background a mark is read by
-other prototypes than on a light one, and one shift for every image moves that reading for none of
-them. ``protodiff explain attribute-edit
-RUN`` (:class:`AttributeEditExplainer`) does it for any run, and with ``--classifier`` judges every
+left as it is): on a dark background a mark is read by other prototypes than on a light one, and
+one shift for every image moves that reading for none of them. ``protodiff explain
+attribute-edit RUN`` (:class:`AttributeEditExplainer`) does it for any run, and with ``--classifier`` judges every
 edit the way ``effects`` judges a prototype's: the change of every attribute, target and off-target.
 """
 
