@@ -190,9 +190,15 @@ class AttributeDirections:
         a = self.index(attribute)
         called = attributes.float().cpu()
         step = self.given_difference[a] + called @ self.interaction[a]
-        done = called[:, a] > 0.5 if amount > 0 else called[:, a] < 0.5
-        moved = vectors.float().cpu() + amount * step * (~done).float()[:, None]
+        moving = ~self.already_there(called, attribute, amount)
+        moved = vectors.float().cpu() + amount * step * moving.float()[:, None]
         return moved.to(device=vectors.device, dtype=vectors.dtype)
+
+    def already_there(self, attributes: Tensor, attribute: str, amount: float) -> Tensor:
+        """(N,) whether each image, by its ``attributes`` (N, A), already is what an edit of
+        ``attribute`` by ``amount`` asks: has it, for a positive amount; lacks it, otherwise."""
+        has = attributes[:, self.index(attribute)].cpu() > 0.5
+        return has if amount > 0 else ~has
 
 
 class AttributeEditExplainer(Explainer):
@@ -303,9 +309,7 @@ class AttributeEditExplainer(Explainer):
             )
         }
         if called is not None:  # per attribute, the images already as the edit asks: left as they are
-            meta["left_as_they_are"] = {
-                name: int(((called[:, directions.index(name)] > 0.5) == (amount > 0)).sum()) for name in attributes
-            }
+            meta["left_as_they_are"] = {name: int(directions.already_there(called, name, amount).sum()) for name in attributes}
         if classifier is not None:
             probs = classifier.predict_proba(images.flatten(0, 1)).view(len(attributes) + 1, n, -1)
             matrix = EffectMatrix(labels, list(classifier.attribute_names), (probs[1:] - probs[:1]).cpu(), probs[0].cpu())
